@@ -1,0 +1,810 @@
+/*
+ * virtio-iommu device (virtio ID 23): QEMU glue
+ *
+ * virtio-iommu: independent implementation, written from the virtio
+ * specification.  This file connects the device logic of
+ * virtio-iommu-core.c to QEMU: virtqueues, configuration space, one
+ * IOMMU memory region per PCI function behind the IOMMU, fault reports on
+ * the event queue, reset and properties.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/iov.h"
+#include "qemu/log.h"
+#include "qemu/range.h"
+#include "qemu/units.h"
+#include "qapi/error.h"
+#include "exec/address-spaces.h"
+#include "exec/memory.h"
+#include "hw/pci/pci_bus.h"
+#include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
+#include "hw/virtio/virtio.h"
+#include "hw/virtio/virtio-iommu.h"
+#include "hw/virtio/virtio-iommu-core.h"
+#include "migration/vmstate.h"
+#include "system/reset.h"
+#include "standard-headers/linux/virtio_ids.h"
+
+/* Marker the build checks for, so it never ships upstream's device */
+static const char viommu_marker[] __attribute__((used)) =
+    "virtio-iommu: independent implementation";
+
+#define VIOMMU_QUEUE_SIZE       256
+/* PROBE room for host IOMMU ranges on top of the configured regions */
+#define VIOMMU_PROBE_SPARE      32
+
+#define VIOMMU_FEATURES ((1ULL << VIRTIO_IOMMU_F_INPUT_RANGE) |   \
+                         (1ULL << VIRTIO_IOMMU_F_DOMAIN_RANGE) |  \
+                         (1ULL << VIRTIO_IOMMU_F_MAP_UNMAP) |     \
+                         (1ULL << VIRTIO_IOMMU_F_PROBE) |         \
+                         (1ULL << VIRTIO_IOMMU_F_MMIO) |          \
+                         (1ULL << VIRTIO_IOMMU_F_BYPASS_CONFIG))
+
+/* The DMA address space of one PCI function (or requester ID alias) */
+struct VirtIOIOMMUSpace {
+    VirtIOIOMMU *viommu;
+    PCIBus *bus;
+    uint8_t devfn;
+    IOMMUMemoryRegion iommu_mr;
+    MemoryRegion root;          /* holds iommu_mr and bypass_mr */
+    MemoryRegion bypass_mr;     /* identity: an alias of system memory */
+    AddressSpace as;
+    IOMMUNotifierFlag notifier_flags;
+};
+
+struct VirtIOIOMMUFault {
+    uint8_t reason;
+    uint32_t flags;
+    uint32_t endpoint;
+    uint64_t address;
+};
+
+static uint32_t space_endpoint_id(VirtIOIOMMUSpace *sp)
+{
+    return PCI_BUILD_BDF(pci_bus_num(sp->bus), sp->devfn);
+}
+
+static void space_foreach(VirtIOIOMMU *s,
+                          void (*fn)(VirtIOIOMMUSpace *sp, void *opaque),
+                          void *opaque)
+{
+    GHashTableIter iter;
+    gpointer value;
+    int devfn;
+
+    g_hash_table_iter_init(&iter, s->bus_spaces);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        VirtIOIOMMUSpace **spaces = value;
+
+        for (devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+            if (spaces[devfn]) {
+                fn(spaces[devfn], opaque);
+            }
+        }
+    }
+}
+
+typedef struct SpaceSearch {
+    uint32_t ep_id;
+    VirtIOIOMMUSpace *found;
+} SpaceSearch;
+
+static void space_match(VirtIOIOMMUSpace *sp, void *opaque)
+{
+    SpaceSearch *search = opaque;
+
+    if (!search->found && space_endpoint_id(sp) == search->ep_id &&
+        sp->bus->devices[sp->devfn]) {
+        search->found = sp;
+    }
+}
+
+/* The address space that PCI requester ID @ep_id uses right now */
+static VirtIOIOMMUSpace *space_by_endpoint(VirtIOIOMMU *s, uint32_t ep_id)
+{
+    SpaceSearch search = { .ep_id = ep_id };
+
+    space_foreach(s, space_match, &search);
+    return search.found;
+}
+
+/* Core callbacks; called with s->lock held */
+
+static bool viommu_endpoint_exists(void *opaque, uint32_t ep_id)
+{
+    return space_by_endpoint(opaque, ep_id);
+}
+
+static size_t viommu_resv_regions(void *opaque, uint32_t ep_id,
+                                  const VIOMMUResvRegion **regions)
+{
+    VirtIOIOMMU *s = opaque;
+
+    *regions = s->resv;
+    return s->nr_resv;
+}
+
+static void viommu_endpoint_changed(void *opaque, uint32_t ep_id)
+{
+    VirtIOIOMMU *s = opaque;
+
+    s->spaces_stale = true;
+}
+
+static const VIOMMUCoreOps viommu_core_ops = {
+    .endpoint_exists = viommu_endpoint_exists,
+    .resv_regions = viommu_resv_regions,
+    .endpoint_changed = viommu_endpoint_changed,
+};
+
+/*
+ * Memory regions can only be switched outside s->lock: a memory
+ * transaction may call back into translate or replay.
+ */
+static void space_update(VirtIOIOMMUSpace *sp, void *opaque)
+{
+    VirtIOIOMMU *s = sp->viommu;
+    VIOMMUEndpointMode mode;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        mode = viommu_core_endpoint_mode(s->core, space_endpoint_id(sp));
+    }
+    memory_region_transaction_begin();
+    memory_region_set_enabled(&sp->bypass_mr, mode == VIOMMU_EP_BYPASS);
+    memory_region_set_enabled(MEMORY_REGION(&sp->iommu_mr),
+                              mode != VIOMMU_EP_BYPASS);
+    memory_region_transaction_commit();
+}
+
+static void viommu_update_spaces(VirtIOIOMMU *s)
+{
+    bool stale;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        stale = s->spaces_stale;
+        s->spaces_stale = false;
+    }
+    if (stale) {
+        space_foreach(s, space_update, NULL);
+    }
+}
+
+/* Requests */
+
+static size_t viommu_process(VirtIOIOMMU *s, VirtQueueElement *elem)
+{
+    uint8_t in[sizeof(struct virtio_iommu_req_probe)];
+    size_t out_len = iov_size(elem->in_sg, elem->in_num);
+    size_t in_len, tail_off;
+    struct virtio_iommu_req_tail tail = { 0 };
+    VIOMMUReply reply;
+
+    in_len = iov_to_buf(elem->out_sg, elem->out_num, 0, in, sizeof(in));
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        reply = viommu_core_handle(s->core, in, in_len, out_len,
+                                   s->probe_buf);
+    }
+    viommu_update_spaces(s);
+    if (!reply.has_status) {
+        return 0;
+    }
+
+    tail_off = out_len - sizeof(tail);
+    iov_from_buf(elem->in_sg, elem->in_num, 0, s->probe_buf,
+                 reply.props_len);
+    iov_memset(elem->in_sg, elem->in_num, reply.props_len, 0,
+               tail_off - reply.props_len);
+    tail.status = reply.status;
+    iov_from_buf(elem->in_sg, elem->in_num, tail_off, &tail, sizeof(tail));
+    return out_len;
+}
+
+static void viommu_handle_requestq(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
+    VirtQueueElement *elem;
+    bool done = false;
+
+    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        virtqueue_push(vq, elem, viommu_process(s, elem));
+        g_free(elem);
+        done = true;
+    }
+    /* One notification for the whole batch */
+    if (done) {
+        virtio_notify(vdev, vq);
+    }
+}
+
+/* Faults */
+
+/* Queue a fault report; any thread, s->lock held */
+static void viommu_queue_fault(VirtIOIOMMU *s, uint8_t reason,
+                               uint32_t ep_id, IOMMUAccessFlags access,
+                               uint64_t address)
+{
+    VirtIOIOMMUFault *fault;
+
+    if (s->nr_faults == s->max_pending_faults) {
+        if (!(s->faults_dropped++ & 0xff)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: no eventq buffer, "
+                          "%" PRIu64 " fault reports dropped so far\n",
+                          s->faults_dropped);
+        }
+        return;
+    }
+    fault = &s->faults[(s->fault_head + s->nr_faults++) %
+                       s->max_pending_faults];
+    *fault = (VirtIOIOMMUFault) {
+        .reason = reason,
+        .flags = VIRTIO_IOMMU_FAULT_F_ADDRESS |
+                 (access & IOMMU_RO ? VIRTIO_IOMMU_FAULT_F_READ : 0) |
+                 (access & IOMMU_WO ? VIRTIO_IOMMU_FAULT_F_WRITE : 0),
+        .endpoint = ep_id,
+        .address = address,
+    };
+    qemu_bh_schedule(s->fault_bh);
+}
+
+static bool viommu_peek_fault(VirtIOIOMMU *s, struct virtio_iommu_fault *rec)
+{
+    VirtIOIOMMUFault *fault;
+
+    QEMU_LOCK_GUARD(&s->lock);
+    if (!s->nr_faults) {
+        return false;
+    }
+    fault = &s->faults[s->fault_head];
+    *rec = (struct virtio_iommu_fault) {
+        .reason = fault->reason,
+        .flags = cpu_to_le32(fault->flags),
+        .endpoint = cpu_to_le32(fault->endpoint),
+        .address = cpu_to_le64(fault->address),
+    };
+    return true;
+}
+
+static void viommu_drop_fault(VirtIOIOMMU *s)
+{
+    QEMU_LOCK_GUARD(&s->lock);
+    s->fault_head = (s->fault_head + 1) % s->max_pending_faults;
+    s->nr_faults--;
+}
+
+/* Move queued faults into the eventq buffers the driver posted */
+static void viommu_deliver_faults(void *opaque)
+{
+    VirtIOIOMMU *s = opaque;
+    VirtIODevice *vdev = VIRTIO_DEVICE(s);
+    struct virtio_iommu_fault rec;
+    VirtQueueElement *elem;
+    bool pushed = false;
+
+    if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        return;
+    }
+    while (viommu_peek_fault(s, &rec)) {
+        elem = virtqueue_pop(s->event_vq, sizeof(VirtQueueElement));
+        if (!elem) {
+            break;
+        }
+        pushed = true;
+        if (iov_size(elem->in_sg, elem->in_num) < sizeof(rec)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: eventq buffer of "
+                          "%zu bytes is too small for a fault report\n",
+                          iov_size(elem->in_sg, elem->in_num));
+            virtqueue_push(s->event_vq, elem, 0);
+            g_free(elem);
+            continue;
+        }
+        iov_from_buf(elem->in_sg, elem->in_num, 0, &rec, sizeof(rec));
+        virtqueue_push(s->event_vq, elem, sizeof(rec));
+        g_free(elem);
+        viommu_drop_fault(s);
+    }
+    if (pushed) {
+        virtio_notify(vdev, s->event_vq);
+    }
+}
+
+static void viommu_handle_eventq(VirtIODevice *vdev, VirtQueue *vq)
+{
+    viommu_deliver_faults(VIRTIO_IOMMU(vdev));
+}
+
+/* Translation */
+
+static IOMMUAccessFlags mapping_perm(const VIOMMUMapping *mapping)
+{
+    return IOMMU_ACCESS_FLAG(mapping->flags & VIRTIO_IOMMU_MAP_F_READ,
+                             mapping->flags & VIRTIO_IOMMU_MAP_F_WRITE);
+}
+
+/* Translate @addr for a translated endpoint; s->lock held */
+static void translate_in_domain(VirtIOIOMMU *s, uint32_t ep_id,
+                                hwaddr addr, IOMMUAccessFlags access,
+                                IOMMUTLBEntry *entry)
+{
+    const VIOMMUDomain *domain = viommu_core_endpoint_domain(s->core, ep_id);
+    const VIOMMUMapping *mapping = viommu_core_lookup(domain, addr);
+    const VIOMMUResvRegion *resv;
+
+    if (mapping) {
+        entry->addr_mask = viommu_mapping_block_mask(mapping, addr);
+        entry->iova = addr & ~entry->addr_mask;
+        entry->translated_addr = mapping->phys_start +
+                                 (entry->iova - mapping->virt_start);
+        entry->perm = mapping_perm(mapping);
+        if ((access & entry->perm) != access) {
+            viommu_queue_fault(s, VIRTIO_IOMMU_FAULT_R_MAPPING, ep_id,
+                               access, addr);
+        }
+        return;
+    }
+
+    /* MSI doorbells reach the interrupt controller untranslated */
+    resv = viommu_resv_find(s->resv, s->nr_resv, addr);
+    if (resv && resv->subtype == VIRTIO_IOMMU_RESV_MEM_T_MSI) {
+        entry->perm = IOMMU_RW;
+        return;
+    }
+    if (access != IOMMU_NONE) {
+        viommu_queue_fault(s, VIRTIO_IOMMU_FAULT_R_MAPPING, ep_id, access,
+                           addr);
+    }
+}
+
+static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
+                                      hwaddr addr, IOMMUAccessFlags access,
+                                      int iommu_idx)
+{
+    VirtIOIOMMUSpace *sp = container_of(iommu_mr, VirtIOIOMMUSpace,
+                                        iommu_mr);
+    VirtIOIOMMU *s = sp->viommu;
+    uint32_t ep_id = space_endpoint_id(sp);
+    IOMMUTLBEntry entry = {
+        .target_as = &address_space_memory,
+        .iova = addr & ~(s->granule - 1),
+        .translated_addr = addr & ~(s->granule - 1),
+        .addr_mask = s->granule - 1,
+        .perm = IOMMU_NONE,
+    };
+
+    QEMU_LOCK_GUARD(&s->lock);
+    switch (viommu_core_endpoint_mode(s->core, ep_id)) {
+    case VIOMMU_EP_BYPASS:
+        entry.perm = IOMMU_RW;
+        break;
+    case VIOMMU_EP_BLOCKED:
+        if (access != IOMMU_NONE) {
+            viommu_queue_fault(s, VIRTIO_IOMMU_FAULT_R_DOMAIN, ep_id, access,
+                               addr);
+        }
+        break;
+    case VIOMMU_EP_TRANSLATED:
+        translate_in_domain(s, ep_id, addr, access, &entry);
+        break;
+    }
+    return entry;
+}
+
+static uint64_t viommu_get_min_page_size(IOMMUMemoryRegion *iommu_mr)
+{
+    VirtIOIOMMUSpace *sp = container_of(iommu_mr, VirtIOIOMMUSpace,
+                                        iommu_mr);
+
+    return sp->viommu->granule;
+}
+
+static int viommu_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
+                                      IOMMUNotifierFlag old,
+                                      IOMMUNotifierFlag new, Error **errp)
+{
+    VirtIOIOMMUSpace *sp = container_of(iommu_mr, VirtIOIOMMUSpace,
+                                        iommu_mr);
+
+    if (new != IOMMU_NOTIFIER_NONE) {
+        error_setg(errp, "virtio-iommu does not send IOMMU notifications "
+                   "yet (VFIO and vhost device IOTLB are not supported)");
+        return -EINVAL;
+    }
+    sp->notifier_flags = new;
+    return 0;
+}
+
+/* Per-function address spaces */
+
+static VirtIOIOMMUSpace *space_new(VirtIOIOMMU *s, PCIBus *bus, int devfn)
+{
+    VirtIOIOMMUSpace *sp = g_new0(VirtIOIOMMUSpace, 1);
+    g_autofree char *name = g_strdup_printf("virtio-iommu-%s-%02x.%x",
+                                            pci_bus_name(bus),
+                                            PCI_SLOT(devfn), PCI_FUNC(devfn));
+    g_autofree char *bypass_name = g_strconcat(name, "-bypass", NULL);
+    MemoryRegion *sysmem = get_system_memory();
+
+    sp->viommu = s;
+    sp->bus = bus;
+    sp->devfn = devfn;
+    memory_region_init_iommu(&sp->iommu_mr, sizeof(sp->iommu_mr),
+                             TYPE_VIRTIO_IOMMU_MEMORY_REGION, OBJECT(s),
+                             name, UINT64_MAX);
+    memory_region_init(&sp->root, OBJECT(s), name, UINT64_MAX);
+    memory_region_init_alias(&sp->bypass_mr, OBJECT(s), bypass_name, sysmem,
+                             0, memory_region_size(sysmem));
+    memory_region_add_subregion_overlap(&sp->root, 0,
+                                        MEMORY_REGION(&sp->iommu_mr), 0);
+    memory_region_add_subregion_overlap(&sp->root, 0, &sp->bypass_mr, 0);
+    address_space_init(&sp->as, &sp->root, name);
+    space_update(sp, NULL);
+    return sp;
+}
+
+static AddressSpace *viommu_get_address_space(PCIBus *bus, void *opaque,
+                                              int devfn)
+{
+    VirtIOIOMMU *s = opaque;
+    VirtIOIOMMUSpace **spaces;
+
+    /* The IOMMU's own DMA (its virtqueues) is never translated */
+    if (s->self && pci_get_bus(s->self) == bus && s->self->devfn == devfn) {
+        return &address_space_memory;
+    }
+    spaces = g_hash_table_lookup(s->bus_spaces, bus);
+    if (!spaces) {
+        spaces = g_new0(VirtIOIOMMUSpace *, PCI_DEVFN_MAX);
+        g_hash_table_insert(s->bus_spaces, bus, spaces);
+    }
+    if (!spaces[devfn]) {
+        spaces[devfn] = space_new(s, bus, devfn);
+    }
+    return &spaces[devfn]->as;
+}
+
+static const PCIIOMMUOps viommu_pci_ops = {
+    .get_address_space = viommu_get_address_space,
+};
+
+/* Configuration space and features */
+
+static void viommu_fill_config(VirtIOIOMMU *s,
+                               struct virtio_iommu_config *cfg)
+{
+    uint64_t input_end = MAKE_64BIT_MASK(0, s->aw_bits);
+    bool bypass;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        bypass = viommu_core_get_bypass(s->core);
+    }
+    *cfg = (struct virtio_iommu_config) {
+        .page_size_mask = cpu_to_le64(~(s->granule - 1) & input_end),
+        .input_range.start = 0,
+        .input_range.end = cpu_to_le64(input_end),
+        .domain_range.start = 0,
+        .domain_range.end = cpu_to_le32(s->max_domain_id),
+        .probe_size = cpu_to_le32(s->probe_size),
+        .bypass = bypass,
+    };
+}
+
+static void viommu_get_config(VirtIODevice *vdev, uint8_t *config)
+{
+    struct virtio_iommu_config cfg;
+
+    viommu_fill_config(VIRTIO_IOMMU(vdev), &cfg);
+    memcpy(config, &cfg, sizeof(cfg));
+}
+
+static void viommu_set_bypass(VirtIOIOMMU *s, bool bypass)
+{
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (viommu_core_get_bypass(s->core) == bypass) {
+            return;
+        }
+        viommu_core_set_bypass(s->core, bypass);
+        s->spaces_stale = true;
+    }
+    viommu_update_spaces(s);
+}
+
+static void viommu_set_config(VirtIODevice *vdev, const uint8_t *config)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
+    struct virtio_iommu_config cur, new;
+
+    viommu_fill_config(s, &cur);
+    memcpy(&new, config, sizeof(new));
+
+    if (new.bypass != cur.bypass) {
+        if (!virtio_vdev_has_feature(vdev, VIRTIO_IOMMU_F_BYPASS_CONFIG)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: config write of "
+                          "bypass=%u without BYPASS_CONFIG ignored\n",
+                          new.bypass);
+        } else if (new.bypass > 1) {
+            qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: config write of "
+                          "bypass=%u ignored (only 0 or 1)\n", new.bypass);
+        } else {
+            viommu_set_bypass(s, new.bypass);
+        }
+    }
+    new.bypass = cur.bypass;
+    if (memcmp(&new, &cur, sizeof(new))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: config write to a "
+                      "read-only field ignored\n");
+    }
+    /* The core re-reads config on every access; drop what was written */
+    viommu_get_config(vdev, vdev->config);
+}
+
+static uint64_t viommu_get_features(VirtIODevice *vdev, uint64_t features,
+                                    Error **errp)
+{
+    return features | VIOMMU_FEATURES;
+}
+
+static void viommu_set_features(VirtIODevice *vdev, uint64_t features)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
+
+    QEMU_LOCK_GUARD(&s->lock);
+    viommu_core_set_features(s->core, features);
+}
+
+/* Reset */
+
+/* Device reset: every endpoint detached, config bypass kept (spec) */
+static void viommu_reset(VirtIODevice *vdev)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        viommu_core_reset(s->core);
+        viommu_core_set_features(s->core, 0);
+        s->nr_faults = 0;
+        s->spaces_stale = true;
+    }
+    viommu_update_spaces(s);
+}
+
+/* System reset: bypass back to its initial value */
+static void viommu_system_reset(void *opaque)
+{
+    VirtIOIOMMU *s = opaque;
+
+    viommu_set_bypass(s, s->boot_bypass);
+}
+
+/* Realize */
+
+static bool viommu_resolve_granule(VirtIOIOMMU *s, Error **errp)
+{
+    switch (s->granule_mode) {
+    case GRANULE_MODE_4K:
+        s->granule = 4 * KiB;
+        break;
+    case GRANULE_MODE_8K:
+        s->granule = 8 * KiB;
+        break;
+    case GRANULE_MODE_16K:
+        s->granule = 16 * KiB;
+        break;
+    case GRANULE_MODE_64K:
+        s->granule = 64 * KiB;
+        break;
+    case GRANULE_MODE_HOST:
+        s->granule = qemu_real_host_page_size();
+        break;
+    default:
+        error_setg(errp, "unsupported granule mode");
+        return false;
+    }
+    return true;
+}
+
+static int resv_cmp(const void *a, const void *b)
+{
+    const VIOMMUResvRegion *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Sorted copy of reserved-regions; reject what PROBE could not describe */
+static bool viommu_load_resv_regions(VirtIOIOMMU *s, Error **errp)
+{
+    size_t i;
+
+    s->nr_resv = s->nr_prop_resv_regions;
+    s->resv = g_new0(VIOMMUResvRegion, s->nr_resv);
+    for (i = 0; i < s->nr_resv; i++) {
+        ReservedRegion *r = &s->prop_resv_regions[i];
+
+        if (r->type != VIRTIO_IOMMU_RESV_MEM_T_RESERVED &&
+            r->type != VIRTIO_IOMMU_RESV_MEM_T_MSI) {
+            error_setg(errp, "reserved-regions: type %u is neither 0 "
+                       "(reserved) nor 1 (MSI)", r->type);
+            return false;
+        }
+        s->resv[i] = (VIOMMUResvRegion) {
+            .start = range_lob(&r->range),
+            .end = range_upb(&r->range),
+            .subtype = r->type,
+        };
+    }
+    qsort(s->resv, s->nr_resv, sizeof(*s->resv), resv_cmp);
+    for (i = 1; i < s->nr_resv; i++) {
+        if (s->resv[i].start <= s->resv[i - 1].end) {
+            error_setg(errp, "reserved-regions: [0x%" PRIx64 ", 0x%" PRIx64
+                       "] overlaps [0x%" PRIx64 ", 0x%" PRIx64 "]",
+                       s->resv[i].start, s->resv[i].end,
+                       s->resv[i - 1].start, s->resv[i - 1].end);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void viommu_realize(DeviceState *dev, Error **errp)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    VirtIOIOMMU *s = VIRTIO_IOMMU(dev);
+    BusState *parent_bus = qdev_get_parent_bus(dev);
+    VIOMMUCoreConfig config;
+
+    if (!s->primary_bus) {
+        error_setg(errp, "virtio-iommu: primary-bus is not set");
+        return;
+    }
+    if (s->aw_bits < 32 || s->aw_bits > 64) {
+        error_setg(errp, "aw-bits must be within [32, 64]");
+        return;
+    }
+    if (!s->max_pending_faults) {
+        error_setg(errp, "max-pending-faults must be at least 1");
+        return;
+    }
+    if (!viommu_resolve_granule(s, errp) ||
+        !viommu_load_resv_regions(s, errp)) {
+        return;
+    }
+    s->probe_size = QEMU_ALIGN_UP((s->nr_resv + VIOMMU_PROBE_SPARE) *
+                                  sizeof(struct virtio_iommu_probe_resv_mem),
+                                  64);
+
+    config = (VIOMMUCoreConfig) {
+        .granule = s->granule,
+        .input_start = 0,
+        .input_end = MAKE_64BIT_MASK(0, s->aw_bits),
+        .domain_start = 0,
+        .domain_end = s->max_domain_id,
+        .probe_size = s->probe_size,
+        .limits.max_domains = s->max_domains,
+        .limits.max_mappings = s->max_mappings,
+    };
+    qemu_mutex_init(&s->lock);
+    s->core = viommu_core_new(&config, &viommu_core_ops, s);
+    viommu_core_set_bypass(s->core, s->boot_bypass);
+    s->probe_buf = g_malloc0(s->probe_size);
+    s->faults = g_new0(VirtIOIOMMUFault, s->max_pending_faults);
+    s->bus_spaces = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    s->fault_bh = virtio_bh_new_guarded(dev, viommu_deliver_faults, s);
+
+    /* Our own PCI function, when we sit on a PCI transport */
+    if (parent_bus && object_dynamic_cast(OBJECT(parent_bus->parent),
+                                          TYPE_PCI_DEVICE)) {
+        s->self = PCI_DEVICE(parent_bus->parent);
+    }
+
+    virtio_init(vdev, VIRTIO_ID_IOMMU, sizeof(struct virtio_iommu_config));
+    s->req_vq = virtio_add_queue(vdev, VIOMMU_QUEUE_SIZE,
+                                 viommu_handle_requestq);
+    s->event_vq = virtio_add_queue(vdev, VIOMMU_QUEUE_SIZE,
+                                   viommu_handle_eventq);
+    viommu_get_config(vdev, vdev->config);
+
+    pci_setup_iommu(s->primary_bus, &viommu_pci_ops, s);
+    qemu_register_reset(viommu_system_reset, s);
+}
+
+static void viommu_unrealize(DeviceState *dev)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    VirtIOIOMMU *s = VIRTIO_IOMMU(dev);
+
+    qemu_unregister_reset(viommu_system_reset, s);
+    qemu_bh_delete(s->fault_bh);
+    virtio_delete_queue(s->req_vq);
+    virtio_delete_queue(s->event_vq);
+    virtio_cleanup(vdev);
+    viommu_core_free(s->core);
+    g_hash_table_destroy(s->bus_spaces);
+    g_free(s->faults);
+    g_free(s->probe_buf);
+    g_free(s->resv);
+    qemu_mutex_destroy(&s->lock);
+}
+
+/*
+ * Migration of the domain state comes with the stream format of stock
+ * QEMU; until then a VM using this device is not migratable.
+ */
+static const VMStateDescription vmstate_viommu = {
+    .name = "virtio-iommu",
+    .unmigratable = 1,
+};
+
+static const Property viommu_properties[] = {
+    DEFINE_PROP_LINK("primary-bus", VirtIOIOMMU, primary_bus,
+                     TYPE_PCI_BUS, PCIBus *),
+    DEFINE_PROP_BOOL("boot-bypass", VirtIOIOMMU, boot_bypass, true),
+    DEFINE_PROP_GRANULE_MODE("granule", VirtIOIOMMU, granule_mode,
+                             GRANULE_MODE_HOST),
+    DEFINE_PROP_UINT8("aw-bits", VirtIOIOMMU, aw_bits, 64),
+    DEFINE_PROP_UINT32("max-domains", VirtIOIOMMU, max_domains, 65536),
+    DEFINE_PROP_UINT32("max-domain-id", VirtIOIOMMU, max_domain_id,
+                       UINT32_MAX),
+    DEFINE_PROP_UINT64("max-mappings", VirtIOIOMMU, max_mappings, 1 << 20),
+    DEFINE_PROP_UINT32("max-pending-faults", VirtIOIOMMU, max_pending_faults,
+                       128),
+};
+
+static void viommu_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    VirtioDeviceClass *vdc = VIRTIO_DEVICE_CLASS(klass);
+
+    device_class_set_props(dc, viommu_properties);
+    dc->vmsd = &vmstate_viommu;
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    vdc->realize = viommu_realize;
+    vdc->unrealize = viommu_unrealize;
+    vdc->reset = viommu_reset;
+    vdc->get_config = viommu_get_config;
+    vdc->set_config = viommu_set_config;
+    vdc->get_features = viommu_get_features;
+    vdc->set_features = viommu_set_features;
+
+    object_class_property_set_description(klass, "boot-bypass",
+        "DMA of endpoints not attached to a domain bypasses the IOMMU "
+        "until the guest driver writes config field bypass (default on)");
+    object_class_property_set_description(klass, "granule",
+        "smallest page size of mappings: 4k, 8k, 16k, 64k or host");
+    object_class_property_set_description(klass, "aw-bits",
+        "input address width in bits, 32 to 64 (input_range)");
+    object_class_property_set_description(klass, "max-domains",
+        "most domains alive at once; ATTACH past it fails with NOMEM");
+    object_class_property_set_description(klass, "max-domain-id",
+        "highest domain ID (domain_range.end)");
+    object_class_property_set_description(klass, "max-mappings",
+        "most mappings over all domains; MAP past it fails with NOMEM");
+    object_class_property_set_description(klass, "max-pending-faults",
+        "fault reports kept while the guest has no eventq buffer posted");
+}
+
+static void viommu_mr_class_init(ObjectClass *klass, void *data)
+{
+    IOMMUMemoryRegionClass *imrc = IOMMU_MEMORY_REGION_CLASS(klass);
+
+    imrc->translate = viommu_translate;
+    imrc->get_min_page_size = viommu_get_min_page_size;
+    imrc->notify_flag_changed = viommu_notify_flag_changed;
+}
+
+static const TypeInfo viommu_types[] = {
+    {
+        .name = TYPE_VIRTIO_IOMMU,
+        .parent = TYPE_VIRTIO_DEVICE,
+        .instance_size = sizeof(VirtIOIOMMU),
+        .class_init = viommu_class_init,
+    },
+    {
+        .name = TYPE_VIRTIO_IOMMU_MEMORY_REGION,
+        .parent = TYPE_IOMMU_MEMORY_REGION,
+        .class_init = viommu_mr_class_init,
+    },
+};
+
+DEFINE_TYPES(viommu_types)

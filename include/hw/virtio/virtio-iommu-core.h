@@ -1,0 +1,147 @@
+/*
+ * virtio-iommu: device logic independent of QEMU's device model
+ *
+ * Request decoding and validation, domains, endpoint attachments and the
+ * per-domain interval map of mappings.  Nothing here touches virtqueues,
+ * memory regions or QOM, so it can be unit-tested and fuzzed on its own.
+ * Callers serialize calls (the device holds its lock around them).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VIRTIO_VIRTIO_IOMMU_CORE_H
+#define HW_VIRTIO_VIRTIO_IOMMU_CORE_H
+
+/* Largest device-writable part of a request we accept (tail included) */
+#define VIOMMU_MAX_WRITABLE     (1u << 20)
+
+/* Largest endpoint ID: PCI requester IDs on segment 0 */
+#define VIOMMU_MAX_ENDPOINT_ID  0xffff
+
+typedef struct VIOMMUCore VIOMMUCore;
+typedef struct VIOMMUDomain VIOMMUDomain;
+
+typedef struct VIOMMUMapping {
+    uint64_t virt_start;
+    uint64_t virt_end;      /* inclusive */
+    uint64_t phys_start;
+    uint32_t flags;         /* VIRTIO_IOMMU_MAP_F_* */
+} VIOMMUMapping;
+
+typedef struct VIOMMUResvRegion {
+    uint64_t start;
+    uint64_t end;           /* inclusive */
+    uint8_t subtype;        /* VIRTIO_IOMMU_RESV_MEM_T_* */
+} VIOMMUResvRegion;
+
+/* What an endpoint's DMA sees, as far as translation is concerned */
+typedef enum VIOMMUEndpointMode {
+    VIOMMU_EP_BLOCKED,      /* unattached, bypass off: everything faults */
+    VIOMMU_EP_BYPASS,       /* identity */
+    VIOMMU_EP_TRANSLATED,   /* attached to a translating domain */
+} VIOMMUEndpointMode;
+
+typedef struct VIOMMUCoreOps {
+    /* Does an endpoint with this ID sit behind the IOMMU right now? */
+    bool (*endpoint_exists)(void *opaque, uint32_t ep_id);
+    /*
+     * The endpoint's reserved regions, sorted by address and not
+     * overlapping.  The array stays valid until the next core call.
+     */
+    size_t (*resv_regions)(void *opaque, uint32_t ep_id,
+                           const VIOMMUResvRegion **regions);
+    /* The endpoint's mode or domain changed */
+    void (*endpoint_changed)(void *opaque, uint32_t ep_id);
+    /*
+     * A mapping became reachable from, or was removed from, a domain.
+     * Called for each mapping of a domain when it is destroyed too.
+     */
+    void (*mapping_added)(void *opaque, const VIOMMUDomain *domain,
+                          const VIOMMUMapping *mapping);
+    void (*mapping_removed)(void *opaque, const VIOMMUDomain *domain,
+                            const VIOMMUMapping *mapping);
+} VIOMMUCoreOps;
+
+typedef struct VIOMMUCoreLimits {
+    uint32_t max_domains;
+    uint64_t max_mappings;
+} VIOMMUCoreLimits;
+
+/* The device configuration the core validates requests against */
+typedef struct VIOMMUCoreConfig {
+    uint64_t granule;               /* power of two */
+    uint64_t input_start;
+    uint64_t input_end;
+    uint32_t domain_start;
+    uint32_t domain_end;
+    uint32_t probe_size;
+    VIOMMUCoreLimits limits;
+} VIOMMUCoreConfig;
+
+/* Outcome of one request */
+typedef struct VIOMMUReply {
+    bool has_status;        /* false: return the buffers unwritten */
+    uint8_t status;
+    size_t props_len;       /* PROBE: bytes of properties written */
+} VIOMMUReply;
+
+/* Read-only counters, for statistics and tests */
+typedef struct VIOMMUCoreStats {
+    uint32_t nr_domains;
+    uint64_t nr_mappings;
+    uint32_t nr_attached;
+} VIOMMUCoreStats;
+
+VIOMMUCore *viommu_core_new(const VIOMMUCoreConfig *config,
+                            const VIOMMUCoreOps *ops, void *opaque);
+void viommu_core_free(VIOMMUCore *core);
+
+/* Negotiated features (VIRTIO_IOMMU_F_* bits), checked by handlers */
+void viommu_core_set_features(VIOMMUCore *core, uint64_t features);
+
+/* Config field bypass, as the guest currently sees it */
+void viommu_core_set_bypass(VIOMMUCore *core, bool bypass);
+bool viommu_core_get_bypass(const VIOMMUCore *core);
+
+/*
+ * Handle one request.  @in holds the device-readable bytes, @out_len is
+ * the size of the device-writable part.  For PROBE, properties are written
+ * to @props, which holds probe_size bytes.
+ */
+VIOMMUReply viommu_core_handle(VIOMMUCore *core, const void *in,
+                               size_t in_len, size_t out_len, uint8_t *props);
+
+/* Detach every endpoint and destroy every domain (device reset) */
+void viommu_core_reset(VIOMMUCore *core);
+
+/* Translation */
+VIOMMUEndpointMode viommu_core_endpoint_mode(const VIOMMUCore *core,
+                                             uint32_t ep_id);
+const VIOMMUDomain *viommu_core_endpoint_domain(const VIOMMUCore *core,
+                                                uint32_t ep_id);
+const VIOMMUMapping *viommu_core_lookup(const VIOMMUDomain *domain,
+                                        uint64_t iova);
+uint32_t viommu_domain_id(const VIOMMUDomain *domain);
+bool viommu_domain_is_bypass(const VIOMMUDomain *domain);
+
+/*
+ * The largest naturally aligned power-of-two block around @iova that lies
+ * inside @mapping and is aligned identically on the physical side, as a
+ * mask (size - 1).
+ */
+uint64_t viommu_mapping_block_mask(const VIOMMUMapping *mapping,
+                                   uint64_t iova);
+
+/* Call @fn for each mapping of @domain, in address order, until it
+ * returns true. */
+typedef bool (*VIOMMUMappingFn)(const VIOMMUMapping *mapping, void *opaque);
+void viommu_domain_foreach_mapping(const VIOMMUDomain *domain,
+                                   VIOMMUMappingFn fn, void *opaque);
+
+VIOMMUCoreStats viommu_core_stats(const VIOMMUCore *core);
+
+/* Find the reserved region containing @addr, or NULL */
+const VIOMMUResvRegion *viommu_resv_find(const VIOMMUResvRegion *regions,
+                                         size_t nr, uint64_t addr);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * virtio-iommu device (virtio ID 23)
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef QEMU_VIRTIO_IOMMU_H
+#define QEMU_VIRTIO_IOMMU_H
+
+#include "standard-headers/linux/virtio_iommu.h"
+#include "hw/virtio/virtio.h"
+#include "hw/pci/pci.h"
+#include "qapi/qapi-types-virtio.h"
+#include "qemu/thread.h"
+#include "qom/object.h"
+
+#define TYPE_VIRTIO_IOMMU "virtio-iommu-device"
+#define TYPE_VIRTIO_IOMMU_PCI "virtio-iommu-pci"
+#define TYPE_VIRTIO_IOMMU_MEMORY_REGION "virtio-iommu-memory-region"
+
+OBJECT_DECLARE_SIMPLE_TYPE(VirtIOIOMMU, VIRTIO_IOMMU)
+
+typedef struct VIOMMUCore VIOMMUCore;
+typedef struct VIOMMUResvRegion VIOMMUResvRegion;
+typedef struct VirtIOIOMMUSpace VirtIOIOMMUSpace;
+typedef struct VirtIOIOMMUFault VirtIOIOMMUFault;
+
+struct VirtIOIOMMU {
+    VirtIODevice parent_obj;
+    VirtQueue *req_vq;
+    VirtQueue *event_vq;
+
+    /* Properties */
+    PCIBus *primary_bus;
+    bool boot_bypass;
+    GranuleMode granule_mode;
+    uint8_t aw_bits;
+    uint32_t nr_prop_resv_regions;
+    ReservedRegion *prop_resv_regions;
+    uint32_t max_domains;
+    uint32_t max_domain_id;
+    uint64_t max_mappings;
+    uint32_t max_pending_faults;
+
+    /* Fixed at realize */
+    uint64_t granule;
+    uint32_t probe_size;
+    VIOMMUResvRegion *resv;         /* sorted, from reserved-regions */
+    size_t nr_resv;
+    PCIDevice *self;                /* our own PCI function: never translated */
+    GHashTable *bus_spaces;         /* PCIBus * -> VirtIOIOMMUSpace *[256] */
+    QEMUBH *fault_bh;
+
+    /*
+     * @lock protects the core state and the fault ring: translate runs in
+     * vCPU threads and iothreads, requests run in the main loop.
+     */
+    QemuMutex lock;
+    VIOMMUCore *core;
+    bool spaces_stale;              /* an endpoint's mode may have changed */
+    VirtIOIOMMUFault *faults;       /* ring of max_pending_faults */
+    uint32_t fault_head;
+    uint32_t nr_faults;
+    uint64_t faults_dropped;
+    uint8_t *probe_buf;             /* probe_size bytes */
+};
+
+#endif

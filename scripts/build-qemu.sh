@@ -1,0 +1,145 @@
+#!/bin/bash
+# Build QEMU 10.0.x from Debian's source package with our virtio-iommu in
+# place of upstream's.
+#
+#   scripts/build-qemu.sh            our device  -> build/qemu/
+#   scripts/build-qemu.sh --upstream upstream's  -> build/upstream/  (comparison
+#                                    only, same core patches, never shipped)
+#
+# Every step names itself when it fails.  Re-running is incremental: the
+# source is fetched and unpacked once, our files are symlinked into the tree,
+# and ninja rebuilds only what changed.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib.sh"
+
+flavour=ours
+[ "${1:-}" = "--upstream" ] && flavour=upstream
+
+# Our files, relative to both our repository and QEMU's tree.  Upstream's
+# versions of the first group are removed from the tree; the second group is
+# new.
+REPLACED_FILES="
+hw/virtio/virtio-iommu.c
+hw/virtio/virtio-iommu-pci.c
+include/hw/virtio/virtio-iommu.h
+include/standard-headers/linux/virtio_iommu.h
+tests/qtest/virtio-iommu-test.c
+tests/qtest/libqos/virtio-iommu.c
+tests/qtest/libqos/virtio-iommu.h
+"
+ADDED_FILES="
+hw/virtio/virtio-iommu-core.c
+include/hw/virtio/virtio-iommu-core.h
+"
+
+src=$BUILD/src-$flavour
+out=$BUILD/$flavour
+
+step_fetch() {
+    mkdir -p "$DL"
+    if ! ls "$DL"/qemu_10.0.*.dsc >/dev/null 2>&1; then
+        bash "$top/scripts/install-deps.sh"
+        local ver
+        ver=$(apt-cache showsrc qemu | awk '/^Version:/ { print $2 }' |
+              grep -E '^1:10\.0\.' | sort -V | tail -n 1) || true
+        [ -n "$ver" ] || die "no QEMU 10.0.x source package on the mirror" \
+            "(apt-cache showsrc qemu lists: $(apt-cache showsrc qemu |
+              awk '/^Version:/ { printf "%s ", $2 }'))"
+        (cd "$DL" && apt-get source --download-only "qemu=$ver") ||
+            die "apt-get source qemu=$ver failed"
+    fi
+}
+
+step_unpack() {
+    [ -f "$src/.unpacked" ] && return 0
+    local dsc
+    dsc=$(ls "$DL"/qemu_10.0.*.dsc | sort -V | tail -n 1)
+    rm -rf "$src"
+    dpkg-source --no-check -x "$dsc" "$src" >/dev/null ||
+        die "dpkg-source -x $dsc failed"
+    # Record exactly what we build against.
+    basename "$dsc" .dsc | sed 's/^qemu_//' > "$src/.debian-version"
+    touch "$src/.unpacked"
+}
+
+step_core_patches() {
+    local p
+    for p in "$top"/patches/*.patch; do
+        [ -e "$p" ] || continue
+        local stamp="$src/.applied-$(basename "$p")"
+        [ -f "$stamp" ] && continue
+        patch -d "$src" -p1 --forward -s < "$p" ||
+            die "core patch $(basename "$p") does not apply to QEMU $(qemu_version)"
+        touch "$stamp"
+    done
+}
+
+# Replace upstream's virtio-iommu files with symlinks to ours, so that an
+# edit here is a rebuild there.
+step_place_ours() {
+    local f
+    for f in $REPLACED_FILES $ADDED_FILES; do
+        [ -f "$top/$f" ] || die "our file $f is missing"
+        if [ ! -L "$src/$f" ]; then
+            rm -f "$src/$f"
+            ln -s "$top/$f" "$src/$f"
+        fi
+    done
+    # Our pure core is one more source file beside the device.
+    grep -q virtio-iommu-core.c "$src/hw/virtio/meson.build" ||
+        sed -i "s/files('virtio-iommu.c')/files('virtio-iommu.c', 'virtio-iommu-core.c')/" \
+            "$src/hw/virtio/meson.build"
+    grep -q virtio-iommu-core.c "$src/hw/virtio/meson.build" ||
+        die "could not add virtio-iommu-core.c to hw/virtio/meson.build"
+}
+
+step_configure() {
+    [ -f "$out/build.ninja" ] && return 0
+    mkdir -p "$out"
+    local cc=gcc
+    [ -x /usr/lib/ccache/gcc ] && cc=/usr/lib/ccache/gcc
+    (cd "$out" && "$src/configure" \
+        --python=/usr/bin/python3 \
+        --cc="$cc" \
+        --target-list=x86_64-softmmu,aarch64-softmmu \
+        --without-default-features \
+        --enable-kvm --enable-tcg --enable-fdt=system --enable-slirp \
+        --disable-docs --disable-install-blobs \
+        --disable-werror \
+        --firmwarepath=/usr/share/seabios:/usr/lib/ipxe/qemu:/usr/share/qemu-efi-aarch64 \
+        ${QEMU_CONFIGURE_EXTRA:-}) > "$out/configure.log" 2>&1 ||
+        { tail -n 30 "$out/configure.log" >&2; rm -f "$out/build.ninja";
+          die "configure failed (log: $out/configure.log)"; }
+}
+
+step_build() {
+    local targets="qemu-system-x86_64 qemu-system-aarch64 tests/qtest/qos-test"
+    # shellcheck disable=SC2086
+    ninja -C "$out" $targets ${QEMU_NINJA_EXTRA:-} > "$out/ninja.log" 2>&1 ||
+        { grep -E 'error|Error' "$out/ninja.log" | head -n 30 >&2;
+          die "build failed (log: $out/ninja.log)"; }
+}
+
+# The build must never silently fall back to upstream's device: check that
+# the binary holds our device's marker string.
+step_verify() {
+    local bin="$out/qemu-system-x86_64"
+    if [ "$flavour" = ours ]; then
+        grep -q "$OUR_MARKER" "$bin" ||
+            die "$bin does not contain our virtio-iommu (marker '$OUR_MARKER')"
+    else
+        ! grep -q "$OUR_MARKER" "$bin" ||
+            die "$bin should be upstream's device but contains ours"
+    fi
+}
+
+run_step "fetch QEMU source" step_fetch
+run_step "unpack QEMU source" step_unpack
+run_step "apply core patches" step_core_patches
+[ "$flavour" = ours ] && run_step "place our virtio-iommu files" step_place_ours
+run_step "configure QEMU ($flavour)" step_configure
+run_step "build QEMU ($flavour)" step_build
+run_step "verify device ($flavour)" step_verify
+echo "build-qemu: QEMU $(cat "$src/.debian-version") ($flavour) ready in $out"

@@ -1,0 +1,26 @@
+# Shared shell helpers for the project's scripts.  Sourced, not run.
+
+BUILD=${VIOMMU_BUILD_DIR:-$top/build}
+DL=$BUILD/download
+# A string only our device's binary contains (see hw/virtio/virtio-iommu.c).
+OUR_MARKER="virtio-iommu: independent implementation"
+
+die() {
+    echo "ERROR${STEP:+ in step '$STEP'}: $*" >&2
+    exit 1
+}
+
+run_step() {
+    STEP=$1
+    shift
+    echo "==> $STEP"
+    "$@"
+    STEP=
+}
+
+qemu_version() {
+    cat "$BUILD"/src-*/.debian-version 2>/dev/null | head -n 1
+}
+
+# Let ccache share objects between our build and the comparison build.
+export CCACHE_BASEDIR=$BUILD

@@ -1,0 +1,662 @@
+/*
+ * Unit tests of the virtio-iommu core: request decoding, validation,
+ * domains, endpoints and the interval map, without QEMU.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/bswap.h"
+#include "standard-headers/linux/virtio_iommu.h"
+#include "hw/virtio/virtio-iommu-core.h"
+
+#define GRANULE     0x1000ULL
+#define PROBE_SIZE  512
+#define EP_A        0x08
+#define EP_B        0x10
+#define EP_C        0x18
+#define MSI_START   0xfee00000ULL
+#define MSI_END     0xfeefffffULL
+
+static unsigned int log_lines;
+
+void viommu_shim_log(int mask, const char *fmt, ...)
+{
+    log_lines++;
+    if (g_test_verbose()) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+    }
+}
+
+typedef struct Fixture {
+    VIOMMUCore *core;
+    GHashTable *changed;        /* endpoint IDs reported as changed */
+    uint64_t added;
+    uint64_t removed;
+    uint8_t props[PROBE_SIZE];
+} Fixture;
+
+static const VIOMMUResvRegion resv[] = {
+    { .start = MSI_START, .end = MSI_END,
+      .subtype = VIRTIO_IOMMU_RESV_MEM_T_MSI },
+};
+
+static bool fake_exists(void *opaque, uint32_t ep_id)
+{
+    return ep_id == EP_A || ep_id == EP_B || ep_id == EP_C;
+}
+
+static size_t fake_resv(void *opaque, uint32_t ep_id,
+                        const VIOMMUResvRegion **regions)
+{
+    *regions = resv;
+    return ARRAY_SIZE(resv);
+}
+
+static void fake_changed(void *opaque, uint32_t ep_id)
+{
+    Fixture *f = opaque;
+
+    g_hash_table_add(f->changed, GUINT_TO_POINTER(ep_id));
+}
+
+static void fake_added(void *opaque, const VIOMMUDomain *domain,
+                       const VIOMMUMapping *mapping)
+{
+    ((Fixture *)opaque)->added++;
+}
+
+static void fake_removed(void *opaque, const VIOMMUDomain *domain,
+                         const VIOMMUMapping *mapping)
+{
+    ((Fixture *)opaque)->removed++;
+}
+
+static const VIOMMUCoreOps fake_ops = {
+    .endpoint_exists = fake_exists,
+    .resv_regions = fake_resv,
+    .endpoint_changed = fake_changed,
+    .mapping_added = fake_added,
+    .mapping_removed = fake_removed,
+};
+
+#define ALL_FEATURES ((1ULL << VIRTIO_IOMMU_F_INPUT_RANGE) |      \
+                      (1ULL << VIRTIO_IOMMU_F_DOMAIN_RANGE) |     \
+                      (1ULL << VIRTIO_IOMMU_F_MAP_UNMAP) |        \
+                      (1ULL << VIRTIO_IOMMU_F_PROBE) |            \
+                      (1ULL << VIRTIO_IOMMU_F_MMIO) |             \
+                      (1ULL << VIRTIO_IOMMU_F_BYPASS_CONFIG))
+
+static void fixture_setup_limits(Fixture *f, uint32_t max_domains,
+                                 uint64_t max_mappings)
+{
+    VIOMMUCoreConfig config = {
+        .granule = GRANULE,
+        .input_start = 0,
+        .input_end = (1ULL << 48) - 1,
+        .domain_start = 0,
+        .domain_end = 1023,
+        .probe_size = PROBE_SIZE,
+        .limits.max_domains = max_domains,
+        .limits.max_mappings = max_mappings,
+    };
+
+    f->core = viommu_core_new(&config, &fake_ops, f);
+    f->changed = g_hash_table_new(g_direct_hash, g_direct_equal);
+    viommu_core_set_features(f->core, ALL_FEATURES);
+    viommu_core_set_bypass(f->core, false);
+    log_lines = 0;
+}
+
+static void fixture_setup(Fixture *f, gconstpointer data)
+{
+    fixture_setup_limits(f, 16, 64);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    viommu_core_free(f->core);
+    g_hash_table_destroy(f->changed);
+}
+
+/* Request builders: return the status, or -1 for "no status written" */
+
+static int submit(Fixture *f, const void *req, size_t in_len, size_t out_len)
+{
+    VIOMMUReply reply = viommu_core_handle(f->core, req, in_len, out_len,
+                                           f->props);
+
+    return reply.has_status ? reply.status : -1;
+}
+
+static int attach_flags(Fixture *f, uint32_t domain, uint32_t ep,
+                        uint32_t flags)
+{
+    struct virtio_iommu_req_attach req = {
+        .head.type = VIRTIO_IOMMU_T_ATTACH,
+        .domain = cpu_to_le32(domain),
+        .endpoint = cpu_to_le32(ep),
+        .flags = cpu_to_le32(flags),
+    };
+
+    return submit(f, &req, sizeof(req) - 4, 4);
+}
+
+static int attach(Fixture *f, uint32_t domain, uint32_t ep)
+{
+    return attach_flags(f, domain, ep, 0);
+}
+
+static int detach(Fixture *f, uint32_t domain, uint32_t ep)
+{
+    struct virtio_iommu_req_detach req = {
+        .head.type = VIRTIO_IOMMU_T_DETACH,
+        .domain = cpu_to_le32(domain),
+        .endpoint = cpu_to_le32(ep),
+    };
+
+    return submit(f, &req, sizeof(req) - 4, 4);
+}
+
+static int map_flags(Fixture *f, uint32_t domain, uint64_t start,
+                     uint64_t end, uint64_t phys, uint32_t flags)
+{
+    struct virtio_iommu_req_map req = {
+        .head.type = VIRTIO_IOMMU_T_MAP,
+        .domain = cpu_to_le32(domain),
+        .virt_start = cpu_to_le64(start),
+        .virt_end = cpu_to_le64(end),
+        .phys_start = cpu_to_le64(phys),
+        .flags = cpu_to_le32(flags),
+    };
+
+    return submit(f, &req, sizeof(req) - 4, 4);
+}
+
+static int map(Fixture *f, uint32_t domain, uint64_t start, uint64_t end,
+               uint64_t phys)
+{
+    return map_flags(f, domain, start, end, phys,
+                     VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE);
+}
+
+static int unmap(Fixture *f, uint32_t domain, uint64_t start, uint64_t end)
+{
+    struct virtio_iommu_req_unmap req = {
+        .head.type = VIRTIO_IOMMU_T_UNMAP,
+        .domain = cpu_to_le32(domain),
+        .virt_start = cpu_to_le64(start),
+        .virt_end = cpu_to_le64(end),
+    };
+
+    return submit(f, &req, sizeof(req) - 4, 4);
+}
+
+static int probe(Fixture *f, uint32_t ep, size_t props_len)
+{
+    struct virtio_iommu_req_probe req = {
+        .head.type = VIRTIO_IOMMU_T_PROBE,
+        .endpoint = cpu_to_le32(ep),
+    };
+
+    return submit(f, &req, sizeof(req), props_len + 4);
+}
+
+static const VIOMMUMapping *lookup(Fixture *f, uint32_t ep, uint64_t iova)
+{
+    const VIOMMUDomain *domain = viommu_core_endpoint_domain(f->core, ep);
+
+    return domain ? viommu_core_lookup(domain, iova) : NULL;
+}
+
+static uint64_t nr_mappings(Fixture *f)
+{
+    return viommu_core_stats(f->core).nr_mappings;
+}
+
+/* Page-scaled addresses for the spec's UNMAP examples */
+#define P(n) ((uint64_t)(n) * GRANULE)
+#define PE(n) (P((n) + 1) - 1)
+
+/* Buffers */
+
+static void test_buffers(Fixture *f, gconstpointer data)
+{
+    struct virtio_iommu_req_attach req = {
+        .head.type = VIRTIO_IOMMU_T_ATTACH,
+        .endpoint = cpu_to_le32(EP_A),
+    };
+    uint8_t type = 0x42;
+
+    /* Writable part too small for a tail, or absurdly large */
+    g_assert_cmpint(submit(f, &req, sizeof(req) - 4, 3), ==, -1);
+    g_assert_cmpint(submit(f, &req, sizeof(req) - 4, 0), ==, -1);
+    g_assert_cmpint(submit(f, &req, sizeof(req) - 4,
+                           VIOMMU_MAX_WRITABLE + 1), ==, -1);
+    /* No head */
+    g_assert_cmpint(submit(f, &req, 3, 4), ==, -1);
+    /* Unknown types */
+    g_assert_cmpint(submit(f, &type, 1 + 3, 4), ==, -1);
+    type = 0;
+    g_assert_cmpint(submit(f, &type, 4, 4), ==, -1);
+    /* Body too short for its type */
+    g_assert_cmpint(submit(f, &req, sizeof(req) - 5, 4), ==,
+                    VIRTIO_IOMMU_S_IOERR);
+    g_assert_cmpint(log_lines, ==, 7);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_attached, ==, 0);
+    /* Extra readable and writable bytes are fine */
+    g_assert_cmpint(submit(f, &req, sizeof(req) + 16, 64), ==,
+                    VIRTIO_IOMMU_S_OK);
+}
+
+static void test_features(Fixture *f, gconstpointer data)
+{
+    viommu_core_set_features(f->core, 0);
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, -1);
+    g_assert_cmpint(unmap(f, 1, 0, PE(0)), ==, -1);
+    g_assert_cmpint(probe(f, EP_A, PROBE_SIZE), ==, -1);
+    g_assert_cmpint(attach_flags(f, 2, EP_B, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                    ==, VIRTIO_IOMMU_S_INVAL);
+    viommu_core_set_features(f->core, 1ULL << VIRTIO_IOMMU_F_MAP_UNMAP);
+    g_assert_cmpint(map_flags(f, 1, 0, PE(0), 0, VIRTIO_IOMMU_MAP_F_MMIO),
+                    ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(log_lines, ==, 5);
+}
+
+/* ATTACH */
+
+static void test_attach_checks(Fixture *f, gconstpointer data)
+{
+    struct virtio_iommu_req_attach req = {
+        .head.type = VIRTIO_IOMMU_T_ATTACH,
+        .domain = cpu_to_le32(1),
+        .endpoint = cpu_to_le32(EP_A),
+        .reserved = { 0, 0, 1, 0 },
+    };
+
+    g_assert_cmpint(submit(f, &req, sizeof(req) - 4, 4), ==,
+                    VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(attach_flags(f, 1, EP_A, 2), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(attach(f, 1, 0x20), ==, VIRTIO_IOMMU_S_NOENT);
+    g_assert_cmpint(attach(f, 1, 0x10008), ==, VIRTIO_IOMMU_S_NOENT);
+    g_assert_cmpint(attach(f, 1024, EP_A), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(log_lines, ==, 5);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_domains, ==, 0);
+    g_assert_cmpuint(g_hash_table_size(f->changed), ==, 0);
+
+    /* Head reserved bytes are ignored */
+    req.head.reserved[0] = 0xff;
+    memset(req.reserved, 0, sizeof(req.reserved));
+    g_assert_cmpint(submit(f, &req, sizeof(req) - 4, 4), ==,
+                    VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_A), ==,
+                    VIOMMU_EP_TRANSLATED);
+    g_assert_true(g_hash_table_contains(f->changed,
+                                        GUINT_TO_POINTER(EP_A)));
+}
+
+static void test_attach_move(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 1, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(1), PE(1), P(7)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_nonnull(lookup(f, EP_B, P(1)));
+
+    /* Moving B leaves domain 1 alive with A and its mapping */
+    g_assert_cmpint(attach(f, 2, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_null(lookup(f, EP_B, P(1)));
+    g_assert_nonnull(lookup(f, EP_A, P(1)));
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_domains, ==, 2);
+
+    /* A leaving destroys domain 1 and its mapping */
+    g_assert_cmpint(attach(f, 2, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_domains, ==, 1);
+    g_assert_cmpuint(nr_mappings(f), ==, 0);
+    g_assert_cmpint(map(f, 1, P(1), PE(1), P(7)), ==, VIRTIO_IOMMU_S_NOENT);
+}
+
+/* Linux re-attaches to the same domain and replays its mappings */
+static void test_attach_same_domain(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(1), PE(1), P(7)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(nr_mappings(f), ==, 0);
+    g_assert_cmpint(map(f, 1, P(1), PE(1), P(7)), ==, VIRTIO_IOMMU_S_OK);
+
+    /* With another endpoint in the domain, the mappings stay */
+    g_assert_cmpint(attach(f, 1, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(nr_mappings(f), ==, 1);
+}
+
+static void test_attach_bypass(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach_flags(f, 1, EP_A, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                    ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_A), ==,
+                    VIOMMU_EP_BYPASS);
+    g_assert_cmpint(attach(f, 1, EP_B), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_B), ==,
+                    VIOMMU_EP_BLOCKED);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(unmap(f, 1, 0, PE(0)), ==, VIRTIO_IOMMU_S_INVAL);
+
+    /* The only endpoint may turn its domain into the other kind */
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_A), ==,
+                    VIOMMU_EP_TRANSLATED);
+
+    /* A failed ATTACH leaves the endpoint where it was */
+    g_assert_cmpint(attach_flags(f, 2, EP_B, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                    ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach_flags(f, 1, EP_B, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                    ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_B), ==,
+                    VIOMMU_EP_BYPASS);
+    g_assert_cmpuint(viommu_domain_id(viommu_core_endpoint_domain(f->core,
+                                                                  EP_B)),
+                     ==, 2);
+}
+
+static void test_attach_resv_conflict(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, MSI_START, MSI_START + GRANULE - 1, 0), ==,
+                    VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, MSI_START - GRANULE, MSI_START - 1, 0), ==,
+                    VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, MSI_END + 1, MSI_END + GRANULE, 0), ==,
+                    VIRTIO_IOMMU_S_OK);
+}
+
+static void test_attach_nomem(Fixture *f, gconstpointer data)
+{
+    fixture_teardown(f, NULL);
+    fixture_setup_limits(f, 2, 64);
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 2, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 3, EP_C), ==, VIRTIO_IOMMU_S_NOMEM);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_C), ==,
+                    VIOMMU_EP_BLOCKED);
+    /* Moving A frees domain 1 as it creates domain 3: fits */
+    g_assert_cmpint(attach(f, 3, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 3, EP_C), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_domains, ==, 2);
+}
+
+/* DETACH */
+
+static void test_detach(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(detach(f, 1, 0x20), ==, VIRTIO_IOMMU_S_NOENT);
+    g_assert_cmpint(detach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(detach(f, 2, EP_A), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(detach(f, 4096, EP_A), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(map(f, 1, 0, PE(3), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(detach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_A), ==,
+                    VIOMMU_EP_BLOCKED);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_domains, ==, 0);
+    g_assert_cmpuint(nr_mappings(f), ==, 0);
+
+    viommu_core_set_bypass(f->core, true);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_A), ==,
+                    VIOMMU_EP_BYPASS);
+}
+
+/* MAP */
+
+static void test_map_checks(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_NOENT);
+    g_assert_cmpint(map(f, 2000, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map_flags(f, 1, 0, PE(0), 0, 8), ==,
+                    VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, P(2), P(1), 0), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, 0x10, PE(0), 0), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0x800), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(map(f, 1, 0, 4, 0), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(map(f, 1, 1ULL << 48, (1ULL << 48) + PE(0), 0), ==,
+                    VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(map(f, 1, 0, PE(1), UINT64_MAX - PE(0)), ==,
+                    VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(nr_mappings(f), ==, 0);
+
+    g_assert_cmpint(map(f, 1, P(4), PE(7), P(100)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(7), PE(8), 0), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, P(0), PE(4), 0), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, P(5), PE(5), 0), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, P(0), PE(100), 0), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(map(f, 1, P(8), PE(8), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(3), PE(3), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(nr_mappings(f), ==, 3);
+    g_assert_cmpuint(f->added, ==, 3);
+}
+
+static void test_map_nomem(Fixture *f, gconstpointer data)
+{
+    int i;
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    for (i = 0; i < 64; i++) {
+        g_assert_cmpint(map(f, 1, P(i), PE(i), P(i)), ==, VIRTIO_IOMMU_S_OK);
+    }
+    g_assert_cmpint(map(f, 1, P(64), PE(64), 0), ==, VIRTIO_IOMMU_S_NOMEM);
+    g_assert_cmpint(unmap(f, 1, P(0), PE(0)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(64), PE(64), 0), ==, VIRTIO_IOMMU_S_OK);
+}
+
+/* The top of the address space and mapping boundaries */
+static void test_lookup_edges(Fixture *f, gconstpointer data)
+{
+    VIOMMUCoreConfig config = {
+        .granule = GRANULE,
+        .input_end = UINT64_MAX,
+        .domain_end = UINT32_MAX,
+        .probe_size = PROBE_SIZE,
+        .limits = { 4, 16 },
+    };
+    const VIOMMUMapping *m;
+
+    viommu_core_free(f->core);
+    f->core = viommu_core_new(&config, &fake_ops, f);
+    viommu_core_set_features(f->core, ALL_FEATURES);
+
+    g_assert_cmpint(attach(f, UINT32_MAX, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, UINT32_MAX, UINT64_MAX - PE(0), UINT64_MAX, P(9)),
+                    ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, UINT32_MAX, P(2), PE(2), P(20)), ==,
+                    VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, UINT32_MAX, P(3), PE(3), P(40)), ==,
+                    VIRTIO_IOMMU_S_OK);
+
+    m = lookup(f, EP_A, UINT64_MAX);
+    g_assert_nonnull(m);
+    g_assert_cmphex(m->phys_start, ==, P(9));
+    g_assert_null(lookup(f, EP_A, UINT64_MAX - GRANULE));
+    g_assert_null(lookup(f, EP_A, P(2) - 1));
+    g_assert_cmphex(lookup(f, EP_A, P(2))->phys_start, ==, P(20));
+    g_assert_cmphex(lookup(f, EP_A, PE(2))->phys_start, ==, P(20));
+    g_assert_cmphex(lookup(f, EP_A, P(3))->phys_start, ==, P(40));
+    g_assert_null(lookup(f, EP_A, P(4)));
+
+    g_assert_cmpint(unmap(f, UINT32_MAX, 0, UINT64_MAX), ==,
+                    VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(nr_mappings(f), ==, 0);
+}
+
+/* UNMAP: the spec's seven examples, one page per unit of address */
+
+typedef struct UnmapExample {
+    const char *name;
+    struct { uint64_t start, end; } maps[2];
+    int nr_maps;
+    uint64_t unmap_start, unmap_end;
+    uint8_t status;
+    int left;
+} UnmapExample;
+
+static const UnmapExample unmap_examples[] = {
+    { "1", { }, 0, 0, 4, VIRTIO_IOMMU_S_OK, 0 },
+    { "2", { { 0, 9 } }, 1, 0, 9, VIRTIO_IOMMU_S_OK, 0 },
+    { "3", { { 0, 4 }, { 5, 9 } }, 2, 0, 9, VIRTIO_IOMMU_S_OK, 0 },
+    { "4", { { 0, 9 } }, 1, 0, 4, VIRTIO_IOMMU_S_RANGE, 1 },
+    { "5", { { 0, 4 }, { 5, 9 } }, 2, 0, 4, VIRTIO_IOMMU_S_OK, 1 },
+    { "6", { { 0, 4 } }, 1, 0, 9, VIRTIO_IOMMU_S_OK, 0 },
+    { "7", { { 0, 4 }, { 10, 14 } }, 2, 0, 14, VIRTIO_IOMMU_S_OK, 0 },
+};
+
+static void test_unmap_example(Fixture *f, gconstpointer data)
+{
+    const UnmapExample *ex = data;
+    int i;
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    for (i = 0; i < ex->nr_maps; i++) {
+        g_assert_cmpint(map(f, 1, P(ex->maps[i].start), PE(ex->maps[i].end),
+                            P(100 + ex->maps[i].start)), ==,
+                        VIRTIO_IOMMU_S_OK);
+    }
+    g_assert_cmpint(unmap(f, 1, P(ex->unmap_start), PE(ex->unmap_end)), ==,
+                    ex->status);
+    g_assert_cmpuint(nr_mappings(f), ==, ex->left);
+}
+
+static void test_unmap_split_changes_nothing(Fixture *f, gconstpointer data)
+{
+    struct virtio_iommu_req_unmap req = {
+        .head.type = VIRTIO_IOMMU_T_UNMAP,
+        .domain = cpu_to_le32(1),
+        .virt_start = cpu_to_le64(0),
+        .virt_end = cpu_to_le64(PE(100)),
+        .reserved = { 1 },
+    };
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(0), PE(1), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(2), PE(3), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(4), PE(7), 0), ==, VIRTIO_IOMMU_S_OK);
+    /* Covers the first two mappings, cuts the third: nothing goes */
+    g_assert_cmpint(unmap(f, 1, P(0), PE(5)), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(unmap(f, 1, P(1), PE(7)), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpuint(nr_mappings(f), ==, 3);
+    g_assert_cmpuint(f->removed, ==, 0);
+    g_assert_cmpint(submit(f, &req, sizeof(req) - 4, 4), ==,
+                    VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpuint(nr_mappings(f), ==, 3);
+    g_assert_cmpint(unmap(f, 1, PE(7), P(2)), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(unmap(f, 1, 0, 1ULL << 48), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(unmap(f, 2, 0, PE(0)), ==, VIRTIO_IOMMU_S_NOENT);
+    g_assert_cmpint(unmap(f, 1, 0, PE(100)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(f->removed, ==, 3);
+}
+
+/* PROBE */
+
+static void test_probe(Fixture *f, gconstpointer data)
+{
+    struct virtio_iommu_probe_resv_mem prop;
+    size_t i;
+
+    memset(f->props, 0xaa, sizeof(f->props));
+    g_assert_cmpint(probe(f, EP_A, PROBE_SIZE - 1), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpint(probe(f, 0x20, PROBE_SIZE), ==, VIRTIO_IOMMU_S_NOENT);
+    g_assert_cmpint(f->props[0], ==, 0xaa);
+
+    g_assert_cmpint(probe(f, EP_A, PROBE_SIZE + 100), ==, VIRTIO_IOMMU_S_OK);
+    memcpy(&prop, f->props, sizeof(prop));
+    g_assert_cmpuint(le16_to_cpu(prop.head.type), ==,
+                     VIRTIO_IOMMU_PROBE_T_RESV_MEM);
+    g_assert_cmpuint(le16_to_cpu(prop.head.length), ==, 20);
+    g_assert_cmpuint(prop.subtype, ==, VIRTIO_IOMMU_RESV_MEM_T_MSI);
+    g_assert_cmphex(le64_to_cpu(prop.start), ==, MSI_START);
+    g_assert_cmphex(le64_to_cpu(prop.end), ==, MSI_END);
+    for (i = sizeof(prop); i < PROBE_SIZE; i++) {
+        g_assert_cmpuint(f->props[i], ==, 0);
+    }
+}
+
+/* Translation helpers */
+
+static void test_block_mask(void)
+{
+    VIOMMUMapping m = {
+        .virt_start = 0x200000, .virt_end = 0x5fffff, .phys_start = 0x400000,
+    };
+
+    /* 2 MiB aligned on both sides: 2 MiB blocks, not larger */
+    g_assert_cmphex(viommu_mapping_block_mask(&m, 0x200123), ==, 0x1fffff);
+    g_assert_cmphex(viommu_mapping_block_mask(&m, 0x4fffff), ==, 0x1fffff);
+    /* Misaligned physical side limits the block */
+    m.phys_start = 0x401000;
+    g_assert_cmphex(viommu_mapping_block_mask(&m, 0x300000), ==, 0xfff);
+    /* Identity over the whole space */
+    m = (VIOMMUMapping) { .virt_start = 0, .virt_end = UINT64_MAX };
+    g_assert_cmphex(viommu_mapping_block_mask(&m, 0x1234), ==, UINT64_MAX);
+    /* The last page of the space */
+    m = (VIOMMUMapping) {
+        .virt_start = UINT64_MAX - 0xfff, .virt_end = UINT64_MAX,
+        .phys_start = 0x1000,
+    };
+    g_assert_cmphex(viommu_mapping_block_mask(&m, UINT64_MAX), ==, 0xfff);
+}
+
+static void test_reset(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 2, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_hash_table_remove_all(f->changed);
+    viommu_core_reset(f->core);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_domains, ==, 0);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_attached, ==, 0);
+    g_assert_cmpuint(nr_mappings(f), ==, 0);
+    g_assert_cmpuint(g_hash_table_size(f->changed), ==, 2);
+}
+
+#define ADD(path, fn) \
+    g_test_add("/virtio-iommu-core/" path, Fixture, NULL, fixture_setup, \
+               fn, fixture_teardown)
+
+int main(int argc, char **argv)
+{
+    size_t i;
+
+    g_test_init(&argc, &argv, NULL);
+    ADD("buffers", test_buffers);
+    ADD("features", test_features);
+    ADD("attach/checks", test_attach_checks);
+    ADD("attach/move", test_attach_move);
+    ADD("attach/same-domain", test_attach_same_domain);
+    ADD("attach/bypass", test_attach_bypass);
+    ADD("attach/resv-conflict", test_attach_resv_conflict);
+    ADD("attach/nomem", test_attach_nomem);
+    ADD("detach", test_detach);
+    ADD("map/checks", test_map_checks);
+    ADD("map/nomem", test_map_nomem);
+    ADD("map/lookup-edges", test_lookup_edges);
+    ADD("unmap/split-changes-nothing", test_unmap_split_changes_nothing);
+    for (i = 0; i < ARRAY_SIZE(unmap_examples); i++) {
+        g_autofree char *path =
+            g_strdup_printf("/virtio-iommu-core/unmap/example-%s",
+                            unmap_examples[i].name);
+
+        g_test_add(path, Fixture, &unmap_examples[i], fixture_setup,
+                   test_unmap_example, fixture_teardown);
+    }
+    ADD("probe", test_probe);
+    ADD("reset", test_reset);
+    g_test_add_func("/virtio-iommu-core/block-mask", test_block_mask);
+    return g_test_run();
+}
