@@ -34,8 +34,12 @@ hw/virtio/virtio-iommu-core.c
 include/hw/virtio/virtio-iommu-core.h
 "
 
+# Each build directory sits inside its source tree, so that both flavours
+# see their sources at the same relative path and ccache shares objects.
 src=$BUILD/src-$flavour
-out=$BUILD/$flavour
+out=$src/build
+link=$BUILD/upstream
+[ "$flavour" = ours ] && link=$BUILD/qemu
 
 step_fetch() {
     mkdir -p "$DL"
@@ -96,6 +100,7 @@ step_place_ours() {
 }
 
 step_configure() {
+    ln -sfn "src-$flavour/build" "$link"
     [ -f "$out/build.ninja" ] && return 0
     mkdir -p "$out"
     local cc=gcc
@@ -122,6 +127,36 @@ step_build() {
           die "build failed (log: $out/ninja.log)"; }
 }
 
+# Run from the build tree, QEMU looks for the configured firmware paths
+# inside qemu-bundle/: point those at Debian's firmware packages.
+step_firmware_links() {
+    local d
+    for d in /usr/share/seabios /usr/lib/ipxe/qemu /usr/share/qemu-efi-aarch64; do
+        [ -d "$d" ] || die "firmware directory $d missing (package not installed?)"
+        mkdir -p "$out/qemu-bundle$(dirname "$d")"
+        ln -sfn "$d" "$out/qemu-bundle$d"
+    done
+}
+
+# x86 option ROMs (linuxboot_dma.bin for -kernel, kvmvapic.bin) are built
+# from QEMU's source, as Debian does; configure skips them when it finds no
+# separate i386 compiler, but the host gcc builds them fine.
+step_optionroms() {
+    local dir=$out/pc-bios/optionrom
+    local datadir=$out/qemu-bundle/usr/local/share/qemu
+    if [ ! -f "$dir/linuxboot_dma.bin" ]; then
+        mkdir -p "$dir"
+        [ -f "$dir/Makefile" ] ||
+            ln -sf "$src/pc-bios/optionrom/Makefile" "$dir/Makefile"
+        printf '%s\n' "TOPSRC_DIR=$src" CC=gcc CCAS=gcc AR=ar AS=as LD=ld \
+            NM=nm OBJCOPY=objcopy RANLIB=ranlib STRIP=strip > "$dir/config.mak"
+        make -C "$dir" > "$dir/build.log" 2>&1 ||
+            { tail -n 20 "$dir/build.log" >&2; die "option ROM build failed"; }
+    fi
+    mkdir -p "$datadir"
+    ln -sf "$dir"/*.bin "$datadir/"
+}
+
 # The build must never silently fall back to upstream's device: check that
 # the binary holds our device's marker string.
 step_verify() {
@@ -141,5 +176,7 @@ run_step "apply core patches" step_core_patches
 [ "$flavour" = ours ] && run_step "place our virtio-iommu files" step_place_ours
 run_step "configure QEMU ($flavour)" step_configure
 run_step "build QEMU ($flavour)" step_build
+run_step "link firmware ($flavour)" step_firmware_links
+run_step "build x86 option ROMs ($flavour)" step_optionroms
 run_step "verify device ($flavour)" step_verify
 echo "build-qemu: QEMU $(cat "$src/.debian-version") ($flavour) ready in $out"

@@ -20,6 +20,7 @@
 #include "exec/address-spaces.h"
 #include "exec/memory.h"
 #include "hw/pci/pci_bus.h"
+#include "hw/pci/pci_device.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "hw/virtio/virtio.h"
@@ -422,7 +423,7 @@ static VirtIOIOMMUSpace *space_new(VirtIOIOMMU *s, PCIBus *bus, int devfn)
 {
     VirtIOIOMMUSpace *sp = g_new0(VirtIOIOMMUSpace, 1);
     g_autofree char *name = g_strdup_printf("virtio-iommu-%s-%02x.%x",
-                                            pci_bus_name(bus),
+                                            BUS(bus)->name,
                                             PCI_SLOT(devfn), PCI_FUNC(devfn));
     g_autofree char *bypass_name = g_strconcat(name, "-bypass", NULL);
     MemoryRegion *sysmem = get_system_memory();
@@ -769,7 +770,7 @@ static void viommu_class_init(ObjectClass *klass, void *data)
 
     object_class_property_set_description(klass, "boot-bypass",
         "DMA of endpoints not attached to a domain bypasses the IOMMU "
-        "until the guest driver writes config field bypass (default on)");
+        "until the guest driver writes config field bypass");
     object_class_property_set_description(klass, "granule",
         "smallest page size of mappings: 4k, 8k, 16k, 64k or host");
     object_class_property_set_description(klass, "aw-bits",

@@ -132,8 +132,10 @@ bool viommu_domain_is_bypass(const VIOMMUDomain *domain);
 uint64_t viommu_mapping_block_mask(const VIOMMUMapping *mapping,
                                    uint64_t iova);
 
-/* Call @fn for each mapping of @domain, in address order, until it
- * returns true. */
+/*
+ * Call @fn for each mapping of @domain, in address order, until it
+ * returns true.
+ */
 typedef bool (*VIOMMUMappingFn)(const VIOMMUMapping *mapping, void *opaque);
 void viommu_domain_foreach_mapping(const VIOMMUDomain *domain,
                                    VIOMMUMappingFn fn, void *opaque);

@@ -1,0 +1,70 @@
+#!/bin/bash
+# The whole test suite: style, unit tests of the core, libqos qtests on
+# x86_64 (pc, q35) and aarch64 (virt), and real Linux guests.  Builds what
+# it needs first.  Every section prints TAP lines; this script counts them
+# and ends with "N passed, N failed".  Exit status is non-zero on any
+# failure, including a section that could not run.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib.sh"
+cd "$top"
+
+LOGDIR=$BUILD/test-logs
+mkdir -p "$LOGDIR"
+passed=0
+failed=0
+
+# Run one section; its TAP "ok"/"not ok" lines count, its exit status too.
+section() {
+    local name=$1 log="$LOGDIR/$1.log" rc ok nok
+    shift
+    echo "==> $name"
+    "$@" > "$log" 2>&1
+    rc=$?
+    grep -E '^(not )?ok ' "$log"
+    ok=$(grep -cE '^ok ' "$log")
+    nok=$(grep -cE '^not ok ' "$log")
+    passed=$((passed + ok))
+    failed=$((failed + nok))
+    if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+        echo "not ok - $name: exited with status $rc (log: $log)"
+        tail -n 20 "$log" | sed 's/^/#   /'
+        failed=$((failed + 1))
+    elif [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then
+        echo "not ok - $name: ran no test (log: $log)"
+        failed=$((failed + 1))
+    fi
+}
+
+tap_step() {
+    local what=$1
+    shift
+    if "$@"; then
+        echo "ok - $what"
+    else
+        echo "not ok - $what"
+        return 1
+    fi
+}
+
+build_all() {
+    tap_step "install dependencies" bash scripts/install-deps.sh &&
+    tap_step "build QEMU with our virtio-iommu" bash scripts/build-qemu.sh &&
+    tap_step "build x86_64 guest" bash scripts/guest/build-guest.sh x86_64
+}
+
+section build build_all || true
+if grep -q '^not ok' "$LOGDIR/build.log"; then
+    echo "The build failed; nothing else can run."
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+section checkpatch bash tests/checkpatch.sh
+section unit bash tests/unit/run-unit-tests.sh
+section qtest-x86_64 bash tests/qtest/run-qtests.sh x86_64
+section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
+section guest bash tests/guest/run-guest-tests.sh
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
