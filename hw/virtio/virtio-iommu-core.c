@@ -781,6 +781,30 @@ void viommu_domain_foreach_mapping(const VIOMMUDomain *domain,
     g_tree_foreach(domain->mappings, foreach_mapping_cb, &f);
 }
 
+void viommu_core_foreach_domain(const VIOMMUCore *core, VIOMMUDomainFn fn,
+                                void *opaque)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, core->domains);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        fn(value, opaque);
+    }
+}
+
+void viommu_domain_foreach_endpoint(const VIOMMUDomain *domain,
+                                    VIOMMUEndpointFn fn, void *opaque)
+{
+    GList *l;
+
+    for (l = domain->endpoints; l; l = l->next) {
+        const VIOMMUEndpoint *ep = l->data;
+
+        fn(ep->id, opaque);
+    }
+}
+
 VIOMMUCoreStats viommu_core_stats(const VIOMMUCore *core)
 {
     return (VIOMMUCoreStats) {

@@ -6,6 +6,9 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qapi/qapi-builtin-visit.h"
+#include "qapi/visitor.h"
+#include "qemu/range.h"
 #include "hw/pci/pci_bus.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
@@ -27,13 +30,94 @@ struct VirtIOIOMMUPCI {
 /* One MSI-X vector per virtqueue, one for configuration changes */
 #define VIRTIO_IOMMU_PCI_VECTORS 3
 
+/*
+ * reserved-regions is a list of "0xSTART:0xEND:TYPE" strings.  Unlike a
+ * DEFINE_PROP_ARRAY property it can be set more than once, each set adding
+ * to the list: the machines' pre_plug hooks add their MSI doorbell window
+ * to whatever the user gave, where a second set of an array property would
+ * abort QEMU.
+ */
+static void viommu_pci_set_resv(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    ERRP_GUARD();
+    VirtIOIOMMU *s = &VIRTIO_IOMMU_PCI(obj)->vdev;
+    g_autofree ReservedRegion *added = NULL;
+    GenericList *list, *elem;
+    size_t nr = 0;
+    bool ok;
+
+    if (!visit_start_list(v, name, &list, sizeof(*list), errp)) {
+        return;
+    }
+    for (elem = list, ok = true; elem && ok;
+         elem = visit_next_list(v, elem, sizeof(*elem))) {
+        ReservedRegion *rr;
+        Property elem_prop = { .info = &qdev_prop_reserved_region };
+
+        added = g_renew(ReservedRegion, added, nr + 1);
+        rr = &added[nr++];
+        /* The element parser finds its field at obj + offset */
+        elem_prop.offset = (uintptr_t)rr - (uintptr_t)obj;
+        qdev_prop_reserved_region.set(obj, v, NULL, &elem_prop, errp);
+        ok = !*errp;
+    }
+    ok = ok && visit_check_list(v, errp);
+    visit_end_list(v, (void **)&list);
+    if (!ok) {
+        return;
+    }
+    s->prop_resv_regions = g_renew(ReservedRegion, s->prop_resv_regions,
+                                   s->nr_prop_resv_regions + nr);
+    memcpy(&s->prop_resv_regions[s->nr_prop_resv_regions], added,
+           nr * sizeof(*added));
+    s->nr_prop_resv_regions += nr;
+}
+
+static void viommu_pci_get_resv(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    VirtIOIOMMU *s = &VIRTIO_IOMMU_PCI(obj)->vdev;
+    strList *strs = NULL, **tail = &strs;
+    uint32_t i;
+
+    for (i = 0; i < s->nr_prop_resv_regions; i++) {
+        ReservedRegion *rr = &s->prop_resv_regions[i];
+
+        QAPI_LIST_APPEND(tail, g_strdup_printf("0x%" PRIx64 ":0x%" PRIx64
+                                               ":%u", range_lob(&rr->range),
+                                               range_upb(&rr->range),
+                                               rr->type));
+    }
+    visit_type_strList(v, name, &strs, errp);
+    qapi_free_strList(strs);
+}
+
+static void viommu_pci_release_resv(Object *obj, const char *name,
+                                    void *opaque)
+{
+    VirtIOIOMMU *s = &VIRTIO_IOMMU_PCI(obj)->vdev;
+
+    g_free(s->prop_resv_regions);
+    s->prop_resv_regions = NULL;
+    s->nr_prop_resv_regions = 0;
+}
+
+static const PropertyInfo viommu_prop_resv_regions = {
+    .type = "list",
+    .description = "list of \"0xSTART:0xEND:TYPE\" IOVA ranges endpoints "
+                   "cannot map, TYPE 0 reserved, 1 MSI doorbell; reported "
+                   "by PROBE",
+    .get = viommu_pci_get_resv,
+    .set = viommu_pci_set_resv,
+    .release = viommu_pci_release_resv,
+};
+
 static const Property viommu_pci_properties[] = {
     DEFINE_PROP_UINT32("vectors", VirtIOPCIProxy, nvectors,
                        DEV_NVECTORS_UNSPECIFIED),
-    /* The machines write the MSI doorbell window here (pre_plug) */
-    DEFINE_PROP_ARRAY("reserved-regions", VirtIOIOMMUPCI,
-                      vdev.nr_prop_resv_regions, vdev.prop_resv_regions,
-                      qdev_prop_reserved_region, ReservedRegion),
+    DEFINE_PROP("reserved-regions", VirtIOIOMMUPCI, vdev.nr_prop_resv_regions,
+                viommu_prop_resv_regions, uint32_t),
 };
 
 static void viommu_pci_realize(VirtIOPCIProxy *vpci_dev, Error **errp)
@@ -68,9 +152,8 @@ static void viommu_pci_class_init(ObjectClass *klass, void *data)
     dc->hotpluggable = false;
     pcidev_k->revision = VIRTIO_PCI_ABI_VERSION;
     pcidev_k->class_id = PCI_CLASS_OTHERS;
-    object_class_property_set_description(klass, "reserved-regions",
-        "list of \"0xSTART:0xEND:TYPE\" IOVA ranges endpoints cannot map, "
-        "TYPE 0 reserved, 1 MSI doorbell; reported by PROBE");
+    object_class_property_set_description(klass, "vectors",
+        "MSI-X vectors (default 3: one per virtqueue, one for config)");
 }
 
 static void viommu_pci_instance_init(Object *obj)

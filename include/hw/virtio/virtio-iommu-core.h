@@ -140,6 +140,16 @@ typedef bool (*VIOMMUMappingFn)(const VIOMMUMapping *mapping, void *opaque);
 void viommu_domain_foreach_mapping(const VIOMMUDomain *domain,
                                    VIOMMUMappingFn fn, void *opaque);
 
+/* Call @fn for each domain, in no particular order */
+typedef void (*VIOMMUDomainFn)(const VIOMMUDomain *domain, void *opaque);
+void viommu_core_foreach_domain(const VIOMMUCore *core, VIOMMUDomainFn fn,
+                                void *opaque);
+
+/* Call @fn for each endpoint attached to @domain */
+typedef void (*VIOMMUEndpointFn)(uint32_t ep_id, void *opaque);
+void viommu_domain_foreach_endpoint(const VIOMMUDomain *domain,
+                                    VIOMMUEndpointFn fn, void *opaque);
+
 VIOMMUCoreStats viommu_core_stats(const VIOMMUCore *core);
 
 /* Find the reserved region containing @addr, or NULL */

@@ -63,6 +63,12 @@ struct VirtIOIOMMU {
     uint32_t nr_faults;
     uint64_t faults_dropped;
     uint8_t *probe_buf;             /* probe_size bytes */
+
+    /* Migration: stock QEMU's stream layout, only while saving or loading */
+    GTree *mig_domains;
+    uint8_t mig_bypass;
+    int32_t mig_nr_faults;
+    VirtIOIOMMUFault *mig_faults;
 };
 
 #endif

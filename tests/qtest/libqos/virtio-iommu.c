@@ -1,0 +1,374 @@
+/*
+ * libqos driver for the virtio-iommu device (virtio device ID 23)
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qemu/module.h"
+#include "../libqtest.h"
+#include "qgraph.h"
+#include "virtio-iommu.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_ids.h"
+#include "standard-headers/linux/virtio_iommu.h"
+#include "standard-headers/linux/virtio_ring.h"
+
+#define QVIOMMU_KNOWN_FEATURES                      \
+    ((1ull << VIRTIO_IOMMU_F_INPUT_RANGE) |         \
+     (1ull << VIRTIO_IOMMU_F_DOMAIN_RANGE) |        \
+     (1ull << VIRTIO_IOMMU_F_MAP_UNMAP) |           \
+     (1ull << VIRTIO_IOMMU_F_BYPASS) |              \
+     (1ull << VIRTIO_IOMMU_F_PROBE) |               \
+     (1ull << VIRTIO_IOMMU_F_MMIO) |                \
+     (1ull << VIRTIO_IOMMU_F_BYPASS_CONFIG))
+
+uint64_t qviommu_known_features(QViommu *v)
+{
+    return qvirtio_get_features(v->vdev) & QVIOMMU_KNOWN_FEATURES;
+}
+
+static void qviommu_free_queues(QViommu *v)
+{
+    uint32_t i;
+
+    if (v->evtq) {
+        for (i = 0; i < v->evtq->size; i++) {
+            if (v->evt_addr[i]) {
+                guest_free(v->alloc, v->evt_addr[i]);
+            }
+        }
+        g_free(v->evt_addr);
+        g_free(v->evt_len);
+        v->evt_addr = NULL;
+        v->evt_len = NULL;
+        qvirtqueue_cleanup(v->vdev->bus, v->evtq, v->alloc);
+        v->evtq = NULL;
+    }
+    if (v->reqq) {
+        qvirtqueue_cleanup(v->vdev->bus, v->reqq, v->alloc);
+        v->reqq = NULL;
+    }
+}
+
+void qviommu_stop(QViommu *v)
+{
+    /* Reset first: the device must not touch the rings being freed */
+    qvirtio_reset(v->vdev);
+    qviommu_free_queues(v);
+    v->features = 0;
+}
+
+void qviommu_start(QViommu *v, uint64_t features)
+{
+    qviommu_stop(v);
+    qvirtio_set_acknowledge(v->vdev);
+    qvirtio_set_driver(v->vdev);
+
+    v->offered = qvirtio_get_features(v->vdev);
+    features |= 1ull << VIRTIO_F_VERSION_1;
+    g_assert_cmphex(features & ~v->offered, ==, 0);
+    qvirtio_set_features(v->vdev, features);
+    v->features = features;
+
+    v->reqq = qvirtqueue_setup(v->vdev, v->alloc, QVIOMMU_REQUESTQ);
+    v->evtq = qvirtqueue_setup(v->vdev, v->alloc, QVIOMMU_EVENTQ);
+    v->evt_addr = g_new0(uint64_t, v->evtq->size);
+    v->evt_len = g_new0(uint32_t, v->evtq->size);
+
+    qvirtio_set_driver_ok(v->vdev);
+}
+
+uint8_t qviommu_config_readb(QViommu *v, uint64_t off)
+{
+    return qvirtio_config_readb(v->vdev, off);
+}
+
+uint32_t qviommu_config_readl(QViommu *v, uint64_t off)
+{
+    return qvirtio_config_readl(v->vdev, off);
+}
+
+uint64_t qviommu_config_readq(QViommu *v, uint64_t off)
+{
+    return qvirtio_config_readq(v->vdev, off);
+}
+
+void qviommu_config_writeb(QViommu *v, uint64_t off, uint8_t val)
+{
+    QVirtioPCIDevice *t = v->transport;
+
+    qpci_io_writeb(t->pdev, t->bar, t->device_cfg_offset + off, val);
+}
+
+static uint16_t qviommu_used_idx(QViommu *v, QVirtQueue *vq)
+{
+    uint16_t idx;
+
+    qtest_memread(v->qts, vq->used + offsetof(struct vring_used, idx),
+                  &idx, sizeof(idx));
+    return le16_to_cpu(idx);
+}
+
+/*
+ * Wait until the device published a used element past vq->last_used_idx,
+ * consume it and return its descriptor index and length.
+ */
+static bool qviommu_wait_used(QViommu *v, QVirtQueue *vq, uint32_t *id,
+                              uint32_t *len, gint64 timeout_us)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_us;
+    struct vring_used_elem elem;
+    uint64_t addr;
+
+    while (qviommu_used_idx(v, vq) == vq->last_used_idx) {
+        if (g_get_monotonic_time() > deadline) {
+            return false;
+        }
+        g_usleep(50);
+    }
+
+    addr = vq->used + offsetof(struct vring_used, ring) +
+           (vq->last_used_idx % vq->size) * sizeof(elem);
+    qtest_memread(v->qts, addr, &elem, sizeof(elem));
+    vq->last_used_idx++;
+    *id = le32_to_cpu(elem.id);
+    *len = le32_to_cpu(elem.len);
+    return true;
+}
+
+static uint32_t qviommu_add_part(QViommu *v, uint64_t addr, uint32_t len,
+                                 uint32_t chunk, bool write, bool more)
+{
+    uint32_t head = v->reqq->free_head;
+
+    if (!chunk) {
+        chunk = len;
+    }
+    while (len) {
+        uint32_t l = MIN(len, chunk);
+
+        len -= l;
+        qvirtqueue_add(v->qts, v->reqq, addr, l, write, len || more);
+        addr += l;
+    }
+    return head;
+}
+
+static uint32_t qviommu_nr_desc(uint32_t len, uint32_t chunk)
+{
+    return chunk ? DIV_ROUND_UP(len, chunk) : !!len;
+}
+
+/* Guest copies of one request's buffers while it is in flight */
+typedef struct QViommuSlot {
+    uint32_t head;
+    uint64_t in_addr;
+    uint64_t out_addr;
+} QViommuSlot;
+
+/* Build the descriptor chain of @x at the next free descriptors */
+static void qviommu_queue_one(QViommu *v, const QViommuXfer *x,
+                              QViommuSlot *slot)
+{
+    g_assert(x->in_len || x->out_len);
+    g_assert_cmpuint(v->reqq->free_head +
+                     qviommu_nr_desc(x->in_len, x->in_chunk) +
+                     qviommu_nr_desc(x->out_len, x->out_chunk), <=,
+                     v->reqq->size);
+
+    slot->head = v->reqq->free_head;
+    slot->in_addr = 0;
+    slot->out_addr = 0;
+    if (x->in_len) {
+        slot->in_addr = guest_alloc(v->alloc, x->in_len);
+        qtest_memwrite(v->qts, slot->in_addr, x->in, x->in_len);
+        qviommu_add_part(v, slot->in_addr, x->in_len, x->in_chunk, false,
+                         x->out_len);
+    }
+    if (x->out_len) {
+        slot->out_addr = guest_alloc(v->alloc, x->out_len);
+        qtest_memwrite(v->qts, slot->out_addr, x->out, x->out_len);
+        qviommu_add_part(v, slot->out_addr, x->out_len, x->out_chunk, true,
+                         false);
+    }
+}
+
+/* Copy the writable part back and free the guest buffers */
+static void qviommu_finish_one(QViommu *v, const QViommuXfer *x,
+                               QViommuSlot *slot)
+{
+    if (x->out_len) {
+        qtest_memread(v->qts, slot->out_addr, x->out, x->out_len);
+        guest_free(v->alloc, slot->out_addr);
+    }
+    if (x->in_len) {
+        guest_free(v->alloc, slot->in_addr);
+    }
+}
+
+uint32_t qviommu_xfer(QViommu *v, const QViommuXfer *x)
+{
+    uint32_t used;
+
+    qviommu_xfer_batch(v, x, 1, &used);
+    return used;
+}
+
+void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
+                        uint32_t *used)
+{
+    QVirtQueue *vq = v->reqq;
+    g_autofree QViommuSlot *slot = g_new0(QViommuSlot, n);
+    g_autofree bool *done = g_new0(bool, n);
+    uint16_t avail_idx, le;
+    unsigned i, j;
+
+    /* Requests are synchronous: every descriptor is free again */
+    qvirtqueue_reset_pool(vq);
+    for (i = 0; i < n; i++) {
+        qviommu_queue_one(v, &x[i], &slot[i]);
+    }
+
+    /* Publish all the chains, then notify once */
+    qtest_memread(v->qts, vq->avail + offsetof(struct vring_avail, idx),
+                  &le, sizeof(le));
+    avail_idx = le16_to_cpu(le);
+    for (i = 0; i < n; i++) {
+        le = cpu_to_le16(slot[i].head);
+        qtest_memwrite(v->qts, vq->avail + offsetof(struct vring_avail, ring)
+                       + ((avail_idx + i) % vq->size) * sizeof(le),
+                       &le, sizeof(le));
+    }
+    le = cpu_to_le16(avail_idx + n);
+    qtest_memwrite(v->qts, vq->avail + offsetof(struct vring_avail, idx),
+                   &le, sizeof(le));
+    v->vdev->bus->virtqueue_kick(v->vdev, vq);
+
+    for (i = 0; i < n; i++) {
+        uint32_t id, len;
+        bool ok = qviommu_wait_used(v, vq, &id, &len, QVIOMMU_TIMEOUT_US);
+
+        g_assert_true(ok);
+        for (j = 0; j < n; j++) {
+            if (!done[j] && slot[j].head == id) {
+                break;
+            }
+        }
+        g_assert_cmpuint(j, <, n);
+        done[j] = true;
+        used[j] = len;
+    }
+    for (i = 0; i < n; i++) {
+        qviommu_finish_one(v, &x[i], &slot[i]);
+    }
+}
+
+void qviommu_post_events(QViommu *v, unsigned n, uint32_t len, uint8_t fill)
+{
+    QVirtQueue *vq = v->evtq;
+    unsigned i;
+
+    g_assert_cmpuint(vq->free_head + n, <=, vq->size);
+    for (i = 0; i < n; i++) {
+        uint64_t addr = guest_alloc(v->alloc, len);
+        uint32_t head;
+
+        qtest_memset(v->qts, addr, fill, len);
+        head = qvirtqueue_add(v->qts, vq, addr, len, true, false);
+        v->evt_addr[head] = addr;
+        v->evt_len[head] = len;
+        qvirtqueue_kick(v->qts, v->vdev, vq, head);
+    }
+}
+
+bool qviommu_next_event(QViommu *v, void *buf, size_t size,
+                        uint32_t *used_len, gint64 timeout_us)
+{
+    uint32_t id, len;
+
+    if (!qviommu_wait_used(v, v->evtq, &id, &len, timeout_us)) {
+        return false;
+    }
+    g_assert_cmpuint(id, <, v->evtq->size);
+    g_assert_cmphex(v->evt_addr[id], !=, 0);
+    qtest_memread(v->qts, v->evt_addr[id], buf,
+                  MIN(size, v->evt_len[id]));
+    *used_len = len;
+    return true;
+}
+
+/* qgraph node "virtio-iommu-pci" */
+
+static void *qviommu_pci_get_driver(void *object, const char *interface)
+{
+    QViommuPCI *d = object;
+
+    if (!g_strcmp0(interface, "virtio-iommu")) {
+        return &d->viommu;
+    }
+    if (!g_strcmp0(interface, "virtio")) {
+        return &d->pci_vdev.vdev;
+    }
+    if (!g_strcmp0(interface, "pci-device")) {
+        return d->pci_vdev.pdev;
+    }
+    fprintf(stderr, "%s not present in virtio-iommu-pci\n", interface);
+    g_assert_not_reached();
+}
+
+static void qviommu_pci_start_hw(QOSGraphObject *obj)
+{
+    QViommuPCI *d = (QViommuPCI *)obj;
+
+    qvirtio_pci_start_hw(obj);
+    qviommu_start(&d->viommu, qviommu_known_features(&d->viommu));
+}
+
+static void qviommu_pci_destructor(QOSGraphObject *obj)
+{
+    QViommuPCI *d = (QViommuPCI *)obj;
+
+    qviommu_stop(&d->viommu);
+    qvirtio_pci_destructor(obj);
+}
+
+static void *qviommu_pci_create(void *pci_bus, QGuestAllocator *alloc,
+                                void *addr)
+{
+    QViommuPCI *d = g_new0(QViommuPCI, 1);
+    QOSGraphObject *obj = &d->pci_vdev.obj;
+
+    virtio_pci_init(&d->pci_vdev, pci_bus, addr);
+    g_assert_cmpuint(d->pci_vdev.vdev.device_type, ==, VIRTIO_ID_IOMMU);
+
+    d->viommu.vdev = &d->pci_vdev.vdev;
+    d->viommu.transport = &d->pci_vdev;
+    d->viommu.qts = d->pci_vdev.pdev->bus->qts;
+    d->viommu.alloc = alloc;
+
+    obj->get_driver = qviommu_pci_get_driver;
+    obj->start_hw = qviommu_pci_start_hw;
+    obj->destructor = qviommu_pci_destructor;
+    return obj;
+}
+
+static void qviommu_register_nodes(void)
+{
+    QPCIAddress addr = {
+        .devfn = QPCI_DEVFN(QVIOMMU_PCI_SLOT, 0),
+    };
+    QOSGraphEdgeOptions opts = {
+        .extra_device_opts = "addr=" QVIOMMU_PCI_ADDR_STR,
+    };
+
+    add_qpci_address(&opts, &addr);
+    qos_node_create_driver("virtio-iommu-pci", qviommu_pci_create);
+    qos_node_consumes("virtio-iommu-pci", "pci-bus", &opts);
+    qos_node_produces("virtio-iommu-pci", "pci-device");
+    qos_node_produces("virtio-iommu-pci", "virtio");
+    qos_node_produces("virtio-iommu-pci", "virtio-iommu");
+}
+
+libqos_init(qviommu_register_nodes);

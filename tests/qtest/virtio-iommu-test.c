@@ -1,0 +1,2470 @@
+/*
+ * QTest cases for the virtio-iommu device
+ *
+ * Requests are sent through the requestq with layouts chosen by each test,
+ * so that malformed requests can be checked as well as correct ones.  The
+ * expected statuses, and their order where a request breaks several rules,
+ * are those of the project's docs/behaviour-contract.md; the virtio
+ * specification decides everything else.
+ *
+ * Endpoints are virtio-rng-pci functions with iommu_platform=on next to the
+ * IOMMU on the root bus.  The tests drive their virtqueue by hand (rings
+ * and buffers at IOVAs the test maps) to check translation, permissions,
+ * fault reports and the way the memory core writes used elements that
+ * cross an IOMMU page boundary.
+ *
+ * Checks that do not make the rest of a test meaningless are non-fatal:
+ * each failure is reported on stderr with the request, the expected and
+ * the actual result, and the test case is marked failed at the end.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qemu/module.h"
+#include "qobject/qdict.h"
+#include "libqtest.h"
+#include "libqos/qgraph.h"
+#include "libqos/pci.h"
+#include "libqos/virtio-iommu.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_ids.h"
+#include "standard-headers/linux/virtio_iommu.h"
+#include "standard-headers/linux/virtio_pci.h"
+#include "standard-headers/linux/virtio_ring.h"
+
+#define PAGE                    0x1000ull
+
+/* Writable bytes start with this; the device must not change them */
+#define FILL                    0xa5
+
+/* Endpoints: virtio-rng-pci on bus 0; endpoint ID = bus << 8 | devfn */
+#define EP1_SLOT                5
+#define EP2_SLOT                6
+#define EP1                     QPCI_DEVFN(EP1_SLOT, 0)
+#define EP2                     QPCI_DEVFN(EP2_SLOT, 0)
+#define EP_NO_SLOT              QPCI_DEVFN(7, 0)    /* empty slot */
+#define EP_NO_FN                QPCI_DEVFN(EP1_SLOT, 1)
+#define EP_ALIAS                (0x10000 | EP1)     /* EP1 + bit 16 */
+
+#define ENDPOINT_OPTS           "iommu_platform=on,disable-legacy=on"
+#define ENDPOINTS                                                       \
+    "-device virtio-rng-pci,addr=05.0," ENDPOINT_OPTS " "               \
+    "-device virtio-rng-pci,addr=06.0," ENDPOINT_OPTS
+
+#define IOMMU_DEVICE_ARG        "-device virtio-iommu-pci,addr="        \
+                                QVIOMMU_PCI_ADDR_STR
+
+#define RW                      (VIRTIO_IOMMU_MAP_F_READ |              \
+                                 VIRTIO_IOMMU_MAP_F_WRITE)
+#define RO                      VIRTIO_IOMMU_MAP_F_READ
+#define WO                      VIRTIO_IOMMU_MAP_F_WRITE
+
+/* IOVAs of the endpoint tests: inside every input range, not RAM */
+#define RING_IOVA               0x100000000ull
+#define BUF_IOVA                0x100100000ull
+#define RING_SIZE               16
+
+#define FAULT_WAIT_US           (2 * G_USEC_PER_SEC)
+#define QUIET_WAIT_US           (200 * 1000)
+
+#define CFG_OFF(field)          offsetof(struct virtio_iommu_config, field)
+#define BIT64(n)                (1ull << (n))
+
+/* ------------------------------------------------------------------ */
+/* Test variants                                                       */
+
+typedef struct TestCfg {
+    bool q35;                   /* x86: run on q35 instead of pc */
+    const char *iommu_json;     /* the IOMMU's -device as JSON */
+    bool subprocess;            /* QEMU may not survive: run in a child */
+} TestCfg;
+
+static bool arch_is_x86(void)
+{
+    const char *arch = qtest_get_arch();
+
+    return !strcmp(arch, "x86_64") || !strcmp(arch, "i386");
+}
+
+static bool arch_is_arm(void)
+{
+    return !strcmp(qtest_get_arch(), "aarch64");
+}
+
+static void cmdline_replace(GString *cmd_line, const char *from,
+                            const char *to)
+{
+    const char *p = strstr(cmd_line->str, from);
+    gssize pos;
+
+    g_assert_nonnull(p);
+    pos = p - cmd_line->str;
+    g_string_erase(cmd_line, pos, strlen(from));
+    g_string_insert(cmd_line, pos, to);
+}
+
+static void *before_cfg(GString *cmd_line, void *arg)
+{
+    const TestCfg *cfg = arg;
+
+    if (cfg->q35 && arch_is_x86()) {
+        g_assert_true(g_str_has_prefix(cmd_line->str, "-M pc "));
+        cmdline_replace(cmd_line, "-M pc ", "-M q35 ");
+    }
+    if (cfg->iommu_json) {
+        g_autofree char *dev = g_strdup_printf("-device '%s'",
+                                               cfg->iommu_json);
+
+        cmdline_replace(cmd_line, IOMMU_DEVICE_ARG, dev);
+    }
+    return arg;
+}
+
+/* A q35 variant only makes sense on x86 */
+static bool skip_variant(const TestCfg *cfg)
+{
+    if (cfg && cfg->q35 && !arch_is_x86()) {
+        g_test_skip("q35 variant: x86 only");
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* What the machine gives the device                                   */
+
+typedef struct Resv {
+    uint64_t start;
+    uint64_t end;
+    uint8_t subtype;
+} Resv;
+
+typedef struct Machine {
+    unsigned aw_bits;           /* aw-bits the machine sets */
+    Resv msi;                   /* MSI doorbell the machine declares */
+} Machine;
+
+static bool machine_info(QViommu *v, const TestCfg *cfg, Machine *m)
+{
+    if (arch_is_x86()) {
+        m->aw_bits = cfg && cfg->q35 ? 39 : 64;
+        m->msi = (Resv) { 0xfee00000, 0xfeefffff, VIRTIO_IOMMU_RESV_MEM_T_MSI };
+        return true;
+    }
+    if (arch_is_arm()) {
+        QDict *rsp = qtest_qmp(v->qts,
+            "{ 'execute': 'qom-get', 'arguments': "
+            "{ 'path': '/machine', 'property': 'gic-version' } }");
+        bool v2;
+
+        g_assert_true(qdict_haskey(rsp, "return"));
+        v2 = !strcmp(qdict_get_str(rsp, "return"), "2");
+
+        m->aw_bits = 48;
+        if (v2) {
+            /* GICv2m MSI_SETSPI_NS page */
+            m->msi = (Resv) { 0x08020000, 0x08020fff,
+                              VIRTIO_IOMMU_RESV_MEM_T_MSI };
+        } else {
+            /* GITS_TRANSLATER page of the ITS */
+            m->msi = (Resv) { 0x08090000, 0x0809ffff,
+                              VIRTIO_IOMMU_RESV_MEM_T_MSI };
+        }
+        qobject_unref(rsp);
+        return true;
+    }
+    g_test_skip("no machine facts for this architecture");
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Non-fatal checks                                                    */
+
+static void report(const char *fn, int line, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static void report(const char *fn, int line, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "FAIL %s:%d: %s\n", fn, line, msg);
+    g_test_fail();
+}
+
+static bool check_eq(const char *fn, int line, const char *what,
+                     uint64_t got, uint64_t want)
+{
+    if (got != want) {
+        report(fn, line, "%s: expected 0x%" PRIx64 ", got 0x%" PRIx64,
+               what, want, got);
+        return false;
+    }
+    return true;
+}
+
+#define CHECK_EQ(got, want)                                             \
+    check_eq(__func__, __LINE__, #got, (uint64_t)(got), (uint64_t)(want))
+
+#define CHECK(cond)                                                     \
+    ((cond) ? true :                                                    \
+     (report(__func__, __LINE__, "%s: not true", #cond), false))
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+
+/* Outcome of one request */
+typedef struct Res {
+    uint32_t used;              /* used length */
+    uint32_t len;               /* writable length offered */
+    uint8_t tail[4];            /* last four writable bytes afterwards */
+    bool untouched;             /* every writable byte still FILL */
+    bool zero_prefix;           /* writable bytes before the tail all 0 */
+} Res;
+
+static const char *status_name(uint8_t s)
+{
+    static const char *const names[] = {
+        "OK", "IOERR", "UNSUPP", "DEVERR", "INVAL", "RANGE", "NOENT",
+        "FAULT", "NOMEM",
+    };
+
+    return s < ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+static bool expect_status(const char *fn, int line, const char *what,
+                          Res r, uint8_t want)
+{
+    if (r.used == r.len && r.len >= 4 && r.tail[0] == want &&
+        !r.tail[1] && !r.tail[2] && !r.tail[3]) {
+        return true;
+    }
+    if (!r.used) {
+        report(fn, line, "%s: expected S_%s, got used length 0 (no status)",
+               what, status_name(want));
+    } else {
+        report(fn, line, "%s: expected S_%s (used length %u), got S_%s "
+               "(status %u, used length %u, tail reserved %02x %02x %02x)",
+               what, status_name(want), r.len, status_name(r.tail[0]),
+               r.tail[0], r.used, r.tail[1], r.tail[2], r.tail[3]);
+    }
+    return false;
+}
+
+static bool expect_unused(const char *fn, int line, const char *what, Res r)
+{
+    if (!r.used && r.untouched) {
+        return true;
+    }
+    report(fn, line, "%s: expected used length 0 and buffer untouched, got "
+           "used length %u, buffer %s (tail status %u)", what, r.used,
+           r.untouched ? "untouched" : "written", r.tail[0]);
+    return false;
+}
+
+#define EXPECT_STATUS(call, want)                                       \
+    expect_status(__func__, __LINE__, #call, (call), (want))
+#define EXPECT_UNUSED(call)                                             \
+    expect_unused(__func__, __LINE__, #call, (call))
+
+typedef union ReqBuf {
+    struct virtio_iommu_req_head head;
+    struct virtio_iommu_req_attach attach;
+    struct virtio_iommu_req_detach detach;
+    struct virtio_iommu_req_map map;
+    struct virtio_iommu_req_unmap unmap;
+    uint8_t raw[256];
+} ReqBuf;
+
+#define ATTACH_IN_LEN   offsetof(struct virtio_iommu_req_attach, tail)
+#define DETACH_IN_LEN   offsetof(struct virtio_iommu_req_detach, tail)
+#define MAP_IN_LEN      offsetof(struct virtio_iommu_req_map, tail)
+#define UNMAP_IN_LEN    offsetof(struct virtio_iommu_req_unmap, tail)
+#define PROBE_IN_LEN    sizeof(struct virtio_iommu_req_probe)
+
+/*
+ * Send @in_len bytes of @in as the readable part and @out_len writable
+ * bytes (initially FILL), split into descriptors of @in_chunk/@out_chunk
+ * bytes (0: one descriptor).  @out, if given, receives the writable part.
+ */
+static Res send_layout(QViommu *v, const void *in, uint32_t in_len,
+                       uint32_t in_chunk, uint32_t out_len,
+                       uint32_t out_chunk, uint8_t *out)
+{
+    g_autofree uint8_t *buf = g_malloc(MAX(out_len, 1));
+    QViommuXfer x = {
+        .in = in, .in_len = in_len, .in_chunk = in_chunk,
+        .out = buf, .out_len = out_len, .out_chunk = out_chunk,
+    };
+    Res r = { .len = out_len, .untouched = true, .zero_prefix = true };
+    uint32_t i;
+
+    memset(buf, FILL, out_len);
+    r.used = qviommu_xfer(v, &x);
+    for (i = 0; i < out_len; i++) {
+        r.untouched &= buf[i] == FILL;
+        if (i + 4 < out_len) {
+            r.zero_prefix &= buf[i] == 0;
+        }
+    }
+    if (out_len >= 4) {
+        memcpy(r.tail, buf + out_len - 4, 4);
+    }
+    if (out) {
+        memcpy(out, buf, out_len);
+    }
+    return r;
+}
+
+static Res send_req(QViommu *v, const ReqBuf *b, uint32_t in_len,
+                    uint32_t out_len)
+{
+    return send_layout(v, b, in_len, 0, out_len, 0, NULL);
+}
+
+static uint32_t enc_attach(ReqBuf *b, uint32_t domain, uint32_t ep,
+                           uint32_t flags)
+{
+    memset(b, 0, sizeof(*b));
+    b->attach.head.type = VIRTIO_IOMMU_T_ATTACH;
+    b->attach.domain = cpu_to_le32(domain);
+    b->attach.endpoint = cpu_to_le32(ep);
+    b->attach.flags = cpu_to_le32(flags);
+    return ATTACH_IN_LEN;
+}
+
+static uint32_t enc_detach(ReqBuf *b, uint32_t domain, uint32_t ep)
+{
+    memset(b, 0, sizeof(*b));
+    b->detach.head.type = VIRTIO_IOMMU_T_DETACH;
+    b->detach.domain = cpu_to_le32(domain);
+    b->detach.endpoint = cpu_to_le32(ep);
+    return DETACH_IN_LEN;
+}
+
+static uint32_t enc_map(ReqBuf *b, uint32_t domain, uint64_t virt_start,
+                        uint64_t virt_end, uint64_t phys_start,
+                        uint32_t flags)
+{
+    memset(b, 0, sizeof(*b));
+    b->map.head.type = VIRTIO_IOMMU_T_MAP;
+    b->map.domain = cpu_to_le32(domain);
+    b->map.virt_start = cpu_to_le64(virt_start);
+    b->map.virt_end = cpu_to_le64(virt_end);
+    b->map.phys_start = cpu_to_le64(phys_start);
+    b->map.flags = cpu_to_le32(flags);
+    return MAP_IN_LEN;
+}
+
+static uint32_t enc_unmap(ReqBuf *b, uint32_t domain, uint64_t virt_start,
+                          uint64_t virt_end)
+{
+    memset(b, 0, sizeof(*b));
+    b->unmap.head.type = VIRTIO_IOMMU_T_UNMAP;
+    b->unmap.domain = cpu_to_le32(domain);
+    b->unmap.virt_start = cpu_to_le64(virt_start);
+    b->unmap.virt_end = cpu_to_le64(virt_end);
+    return UNMAP_IN_LEN;
+}
+
+static uint32_t enc_probe(ReqBuf *b, uint32_t ep)
+{
+    uint32_t le_ep = cpu_to_le32(ep);
+
+    memset(b, 0, sizeof(*b));
+    b->head.type = VIRTIO_IOMMU_T_PROBE;
+    memcpy(b->raw + offsetof(struct virtio_iommu_req_probe, endpoint),
+           &le_ep, sizeof(le_ep));
+    return PROBE_IN_LEN;
+}
+
+static Res attach_req(QViommu *v, uint32_t domain, uint32_t ep,
+                      uint32_t flags)
+{
+    ReqBuf b;
+
+    return send_req(v, &b, enc_attach(&b, domain, ep, flags), 4);
+}
+
+static Res detach_req(QViommu *v, uint32_t domain, uint32_t ep)
+{
+    ReqBuf b;
+
+    return send_req(v, &b, enc_detach(&b, domain, ep), 4);
+}
+
+static Res map_req(QViommu *v, uint32_t domain, uint64_t virt_start,
+                   uint64_t virt_end, uint64_t phys_start, uint32_t flags)
+{
+    ReqBuf b;
+
+    return send_req(v, &b, enc_map(&b, domain, virt_start, virt_end,
+                                   phys_start, flags), 4);
+}
+
+static Res unmap_req(QViommu *v, uint32_t domain, uint64_t virt_start,
+                     uint64_t virt_end)
+{
+    ReqBuf b;
+
+    return send_req(v, &b, enc_unmap(&b, domain, virt_start, virt_end), 4);
+}
+
+/* PROBE with @props_len bytes of properties (plus the tail) */
+static Res probe_req(QViommu *v, uint32_t ep, uint32_t props_len,
+                     uint8_t *out)
+{
+    ReqBuf b;
+
+    return send_layout(v, &b, enc_probe(&b, ep), 0, props_len + 4, 0, out);
+}
+
+static uint32_t probe_size(QViommu *v)
+{
+    return qviommu_config_readl(v, CFG_OFF(probe_size));
+}
+
+static uint64_t input_end(QViommu *v)
+{
+    return qviommu_config_readq(v, CFG_OFF(input_range.end));
+}
+
+/* Is [start, end] mapped in @domain?  Probed by mapping it again. */
+static bool is_mapped(QViommu *v, uint32_t domain, uint64_t start,
+                      uint64_t end)
+{
+    Res r = map_req(v, domain, start, end, start, RW);
+
+    g_assert_cmpuint(r.used, ==, 4);
+    if (r.tail[0] == VIRTIO_IOMMU_S_OK) {
+        /* was free: undo the probe */
+        Res u = unmap_req(v, domain, start, end);
+
+        g_assert_cmpuint(u.tail[0], ==, VIRTIO_IOMMU_S_OK);
+        return false;
+    }
+    g_assert_cmpuint(r.tail[0], ==, VIRTIO_IOMMU_S_INVAL);
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Config and features                                                 */
+
+static uint64_t aw_mask(unsigned aw_bits)
+{
+    return aw_bits >= 64 ? UINT64_MAX : BIT64(aw_bits) - 1;
+}
+
+static void check_config(QViommu *v, uint64_t granule, unsigned aw_bits,
+                         uint32_t domain_end, uint8_t bypass)
+{
+    CHECK_EQ(qviommu_config_readq(v, CFG_OFF(page_size_mask)),
+             ~(granule - 1) & aw_mask(aw_bits));
+    CHECK_EQ(qviommu_config_readq(v, CFG_OFF(input_range.start)), 0);
+    CHECK_EQ(qviommu_config_readq(v, CFG_OFF(input_range.end)),
+             aw_mask(aw_bits));
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.start)), 0);
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)),
+             domain_end);
+    CHECK(probe_size(v) > 0);
+    CHECK_EQ(qviommu_config_readb(v, CFG_OFF(bypass)), bypass);
+}
+
+static void test_config(void *obj, void *data, QGuestAllocator *alloc)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    uint64_t offered = qvirtio_get_features(v->vdev);
+    Machine m;
+
+    if (skip_variant(cfg) || !machine_info(v, cfg, &m)) {
+        return;
+    }
+
+    CHECK(offered & BIT64(VIRTIO_F_VERSION_1));
+    CHECK(offered & BIT64(VIRTIO_IOMMU_F_INPUT_RANGE));
+    CHECK(offered & BIT64(VIRTIO_IOMMU_F_DOMAIN_RANGE));
+    CHECK(offered & BIT64(VIRTIO_IOMMU_F_MAP_UNMAP));
+    CHECK(offered & BIT64(VIRTIO_IOMMU_F_PROBE));
+    CHECK(offered & BIT64(VIRTIO_IOMMU_F_MMIO));
+    CHECK(offered & BIT64(VIRTIO_IOMMU_F_BYPASS_CONFIG));
+    /* superseded by BYPASS_CONFIG; not both */
+    CHECK(!(offered & BIT64(VIRTIO_IOMMU_F_BYPASS)));
+
+    /* granule defaults to the host page size */
+    CHECK(qviommu_config_readq(v, CFG_OFF(page_size_mask)) != 0);
+    check_config(v, qemu_real_host_page_size(), m.aw_bits, UINT32_MAX, 1);
+}
+
+static void test_config_props(void *obj, void *data, QGuestAllocator *alloc)
+{
+    /* granule=64k,aw-bits=40,max-domain-id=7,boot-bypass=off */
+    check_config(obj, 0x10000, 40, 7, 0);
+}
+
+static void test_config_granule_4k(void *obj, void *data,
+                                   QGuestAllocator *alloc)
+{
+    /* granule=4k,aw-bits=32 */
+    check_config(obj, 0x1000, 32, UINT32_MAX, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* ATTACH                                                              */
+
+static void test_attach_detach(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    /* a second endpoint may join the domain */
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    /* the domain lives on with EP2, mappings included */
+    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    /* the last endpoint leaving destroyed the domain */
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_INVAL);
+
+    /* domain IDs at both ends of the default domain_range */
+    EXPECT_STATUS(attach_req(v, 0, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, UINT32_MAX, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 0, EP1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, UINT32_MAX, EP2), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_attach_reserved(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    ReqBuf b;
+    uint32_t len;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        len = enc_attach(&b, 1, EP1, 0);
+        b.attach.reserved[i] = 1 << i;
+        EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+    }
+    /* reserved is checked first, even for an unknown endpoint */
+    len = enc_attach(&b, 1, EP_NO_SLOT, 0);
+    b.attach.reserved[3] = 0x80;
+    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+
+    /* the head's reserved bytes are ignored */
+    len = enc_attach(&b, 1, EP1, 0);
+    b.head.reserved[0] = 0xff;
+    b.head.reserved[2] = 0x12;
+    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_OK);
+
+    /* nothing was attached by the rejected requests but the last one */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+}
+
+static void test_attach_flags(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    int bit;
+
+    for (bit = 1; bit < 32; bit++) {
+        EXPECT_STATUS(attach_req(v, 1, EP1, 1u << bit),
+                      VIRTIO_IOMMU_S_INVAL);
+    }
+    /* flags are checked before the endpoint */
+    EXPECT_STATUS(attach_req(v, 1, EP_NO_SLOT, 2), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+
+    /* ATTACH_F_BYPASS is known when BYPASS_CONFIG is negotiated */
+    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+
+    /* ... and unknown when it is not */
+    qviommu_start(v, qviommu_known_features(v) &
+                  ~BIT64(VIRTIO_IOMMU_F_BYPASS_CONFIG));
+    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_attach_noent(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    EXPECT_STATUS(attach_req(v, 1, EP_NO_SLOT, 0), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 1, EP_NO_FN, 0), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 1, 0xffff, 0), VIRTIO_IOMMU_S_NOENT);
+    /* IDs above 16 bits do not alias a requester ID */
+    EXPECT_STATUS(attach_req(v, 1, EP_ALIAS, 0), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 1, UINT32_MAX, 0), VIRTIO_IOMMU_S_NOENT);
+    /* and nothing got attached to domain 1 */
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+}
+
+static void test_attach_range(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* max-domain-id=7 */
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)), 7);
+    EXPECT_STATUS(attach_req(v, 8, EP1, 0), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(attach_req(v, UINT32_MAX, EP1, 0), VIRTIO_IOMMU_S_RANGE);
+    /* the endpoint is checked before the domain */
+    EXPECT_STATUS(attach_req(v, 8, EP_NO_SLOT, 0), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 7, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 0, EP2, 0), VIRTIO_IOMMU_S_OK);
+
+    /* DETACH: endpoint, then domain range, then membership */
+    EXPECT_STATUS(detach_req(v, 8, EP1), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(detach_req(v, 8, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(detach_req(v, 7, EP1), VIRTIO_IOMMU_S_OK);
+
+    /* MAP and UNMAP */
+    EXPECT_STATUS(map_req(v, 8, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(unmap_req(v, 8, 0, PAGE - 1), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 0, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, 0, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_attach_bypass_mismatch(void *obj, void *data,
+                                        QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* domain 1 translates, with EP1 in it and one mapping */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 1, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_INVAL);
+    /* domain 2 is a bypass domain, with EP2 in it */
+    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_INVAL);
+
+    /* the failed ATTACH left EP1 in domain 1, mappings intact */
+    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+
+    /* MAP and UNMAP on a bypass domain */
+    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_INVAL);
+    /* the bypass check comes before range and alignment checks */
+    EXPECT_STATUS(map_req(v, 2, 0x10, 0x8, 0x3, RW), VIRTIO_IOMMU_S_INVAL);
+
+    /*
+     * EP2 alone in bypass domain 2: re-attaching it without the flag
+     * destroys the domain first, so the new domain 2 translates.
+     */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_attach_move(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    /* moving EP1 detaches it from domain 1, which dies empty */
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    CHECK(!is_mapped(v, 2, 0, PAGE - 1));
+
+    /*
+     * Re-attaching to the domain of which it is the only endpoint empties
+     * the domain (the Linux driver replays its mappings).
+     */
+    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+
+    /* with a second endpoint the domain survives, mappings too */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    CHECK(is_mapped(v, 2, PAGE, 2 * PAGE - 1));
+}
+
+static void test_attach_nomem(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* max-domains=1 */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_NOMEM);
+    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_NOMEM);
+    /* joining the existing domain needs no new one */
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    /* the domain died with its last endpoint: room for another */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* DETACH                                                              */
+
+static void test_detach_status(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    ReqBuf b;
+    uint32_t len;
+    int i;
+
+    EXPECT_STATUS(detach_req(v, 1, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(detach_req(v, 1, EP_NO_FN), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(detach_req(v, 1, EP_ALIAS), VIRTIO_IOMMU_S_NOENT);
+    /* no domain 1 */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    /* EP1 is not in domain 2, nor EP2 in domain 1; no domain 3 */
+    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(detach_req(v, 3, EP1), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(detach_req(v, 1, EP_ALIAS), VIRTIO_IOMMU_S_NOENT);
+
+    /* reserved fields are ignored */
+    len = enc_detach(&b, 1, EP1);
+    for (i = 0; i < 8; i++) {
+        b.detach.reserved[i] = 0xff;
+    }
+    b.head.reserved[1] = 0xff;
+    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* MAP                                                                 */
+
+static void test_map_flags(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    int bit;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    for (bit = 3; bit < 32; bit++) {
+        EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW | (1u << bit)),
+                      VIRTIO_IOMMU_S_INVAL);
+    }
+    /* flags come first: unknown flag on a missing domain */
+    EXPECT_STATUS(map_req(v, 9, 0, PAGE - 1, 0, 1u << 31),
+                  VIRTIO_IOMMU_S_INVAL);
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+
+    /* every combination of the known flags (F_MMIO negotiated) */
+    for (bit = 0; bit < 8; bit++) {
+        EXPECT_STATUS(map_req(v, 1, bit * PAGE, bit * PAGE + PAGE - 1,
+                              0x200000, bit), VIRTIO_IOMMU_S_OK);
+    }
+    EXPECT_STATUS(unmap_req(v, 1, 0, 8 * PAGE - 1), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_map_noent(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(map_req(v, UINT32_MAX, 0, PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    /* the domain check comes before range checks */
+    EXPECT_STATUS(map_req(v, 2, PAGE, 0, 1, RW), VIRTIO_IOMMU_S_NOENT);
+}
+
+static void test_map_range(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint64_t end = input_end(v);
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+
+    /* virt_end < virt_start */
+    EXPECT_STATUS(map_req(v, 1, 2 * PAGE, PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    /* reversed comes before misaligned */
+    EXPECT_STATUS(map_req(v, 1, 0x1234, 0x123, 0x5, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
+
+    /* the spec's examples map [0, 4]: not on a 4k granule */
+    EXPECT_STATUS(map_req(v, 1, 0, 4, 0, RW), VIRTIO_IOMMU_S_RANGE);
+    /* virt_start, phys_start, virt_end + 1 misaligned in turn */
+    EXPECT_STATUS(map_req(v, 1, 0x800, 0x1fff, 0x0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, 0x1000, 0x1fff, 0x800, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, 0x1000, 0x17ff, 0x0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, 0x1000, 0x1000, 0x0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, 0x1001, 0x1fff, 0x1, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
+
+    /* the physical end past 2^64 */
+    EXPECT_STATUS(map_req(v, 1, 0, 2 * PAGE - 1, UINT64_MAX - PAGE + 1, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    /* the last page of the physical space is fine */
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, UINT64_MAX - PAGE + 1, RW),
+                  VIRTIO_IOMMU_S_OK);
+
+    /* the last page of the input range, and a mapping up to it */
+    EXPECT_STATUS(map_req(v, 1, end - PAGE + 1, end, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, 1, end - PAGE + 1, end), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, end - 16 * PAGE + 1, end, 0x100000, RW),
+                  VIRTIO_IOMMU_S_OK);
+    CHECK(is_mapped(v, 1, end - PAGE + 1, end));
+    EXPECT_STATUS(unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, 1, end - PAGE + 1, end));
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+}
+
+static void test_map_input_range(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint64_t top = BIT64(40);
+
+    /* aw-bits=40 */
+    CHECK_EQ(input_end(v), top - 1);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, top, top + PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, top - PAGE, top + PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, UINT64_MAX - PAGE + 1, UINT64_MAX, 0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, top - PAGE, top - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+
+    EXPECT_STATUS(unmap_req(v, 1, top, top + PAGE - 1),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(unmap_req(v, 1, top - PAGE, top + PAGE - 1),
+                  VIRTIO_IOMMU_S_RANGE);
+    CHECK(is_mapped(v, 1, top - PAGE, top - 1));
+    EXPECT_STATUS(unmap_req(v, 1, 0, top - 1), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, 1, top - PAGE, top - 1));
+}
+
+static void test_map_overlap(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const uint64_t s = 0x10 * PAGE, e = 0x14 * PAGE - 1;   /* 4 pages */
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, s, e, 0x100000, RW), VIRTIO_IOMMU_S_OK);
+
+    EXPECT_STATUS(map_req(v, 1, s, e, 0x100000, RW), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, s - PAGE, s + PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, e + 1 - PAGE, e + PAGE, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, e + 1 - PAGE, e, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, s + PAGE, s + 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0, 0x100 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+
+    /* adjacent on both sides is fine */
+    EXPECT_STATUS(map_req(v, 1, s - PAGE, s - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, e + 1, e + PAGE, 0, RW), VIRTIO_IOMMU_S_OK);
+
+    /* another domain has its own address space */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, s, e, 0, RW), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_map_msi(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    Machine m;
+    uint64_t ms, me;
+
+    if (skip_variant(cfg) || !machine_info(v, cfg, &m)) {
+        return;
+    }
+    ms = m.msi.start;
+    me = m.msi.end;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, ms, ms + PAGE - 1, ms, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, me + 1 - PAGE, me, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, ms - PAGE, ms + PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, me + 1 - PAGE, me + PAGE, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0, 0x100000000ull - 1, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    /* the pages around the window are free */
+    EXPECT_STATUS(map_req(v, 1, ms - PAGE, ms - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, me + 1, me + PAGE, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+}
+
+static void test_map_nomem(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* max-mappings=2, counted over all domains */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, PAGE, 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_NOMEM);
+    /* overlap is checked before the limit */
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, PAGE, 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_NOMEM);
+    /* destroying a domain frees its mappings */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* UNMAP                                                               */
+
+static void test_unmap_status(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    ReqBuf b;
+    uint32_t len;
+    int i;
+
+    EXPECT_STATUS(unmap_req(v, 1, 0, PAGE - 1), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_NOENT);
+
+    /* reserved != 0: INVAL, nothing unmapped */
+    for (i = 0; i < 4; i++) {
+        len = enc_unmap(&b, 1, 0, PAGE - 1);
+        b.unmap.reserved[i] = 1;
+        EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+    }
+    /* reserved is checked before the domain */
+    len = enc_unmap(&b, 9, 0, PAGE - 1);
+    b.unmap.reserved[0] = 1;
+    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+
+    /* reversed range */
+    EXPECT_STATUS(unmap_req(v, 1, PAGE - 1, 0), VIRTIO_IOMMU_S_INVAL);
+    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+
+    /* bypass domain */
+    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_INVAL);
+
+    /* unaligned UNMAP ranges that split nothing are fine */
+    EXPECT_STATUS(unmap_req(v, 1, 0x5000, 0x5003), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, 1, 0, input_end(v)), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+}
+
+static void test_unmap_split(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    /* a = 2 pages, b = 4 pages right after, c = 1 page further on */
+    EXPECT_STATUS(map_req(v, 1, 0, 2 * PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 2 * PAGE, 6 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 8 * PAGE, 9 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+
+    /* covers a entirely but only half of b: nothing removed */
+    EXPECT_STATUS(unmap_req(v, 1, 0, 4 * PAGE - 1), VIRTIO_IOMMU_S_RANGE);
+    /* starts inside b, covers c */
+    EXPECT_STATUS(unmap_req(v, 1, 3 * PAGE, 10 * PAGE - 1),
+                  VIRTIO_IOMMU_S_RANGE);
+    /* inside a single page of a */
+    EXPECT_STATUS(unmap_req(v, 1, 0x10, 0x20), VIRTIO_IOMMU_S_RANGE);
+    /* ends one byte short of a's end */
+    EXPECT_STATUS(unmap_req(v, 1, 0, 2 * PAGE - 2), VIRTIO_IOMMU_S_RANGE);
+    CHECK(is_mapped(v, 1, 0, 2 * PAGE - 1));
+    CHECK(is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
+    CHECK(is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
+
+    /* exact covers work */
+    EXPECT_STATUS(unmap_req(v, 1, 0, 6 * PAGE - 1), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
+    CHECK(!is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
+    CHECK(is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
+}
+
+/* The spec's map(s, e) scaled so that every mapping is page aligned */
+#define VS(s)       ((uint64_t)(s) * PAGE)
+#define VE(e)       ((uint64_t)(e) * PAGE + PAGE - 1)
+
+static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint32_t d = 100;
+
+    /* each sequence starts on a blank address space: a fresh domain */
+
+    /* (1) unmap(0, 4) -> succeeds, doesn't unmap anything */
+    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(4)), VIRTIO_IOMMU_S_OK);
+
+    /* (2) a = map(0, 9); unmap(0, 9) -> succeeds, unmaps a */
+    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(0), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(9)), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, d, VS(0), VE(9)));
+
+    /* (3) a = map(0, 4); b = map(5, 9); unmap(0, 9) -> unmaps a and b */
+    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(5), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(9)), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, d, VS(0), VE(4)));
+    CHECK(!is_mapped(v, d, VS(5), VE(9)));
+
+    /* (4) a = map(0, 9); unmap(0, 4) -> fails, doesn't unmap anything */
+    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(0), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(4)), VIRTIO_IOMMU_S_RANGE);
+    CHECK(is_mapped(v, d, VS(0), VE(9)));
+
+    /* (5) a = map(0, 4); b = map(5, 9); unmap(0, 4) -> unmaps a */
+    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(5), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(4)), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, d, VS(0), VE(4)));
+    CHECK(is_mapped(v, d, VS(5), VE(9)));
+
+    /* (6) a = map(0, 4); unmap(0, 9) -> succeeds, unmaps a */
+    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(9)), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, d, VS(0), VE(4)));
+
+    /* (7) a = map(0, 4); b = map(10, 14); unmap(0, 14) -> a and b */
+    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, d, VS(10), VE(14), 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(14)), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, d, VS(0), VE(4)));
+    CHECK(!is_mapped(v, d, VS(10), VE(14)));
+}
+
+/* ------------------------------------------------------------------ */
+/* PROBE                                                               */
+
+static void check_props(const char *fn, int line, const uint8_t *p,
+                        uint32_t size, const Resv *want, unsigned n)
+{
+    uint32_t off = 0;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        struct virtio_iommu_probe_resv_mem r;
+        uint16_t type, length;
+
+        if (off + sizeof(r) > size) {
+            report(fn, line, "property %u does not fit in %u bytes", i,
+                   size);
+            return;
+        }
+        memcpy(&r, p + off, sizeof(r));
+        type = le16_to_cpu(r.head.type);
+        length = le16_to_cpu(r.head.length);
+        if (type != VIRTIO_IOMMU_PROBE_T_RESV_MEM ||
+            length != sizeof(r) - sizeof(r.head) ||
+            r.subtype != want[i].subtype ||
+            r.reserved[0] || r.reserved[1] || r.reserved[2] ||
+            le64_to_cpu(r.start) != want[i].start ||
+            le64_to_cpu(r.end) != want[i].end) {
+            report(fn, line, "property %u at offset %u: expected RESV_MEM "
+                   "(type 1, length %zu) subtype %u [0x%" PRIx64 ", 0x%"
+                   PRIx64 "], got type 0x%x length %u subtype %u reserved "
+                   "%02x %02x %02x [0x%" PRIx64 ", 0x%" PRIx64 "]", i, off,
+                   sizeof(r) - sizeof(r.head), want[i].subtype,
+                   want[i].start, want[i].end, type, length, r.subtype,
+                   r.reserved[0], r.reserved[1], r.reserved[2],
+                   le64_to_cpu(r.start), le64_to_cpu(r.end));
+            return;
+        }
+        off += sizeof(r.head) + length;
+    }
+    for (; off < size; off++) {
+        if (p[off]) {
+            report(fn, line, "byte %u after the properties is 0x%02x, not 0",
+                   off, p[off]);
+            return;
+        }
+    }
+}
+
+#define CHECK_PROPS(p, size, want, n)                                   \
+    check_props(__func__, __LINE__, p, size, want, n)
+
+static void test_probe(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    uint32_t size = probe_size(v);
+    g_autofree uint8_t *out = g_malloc(size + 4 + 256);
+    Machine m;
+    ReqBuf b;
+    uint32_t len;
+    Res r;
+
+    if (skip_variant(cfg) || !machine_info(v, cfg, &m)) {
+        return;
+    }
+    g_assert_cmpuint(size, >=, sizeof(struct virtio_iommu_probe_resv_mem));
+
+    r = probe_req(v, EP1, size, out);
+    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+        CHECK_PROPS(out, size, &m.msi, 1);
+    }
+    /* every endpoint has the machine's MSI window */
+    r = probe_req(v, EP2, size, out);
+    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+        CHECK_PROPS(out, size, &m.msi, 1);
+    }
+
+    /* a bigger writable part: the rest is zero, the tail at the end */
+    r = probe_req(v, EP1, size + 256, out);
+    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+        CHECK_PROPS(out, size + 256, &m.msi, 1);
+    }
+
+    /* reserved fields are ignored */
+    len = enc_probe(&b, EP1);
+    memset(b.raw + offsetof(struct virtio_iommu_req_probe, reserved), 0xff,
+           64);
+    b.head.reserved[0] = 0xff;
+    r = send_layout(v, &b, len, 0, size + 4, 0, out);
+    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+        CHECK_PROPS(out, size, &m.msi, 1);
+    }
+
+    EXPECT_STATUS(probe_req(v, EP_NO_SLOT, size, NULL),
+                  VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(probe_req(v, EP_NO_FN, size, NULL), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(probe_req(v, EP_ALIAS, size, NULL), VIRTIO_IOMMU_S_NOENT);
+}
+
+static void test_probe_small(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint32_t size = probe_size(v);
+    g_autofree uint8_t *out = g_malloc(size + 4);
+    uint32_t lens[] = { size - 1, size - 4, 24, 1, 0 };
+    unsigned i;
+    Res r;
+
+    for (i = 0; i < ARRAY_SIZE(lens); i++) {
+        r = probe_req(v, EP1, lens[i], out);
+        if (!EXPECT_STATUS(r, VIRTIO_IOMMU_S_INVAL)) {
+            report(__func__, __LINE__, "(properties part of %u bytes, "
+                   "probe_size %u)", lens[i], size);
+        } else if (!r.zero_prefix && !r.untouched) {
+            /* no property written: left alone or zero-filled */
+            report(__func__, __LINE__, "PROBE with %u bytes of properties: "
+                   "properties part written", lens[i]);
+        }
+    }
+    /* the size check comes before the endpoint check */
+    EXPECT_STATUS(probe_req(v, EP_NO_SLOT, size - 4, NULL),
+                  VIRTIO_IOMMU_S_INVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Malformed requests                                                  */
+
+static void test_unknown_type(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    static const uint8_t types[] = { 0, 6, 7, 0x42, 0x80, 0xff };
+    ReqBuf b;
+    uint32_t len;
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(types); i++) {
+        len = enc_attach(&b, 1, EP1, 0);
+        b.head.type = types[i];
+        EXPECT_UNUSED(send_req(v, &b, len, 4));
+        EXPECT_UNUSED(send_req(v, &b, len, 64));
+        EXPECT_UNUSED(send_req(v, &b, 4, 4));
+    }
+    /* nothing happened, and the queue still works */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+}
+
+static void test_short_writable(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    ReqBuf b;
+    uint32_t len, out;
+
+    /* writable part shorter than a tail: completed, used length 0 */
+    for (out = 0; out < 4; out++) {
+        len = enc_attach(&b, 1, EP1, 0);
+        EXPECT_UNUSED(send_req(v, &b, len, out));
+        len = enc_map(&b, 1, 0, PAGE - 1, 0, RW);
+        EXPECT_UNUSED(send_req(v, &b, len, out));
+        len = enc_probe(&b, EP1);
+        EXPECT_UNUSED(send_req(v, &b, len, out));
+        len = enc_attach(&b, 1, EP1, 0);
+        b.head.type = 0x55;
+        EXPECT_UNUSED(send_req(v, &b, len, out));
+    }
+    /* none of them was executed */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+
+    /* more than 1 MiB of writable part is refused too... */
+    len = enc_attach(&b, 1, EP1, 0);
+    EXPECT_UNUSED(send_req(v, &b, len, (1u << 20) + 1));
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    /* ... but 1 MiB is fine, zero-filled before the tail */
+    {
+        Res r = send_req(v, &b, len, 1u << 20);
+
+        EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+        CHECK(r.zero_prefix);
+    }
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_short_readable(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    ReqBuf b;
+    uint32_t len;
+
+    /* no head: nothing to go by */
+    len = enc_attach(&b, 1, EP1, 0);
+    EXPECT_UNUSED(send_req(v, &b, 0, 4));
+    EXPECT_UNUSED(send_req(v, &b, 1, 4));
+    EXPECT_UNUSED(send_req(v, &b, 3, 4));
+
+    /* a head and a tail, but the body is cut short: IOERR */
+    EXPECT_STATUS(send_req(v, &b, 4, 4), VIRTIO_IOMMU_S_IOERR);
+    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    EXPECT_STATUS(send_req(v, &b, len - 4, 4), VIRTIO_IOMMU_S_IOERR);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+
+    len = enc_detach(&b, 1, EP1);
+    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    len = enc_map(&b, 1, 0, PAGE - 1, 0, RW);
+    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    EXPECT_STATUS(send_req(v, &b, 8, 4), VIRTIO_IOMMU_S_IOERR);
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    len = enc_unmap(&b, 1, 0, PAGE - 1);
+    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+
+    /* PROBE's readable part includes the 64 reserved bytes */
+    len = enc_probe(&b, EP1);
+    EXPECT_STATUS(send_layout(v, &b, len - 1, 0, probe_size(v) + 4, 0,
+                              NULL), VIRTIO_IOMMU_S_IOERR);
+    EXPECT_STATUS(send_layout(v, &b, 8, 0, probe_size(v) + 4, 0, NULL),
+                  VIRTIO_IOMMU_S_IOERR);
+}
+
+static void test_layouts(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint32_t size = probe_size(v);
+    g_autofree uint8_t *out = g_malloc(size + 4);
+    ReqBuf b;
+    uint32_t len;
+    Res r;
+
+    /* byte-sized descriptors, both parts */
+    len = enc_attach(&b, 1, EP1, 0);
+    EXPECT_STATUS(send_layout(v, &b, len, 1, 4, 1, NULL), VIRTIO_IOMMU_S_OK);
+    len = enc_map(&b, 1, 0, PAGE - 1, 0x300000, RW);
+    EXPECT_STATUS(send_layout(v, &b, len, 5, 4, 3, NULL), VIRTIO_IOMMU_S_OK);
+    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    len = enc_unmap(&b, 1, 0, PAGE - 1);
+    EXPECT_STATUS(send_layout(v, &b, len, 7, 4, 2, NULL), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    len = enc_probe(&b, EP1);
+    r = send_layout(v, &b, len, 13, size + 4, 17, out);
+    EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+
+    /* extra readable bytes are ignored */
+    len = enc_detach(&b, 1, EP1);
+    memset(b.raw + len, 0xee, 32);
+    EXPECT_STATUS(send_req(v, &b, len + 32, 4), VIRTIO_IOMMU_S_OK);
+
+    /* extra writable bytes are zero-filled, the status is at the end */
+    len = enc_attach(&b, 1, EP1, 0);
+    r = send_req(v, &b, len, 64);
+    EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+    CHECK(r.zero_prefix);
+    len = enc_detach(&b, 1, EP1);
+    r = send_layout(v, &b, len, 0, 13, 4, NULL);
+    EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+    CHECK(r.zero_prefix);
+}
+
+static Res res_of(uint32_t used, const uint8_t *out, uint32_t len)
+{
+    Res r = { .used = used, .len = len, .untouched = true };
+    uint32_t i;
+
+    for (i = 0; i < len; i++) {
+        r.untouched &= out[i] == FILL;
+    }
+    if (len >= 4) {
+        memcpy(r.tail, out + len - 4, 4);
+    }
+    return r;
+}
+
+#define BATCH   32
+
+static void test_batch(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint32_t size = probe_size(v);
+    g_autofree ReqBuf *b = g_new0(ReqBuf, BATCH);
+    g_autofree uint8_t *out = g_malloc(BATCH * (size + 4));
+    QViommuXfer x[BATCH];
+    uint32_t used[BATCH];
+    unsigned i;
+
+    /* many MAPs, one notification, as Linux queues them */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    memset(out, FILL, BATCH * 4);
+    for (i = 0; i < BATCH; i++) {
+        /* request 7 maps what request 6 mapped */
+        uint64_t page = i == 7 ? 6 : i;
+
+        x[i] = (QViommuXfer) {
+            .in = &b[i],
+            .in_len = enc_map(&b[i], 1, page * PAGE, page * PAGE + PAGE - 1,
+                              0x400000 + page * PAGE, RW),
+            .out = out + i * 4, .out_len = 4,
+        };
+    }
+    qviommu_xfer_batch(v, x, BATCH, used);
+    for (i = 0; i < BATCH; i++) {
+        if (!EXPECT_STATUS(res_of(used[i], out + i * 4, 4),
+                           i == 7 ? VIRTIO_IOMMU_S_INVAL :
+                           VIRTIO_IOMMU_S_OK)) {
+            report(__func__, __LINE__, "(MAP request %u of the batch)", i);
+        }
+    }
+    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(is_mapped(v, 1, 31 * PAGE, 32 * PAGE - 1));
+    CHECK(!is_mapped(v, 1, 7 * PAGE, 8 * PAGE - 1));
+
+    /* mixed requests, each with its own status */
+    memset(out, FILL, BATCH * (size + 4));
+    x[0] = (QViommuXfer) { .in = &b[0], .in_len = enc_attach(&b[0], 2, EP2, 0),
+                           .out_len = 4 };
+    x[1] = (QViommuXfer) { .in = &b[1],
+                           .in_len = enc_map(&b[1], 2, 0, PAGE - 1, 0, RW),
+                           .out_len = 4 };
+    x[2] = (QViommuXfer) { .in = &b[2], .in_len = enc_probe(&b[2], EP1),
+                           .out_len = size + 4 };
+    x[3] = (QViommuXfer) { .in = &b[3], .in_len = enc_attach(&b[3], 2, EP1, 0),
+                           .out_len = 4 };
+    b[3].head.type = 0x33;
+    x[4] = (QViommuXfer) { .in = &b[4],
+                           .in_len = enc_unmap(&b[4], 1, 0, 32 * PAGE - 1),
+                           .out_len = 4 };
+    x[5] = (QViommuXfer) { .in = &b[5], .in_len = enc_detach(&b[5], 2, EP2),
+                           .out_len = 4 };
+    x[6] = (QViommuXfer) { .in = &b[6],
+                           .in_len = enc_map(&b[6], 2, 0, PAGE - 1, 0, RW),
+                           .out_len = 4 };
+    for (i = 0; i < 7; i++) {
+        x[i].out = out + i * (size + 4);
+    }
+    qviommu_xfer_batch(v, x, 7, used);
+    EXPECT_STATUS(res_of(used[0], x[0].out, 4), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(res_of(used[1], x[1].out, 4), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(res_of(used[2], x[2].out, size + 4), VIRTIO_IOMMU_S_OK);
+    EXPECT_UNUSED(res_of(used[3], x[3].out, 4));
+    EXPECT_STATUS(res_of(used[4], x[4].out, 4), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(res_of(used[5], x[5].out, 4), VIRTIO_IOMMU_S_OK);
+    /* domain 2 died with EP2 */
+    EXPECT_STATUS(res_of(used[6], x[6].out, 4), VIRTIO_IOMMU_S_NOENT);
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+}
+
+/* ------------------------------------------------------------------ */
+/* Negotiated features                                                 */
+
+static void test_no_map_unmap(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    qviommu_start(v, qviommu_known_features(v) &
+                  ~BIT64(VIRTIO_IOMMU_F_MAP_UNMAP));
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_UNUSED(map_req(v, 1, 0, PAGE - 1, 0, RW));
+    EXPECT_UNUSED(unmap_req(v, 1, 0, PAGE - 1));
+    /* a malformed one as well */
+    EXPECT_UNUSED(map_req(v, 1, 3, 1, 0, 0xff));
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_no_probe(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint32_t size = probe_size(v);
+
+    qviommu_start(v, qviommu_known_features(v) &
+                  ~BIT64(VIRTIO_IOMMU_F_PROBE));
+    EXPECT_UNUSED(probe_req(v, EP1, size, NULL));
+    EXPECT_UNUSED(probe_req(v, EP_NO_SLOT, size, NULL));
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+}
+
+static void test_no_mmio(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    qviommu_start(v, qviommu_known_features(v) &
+                  ~BIT64(VIRTIO_IOMMU_F_MMIO));
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW | VIRTIO_IOMMU_MAP_F_MMIO),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, VIRTIO_IOMMU_MAP_F_MMIO),
+                  VIRTIO_IOMMU_S_INVAL);
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+
+    qviommu_start(v, qviommu_known_features(v));
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW | VIRTIO_IOMMU_MAP_F_MMIO),
+                  VIRTIO_IOMMU_S_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* Config bypass and reset                                             */
+
+static uint8_t bypass_get(QViommu *v)
+{
+    return qviommu_config_readb(v, CFG_OFF(bypass));
+}
+
+static void bypass_set(QViommu *v, uint8_t val)
+{
+    qviommu_config_writeb(v, CFG_OFF(bypass), val);
+}
+
+static void test_bypass_config(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    static const uint8_t bad[] = { 2, 3, 0x80, 0xff };
+    unsigned i;
+
+    CHECK_EQ(bypass_get(v), 1);
+    bypass_set(v, 0);
+    CHECK_EQ(bypass_get(v), 0);
+    for (i = 0; i < ARRAY_SIZE(bad); i++) {
+        bypass_set(v, bad[i]);
+        CHECK_EQ(bypass_get(v), 0);
+    }
+    bypass_set(v, 1);
+    CHECK_EQ(bypass_get(v), 1);
+    for (i = 0; i < ARRAY_SIZE(bad); i++) {
+        bypass_set(v, bad[i]);
+        CHECK_EQ(bypass_get(v), 1);
+    }
+
+    /* writes to the other fields are ignored */
+    qviommu_config_writeb(v, CFG_OFF(probe_size), 0);
+    qviommu_config_writeb(v, CFG_OFF(domain_range.end), 0);
+    qviommu_config_writeb(v, CFG_OFF(reserved), 0x55);
+    CHECK(probe_size(v) > 0);
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)), UINT32_MAX);
+    CHECK_EQ(qviommu_config_readb(v, CFG_OFF(reserved)), 0);
+    CHECK_EQ(bypass_get(v), 1);
+}
+
+static void test_bypass_config_not_negotiated(void *obj, void *data,
+                                              QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    qviommu_start(v, qviommu_known_features(v) &
+                  ~BIT64(VIRTIO_IOMMU_F_BYPASS_CONFIG));
+    CHECK_EQ(bypass_get(v), 1);
+    bypass_set(v, 0);
+    CHECK_EQ(bypass_get(v), 1);
+}
+
+static void test_bypass_config_reset(void *obj, void *data,
+                                     QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    bypass_set(v, 0);
+    CHECK_EQ(bypass_get(v), 0);
+
+    /* a device reset keeps it */
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_EQ(bypass_get(v), 0);
+
+    /* a system reset goes back to boot-bypass */
+    qviommu_stop(v);
+    qtest_system_reset(v->qts);
+    qvirtio_pci_device_disable(v->transport);
+    qvirtio_pci_device_enable(v->transport);
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_EQ(bypass_get(v), 1);
+}
+
+static void test_boot_bypass_off(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* boot-bypass=off */
+    CHECK_EQ(bypass_get(v), 0);
+    bypass_set(v, 1);
+    CHECK_EQ(bypass_get(v), 1);
+    qviommu_stop(v);
+    qtest_system_reset(v->qts);
+    qvirtio_pci_device_disable(v->transport);
+    qvirtio_pci_device_enable(v->transport);
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_EQ(bypass_get(v), 0);
+}
+
+static void test_reset_detaches(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    qviommu_start(v, qviommu_known_features(v));
+    /* no endpoint attached, no domain left */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+}
+
+/* ------------------------------------------------------------------ */
+/* Endpoint DMA: a virtio-rng-pci driven by hand                       */
+
+typedef struct EpMap {
+    uint64_t iova;
+    uint64_t pa;
+    uint64_t size;
+} EpMap;
+
+typedef struct Ep {
+    QViommu *v;
+    QTestState *qts;
+    QVirtioPCIDevice *dev;
+    uint32_t id;
+    uint64_t notify;            /* queue 0 notification, BAR offset */
+    uint16_t size;
+    uint64_t desc, avail, used; /* as the endpoint sees them */
+    uint16_t avail_idx;
+    uint16_t used_idx;
+    /* How the test set up the endpoint's view, to reach the rings */
+    EpMap map[16];
+    unsigned nr_map;
+} Ep;
+
+static Ep *ep_open(QViommu *v, unsigned slot)
+{
+    QPCIAddress addr = { .devfn = QPCI_DEVFN(slot, 0) };
+    Ep *ep = g_new0(Ep, 1);
+    uint64_t f;
+
+    ep->v = v;
+    ep->qts = v->qts;
+    ep->id = QPCI_DEVFN(slot, 0);
+    ep->dev = virtio_pci_new(v->transport->pdev->bus, &addr);
+    g_assert_nonnull(ep->dev);
+    g_assert_cmpuint(ep->dev->vdev.device_type, ==, VIRTIO_ID_RNG);
+    qvirtio_pci_device_enable(ep->dev);
+    qvirtio_start_device(&ep->dev->vdev);
+    f = qvirtio_get_features(&ep->dev->vdev);
+    g_assert_cmphex(f & BIT64(VIRTIO_F_ACCESS_PLATFORM), !=, 0);
+    qvirtio_set_features(&ep->dev->vdev, BIT64(VIRTIO_F_VERSION_1) |
+                         BIT64(VIRTIO_F_ACCESS_PLATFORM));
+    return ep;
+}
+
+static void ep_close(Ep *ep)
+{
+    qvirtio_pci_device_disable(ep->dev);
+    g_free(ep->dev->pdev);
+    g_free(ep->dev);
+    g_free(ep);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Ep, ep_close)
+
+/* Record that the endpoint sees [iova, iova + size) at @pa */
+static void ep_view(Ep *ep, uint64_t iova, uint64_t pa, uint64_t size)
+{
+    g_assert_cmpuint(ep->nr_map, <, ARRAY_SIZE(ep->map));
+    ep->map[ep->nr_map++] = (EpMap) { iova, pa, size };
+}
+
+/* MAP [iova, iova + size) to @pa in @domain, and record it */
+static void ep_map(Ep *ep, uint32_t domain, uint64_t iova, uint64_t pa,
+                   uint64_t size, uint32_t flags)
+{
+    Res r = map_req(ep->v, domain, iova, iova + size - 1, pa, flags);
+
+    g_assert_cmpuint(r.used, ==, 4);
+    g_assert_cmpuint(r.tail[0], ==, VIRTIO_IOMMU_S_OK);
+    ep_view(ep, iova, pa, size);
+}
+
+static uint64_t ep_pa(Ep *ep, uint64_t iova, uint64_t *avail)
+{
+    unsigned i;
+
+    for (i = 0; i < ep->nr_map; i++) {
+        EpMap *m = &ep->map[i];
+
+        if (iova >= m->iova && iova - m->iova < m->size) {
+            *avail = m->size - (iova - m->iova);
+            return m->pa + (iova - m->iova);
+        }
+    }
+    g_assert_not_reached();
+}
+
+static void ep_write(Ep *ep, uint64_t iova, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len) {
+        uint64_t avail, pa = ep_pa(ep, iova, &avail);
+        size_t l = MIN(len, avail);
+
+        qtest_memwrite(ep->qts, pa, p, l);
+        p += l;
+        iova += l;
+        len -= l;
+    }
+}
+
+static void ep_read(Ep *ep, uint64_t iova, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        uint64_t avail, pa = ep_pa(ep, iova, &avail);
+        size_t l = MIN(len, avail);
+
+        qtest_memread(ep->qts, pa, p, l);
+        p += l;
+        iova += l;
+        len -= l;
+    }
+}
+
+static void ep_zero(Ep *ep, uint64_t iova, size_t len)
+{
+    g_autofree void *zero = g_malloc0(len);
+
+    ep_write(ep, iova, zero, len);
+}
+
+/* Program queue 0 with rings at the given IOVAs, then DRIVER_OK */
+static void ep_start(Ep *ep, uint16_t size, uint64_t desc, uint64_t avail,
+                     uint64_t used)
+{
+    QVirtioPCIDevice *d = ep->dev;
+    uint64_t common = d->common_cfg_offset;
+    QVirtQueue vq = { .desc = desc, .avail = avail, .used = used };
+    uint16_t notify_off;
+
+    ep->size = size;
+    ep->desc = desc;
+    ep->avail = avail;
+    ep->used = used;
+    ep_zero(ep, desc, sizeof(struct vring_desc) * size);
+    ep_zero(ep, avail, 6 + 2 * size);
+    ep_zero(ep, used, 6 + sizeof(struct vring_used_elem) * size);
+
+    d->vdev.bus->queue_select(&d->vdev, 0);
+    qpci_io_writew(d->pdev, d->bar, common +
+                   offsetof(struct virtio_pci_common_cfg, queue_size), size);
+    d->vdev.bus->set_queue_address(&d->vdev, &vq);
+    notify_off = qpci_io_readw(d->pdev, d->bar, common +
+                               offsetof(struct virtio_pci_common_cfg,
+                                        queue_notify_off));
+    ep->notify = d->notify_cfg_offset + notify_off * d->notify_off_multiplier;
+    qpci_io_writew(d->pdev, d->bar, common +
+                   offsetof(struct virtio_pci_common_cfg, queue_enable), 1);
+    qvirtio_set_driver_ok(&d->vdev);
+}
+
+/* Queue a device-writable buffer at IOVA @buf in descriptor @head */
+static void ep_submit(Ep *ep, uint16_t head, uint64_t buf, uint32_t len)
+{
+    struct vring_desc desc = {
+        .addr = cpu_to_le64(buf),
+        .len = cpu_to_le32(len),
+        .flags = cpu_to_le16(VRING_DESC_F_WRITE),
+    };
+    uint16_t v;
+
+    g_assert_cmpuint(head, <, ep->size);
+    ep_write(ep, ep->desc + head * sizeof(desc), &desc, sizeof(desc));
+    v = cpu_to_le16(head);
+    ep_write(ep, ep->avail + 4 + 2 * (ep->avail_idx % ep->size), &v, 2);
+    ep->avail_idx++;
+    v = cpu_to_le16(ep->avail_idx);
+    ep_write(ep, ep->avail + 2, &v, 2);
+    qpci_io_writew(ep->dev->pdev, ep->dev->bar, ep->notify, 0);
+}
+
+static uint16_t ep_used_idx(Ep *ep)
+{
+    uint16_t idx;
+
+    ep_read(ep, ep->used + 2, &idx, 2);
+    return le16_to_cpu(idx);
+}
+
+/* Wait for the next used element; false on timeout */
+static bool ep_wait_used(Ep *ep, uint32_t *id, uint32_t *len,
+                         gint64 timeout_us)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_us;
+    uint64_t elem;
+    uint32_t val;
+
+    while (ep_used_idx(ep) == ep->used_idx) {
+        if (g_get_monotonic_time() > deadline) {
+            return false;
+        }
+        g_usleep(100);
+    }
+    elem = ep->used + 4 + sizeof(struct vring_used_elem) *
+           (ep->used_idx % ep->size);
+    ep->used_idx++;
+    ep_read(ep, elem, &val, 4);
+    *id = le32_to_cpu(val);
+    ep_read(ep, elem + 4, &val, 4);
+    *len = le32_to_cpu(val);
+    return true;
+}
+
+static uint64_t count_not(QTestState *qts, uint64_t pa, size_t len,
+                          uint8_t fill)
+{
+    g_autofree uint8_t *buf = g_malloc(len);
+    uint64_t n = 0;
+    size_t i;
+
+    qtest_memread(qts, pa, buf, len);
+    for (i = 0; i < len; i++) {
+        n += buf[i] != fill;
+    }
+    return n;
+}
+
+#define IDENTITY        (-1)
+
+/*
+ * A standard setup: one page for the rings, at RING_IOVA mapped with
+ * @ring_flags in @domain, or at its physical address for IDENTITY.
+ */
+static uint64_t ep_start_std(Ep *ep, int64_t domain, QGuestAllocator *a,
+                             uint32_t ring_flags)
+{
+    uint64_t ring = guest_alloc(a, PAGE);
+
+    if (domain != IDENTITY) {
+        ep_map(ep, domain, RING_IOVA, ring, PAGE, ring_flags);
+        ep_start(ep, RING_SIZE, RING_IOVA, RING_IOVA + 0x100,
+                 RING_IOVA + 0x200);
+    } else {
+        ep_view(ep, ring, ring, PAGE);
+        ep_start(ep, RING_SIZE, ring, ring + 0x100, ring + 0x200);
+    }
+    return ring;
+}
+
+/* Faults */
+
+#define MAX_FAULTS 32
+
+typedef struct Faults {
+    struct virtio_iommu_fault f[MAX_FAULTS];
+    unsigned n;
+} Faults;
+
+/* Collect fault reports until none came for @quiet_us */
+static void collect_faults(QViommu *v, Faults *fs, gint64 first_us,
+                           gint64 quiet_us)
+{
+    gint64 timeout = first_us;
+    uint8_t buf[64];
+    uint32_t len;
+
+    fs->n = 0;
+    while (fs->n < MAX_FAULTS &&
+           qviommu_next_event(v, buf, sizeof(buf), &len, timeout)) {
+        struct virtio_iommu_fault *f = &fs->f[fs->n++];
+
+        CHECK(len >= sizeof(*f));
+        memcpy(f, buf, sizeof(*f));
+        f->flags = le32_to_cpu(f->flags);
+        f->endpoint = le32_to_cpu(f->endpoint);
+        f->address = le64_to_cpu(f->address);
+        timeout = quiet_us;
+    }
+}
+
+static void print_faults(const Faults *fs)
+{
+    unsigned i;
+
+    for (i = 0; i < fs->n; i++) {
+        const struct virtio_iommu_fault *f = &fs->f[i];
+
+        fprintf(stderr, "  fault %u: reason %u flags 0x%x endpoint 0x%x "
+                "address 0x%" PRIx64 " reserved %02x%02x%02x/%02x%02x%02x%02x"
+                "\n", i, f->reason, f->flags, f->endpoint, f->address,
+                f->reserved[0], f->reserved[1], f->reserved[2],
+                f->reserved1[0], f->reserved1[1], f->reserved1[2],
+                f->reserved1[3]);
+    }
+}
+
+/*
+ * Is there a report of @reason with exactly @flags from @ep, at an
+ * address in [lo, hi]?  Every report must be well formed.
+ */
+static bool find_fault(const char *fn, int line, const Faults *fs,
+                       uint8_t reason, uint32_t flags, uint32_t ep,
+                       uint64_t lo, uint64_t hi)
+{
+    bool found = false;
+    unsigned i;
+
+    for (i = 0; i < fs->n; i++) {
+        const struct virtio_iommu_fault *f = &fs->f[i];
+
+        if (f->reserved[0] || f->reserved[1] || f->reserved[2] ||
+            f->reserved1[0] || f->reserved1[1] || f->reserved1[2] ||
+            f->reserved1[3] || (f->flags & ~0x107u) ||
+            f->endpoint != ep) {
+            report(fn, line, "malformed or foreign fault report %u", i);
+            print_faults(fs);
+            return false;
+        }
+        found |= f->reason == reason && f->flags == flags &&
+                 f->address >= lo && f->address <= hi;
+    }
+    if (!found) {
+        report(fn, line, "expected a fault report: reason %u flags 0x%x "
+               "endpoint 0x%x address in [0x%" PRIx64 ", 0x%" PRIx64 "]; "
+               "got %u report(s)", reason, flags, ep, lo, hi, fs->n);
+        print_faults(fs);
+    }
+    return found;
+}
+
+#define FIND_FAULT(fs, reason, flags, ep, lo, hi)                       \
+    find_fault(__func__, __LINE__, fs, reason, flags, ep, lo, hi)
+
+#define F_WRITE_ADDR    (VIRTIO_IOMMU_FAULT_F_WRITE |                   \
+                         VIRTIO_IOMMU_FAULT_F_ADDRESS)
+#define F_READ_ADDR     (VIRTIO_IOMMU_FAULT_F_READ |                    \
+                         VIRTIO_IOMMU_FAULT_F_ADDRESS)
+
+#define MARK            0x5a
+
+static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+    Faults fs;
+
+    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+
+    ep_submit(ep, 2, BUF_IOVA + 0x100, 64);
+    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 2);
+    CHECK_EQ(len, 64);
+    /* the random bytes landed at the mapped physical address, only there */
+    CHECK(count_not(v->qts, buf + 0x100, 64, MARK) > 32);
+    CHECK_EQ(count_not(v->qts, buf, 0x100, MARK), 0);
+    CHECK_EQ(count_not(v->qts, buf + 0x140, PAGE - 0x140, MARK), 0);
+
+    /* once more, after UNMAP + MAP of the buffer elsewhere */
+    EXPECT_STATUS(unmap_req(v, 1, BUF_IOVA, BUF_IOVA + PAGE - 1),
+                  VIRTIO_IOMMU_S_OK);
+    {
+        uint64_t buf2 = guest_alloc(a, PAGE);
+
+        qtest_memset(v->qts, buf2, MARK, PAGE);
+        qtest_memset(v->qts, buf, MARK, PAGE);
+        ep_map(ep, 1, BUF_IOVA, buf2, PAGE, WO);
+        ep_submit(ep, 3, BUF_IOVA, 32);
+        g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+        CHECK_EQ(id, 3);
+        CHECK_EQ(len, 32);
+        CHECK(count_not(v->qts, buf2, 32, MARK) > 16);
+        CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+    }
+
+    collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
+    if (fs.n) {
+        report(__func__, __LINE__, "unexpected fault reports");
+        print_faults(&fs);
+    }
+
+    /* after UNMAP the endpoint cannot reach the page any more */
+    EXPECT_STATUS(unmap_req(v, 1, BUF_IOVA, BUF_IOVA + PAGE - 1),
+                  VIRTIO_IOMMU_S_OK);
+    ep_submit(ep, 4, BUF_IOVA + 0x10, 32);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + 0x10, BUF_IOVA + 0x10);
+}
+
+static void test_dma_span(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t d1 = guest_alloc(a, PAGE);
+    uint64_t gap = guest_alloc(a, PAGE);
+    uint64_t d2 = guest_alloc(a, PAGE);
+    uint32_t id, len;
+
+    /* one buffer over two adjacent mappings of discontiguous pages */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_map(ep, 1, BUF_IOVA, d1, PAGE, RW);
+    ep_map(ep, 1, BUF_IOVA + PAGE, d2, PAGE, RW);
+    qtest_memset(v->qts, d1, MARK, PAGE);
+    qtest_memset(v->qts, gap, MARK, PAGE);
+    qtest_memset(v->qts, d2, MARK, PAGE);
+
+    ep_submit(ep, 0, BUF_IOVA + PAGE - 96, 200);
+    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 0);
+    CHECK_EQ(len, 200);
+    CHECK(count_not(v->qts, d1 + PAGE - 96, 96, MARK) > 48);
+    CHECK(count_not(v->qts, d2, 104, MARK) > 52);
+    CHECK_EQ(count_not(v->qts, d1, PAGE - 96, MARK), 0);
+    CHECK_EQ(count_not(v->qts, d2 + 104, PAGE - 104, MARK), 0);
+    CHECK_EQ(count_not(v->qts, gap, PAGE, MARK), 0);
+}
+
+static void test_dma_bypass(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+
+    /* unattached, config bypass = 1: identity */
+    CHECK_EQ(bypass_get(v), 1);
+    ep_start_std(ep, IDENTITY, a, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    ep_submit(ep, 1, buf, 64);
+    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 1);
+    CHECK_EQ(len, 64);
+    CHECK(count_not(v->qts, buf, 64, MARK) > 32);
+}
+
+static void test_dma_bypass_domain(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+
+    /* unattached endpoints are blocked, but a bypass domain is identity */
+    bypass_set(v, 0);
+    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, IDENTITY, a, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    ep_submit(ep, 1, buf, 64);
+    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 1);
+    CHECK_EQ(len, 64);
+    CHECK(count_not(v->qts, buf, 64, MARK) > 32);
+}
+
+static void test_fault_unmapped(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    Faults fs;
+
+    qviommu_post_events(v, 16, 32, FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    /* BUF_IOVA is not mapped */
+    ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + 0x40, BUF_IOVA + 0x40);
+}
+
+static void test_fault_readonly(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    Faults fs;
+
+    qviommu_post_events(v, 16, 32, FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RO);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    ep_submit(ep, 0, BUF_IOVA + 0x80, 64);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + 0x80, BUF_IOVA + 0x80);
+    /* the write did not go through */
+    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_writeonly(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    Faults fs;
+
+    /* the rings are write-only: the endpoint cannot read its avail ring */
+    qviommu_post_events(v, 16, 32, FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, WO);
+    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    ep_submit(ep, 0, BUF_IOVA, 64);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_READ_ADDR, EP1,
+               RING_IOVA, RING_IOVA + PAGE - 1);
+    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_before_mapping(void *obj, void *data,
+                                      QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, 2 * PAGE);
+    Faults fs;
+
+    /* the byte before a mapping is not mapped */
+    qviommu_post_events(v, 16, 32, FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_map(ep, 1, BUF_IOVA + PAGE, buf + PAGE, PAGE, RW);
+    qtest_memset(v->qts, buf, MARK, 2 * PAGE);
+    ep_submit(ep, 0, BUF_IOVA + PAGE - 1, 2);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + PAGE - 1, BUF_IOVA + PAGE - 1);
+    /* nothing went to the physical byte before the mapped page */
+    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_domain(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t ring;
+    Faults fs;
+
+    /* boot-bypass=off: an unattached endpoint is blocked */
+    CHECK_EQ(bypass_get(v), 0);
+    qviommu_post_events(v, 16, 32, FILL);
+    ring = ep_start_std(ep, IDENTITY, a, RW);
+    ep_submit(ep, 0, ring + 0x800, 64);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+    CHECK(ep_used_idx(ep) == 0);
+
+    /* switching bypass on lets the endpoint through */
+    bypass_set(v, 1);
+    {
+        uint64_t buf = guest_alloc(a, PAGE);
+        uint32_t id, len;
+
+        qtest_memset(v->qts, buf, MARK, PAGE);
+        ep_close(ep);
+        ep = ep_open(v, EP1_SLOT);
+        ep_start_std(ep, IDENTITY, a, RW);
+        ep_submit(ep, 4, buf, 16);
+        g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+        CHECK_EQ(id, 4);
+        CHECK_EQ(len, 16);
+    }
+}
+
+static void test_fault_detached(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+    Faults fs;
+
+    /* works while attached ... */
+    bypass_set(v, 0);
+    qviommu_post_events(v, 16, 32, FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    ep_submit(ep, 0, BUF_IOVA, 16);
+    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+
+    /* ... and faults with reason DOMAIN once detached */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    ep_submit(ep, 1, BUF_IOVA, 16);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               RING_IOVA, RING_IOVA + PAGE - 1);
+    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_queued(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    Faults fs;
+
+    /* the fault happens while the eventq has no buffer */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_submit(ep, 0, BUF_IOVA, 64);
+    g_usleep(QUIET_WAIT_US);
+    /* an attach round trip makes sure the device had time to act */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+
+    qviommu_post_events(v, 16, 32, FILL);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA, BUF_IOVA);
+}
+
+static void test_fault_small_buffer(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint8_t buf[16];
+    uint32_t len = 0xdead;
+    unsigned i;
+
+    qviommu_post_events(v, 1, 8, FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_submit(ep, 0, BUF_IOVA, 64);
+    if (!qviommu_next_event(v, buf, 8, &len, FAULT_WAIT_US)) {
+        report(__func__, __LINE__, "8-byte eventq buffer never used");
+        return;
+    }
+    CHECK_EQ(len, 0);
+    for (i = 0; i < 8; i++) {
+        CHECK_EQ(buf[i], FILL);
+    }
+}
+
+static void test_fault_overflow(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    uint64_t ring;
+    Faults fs;
+    unsigned i;
+
+    /* max-pending-faults=2,boot-bypass=off; no eventq buffer yet */
+    ring = ep_start_std(ep, IDENTITY, a, RW);
+    for (i = 0; i < 8; i++) {
+        ep_submit(ep, i, ring + 0x800, 16);
+    }
+    g_usleep(QUIET_WAIT_US);
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+
+    /* the first two were kept, the rest dropped */
+    qviommu_post_events(v, 16, 32, FILL);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    CHECK_EQ(fs.n, 2);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+
+    /* reports flow again once there is room */
+    ep_submit(ep, 8, ring + 0x800, 16);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    CHECK(fs.n >= 1);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+}
+
+/* reserved-regions given by the user, on top of the machine's */
+#define USER_RESV_JSON                                                  \
+    "{\"driver\":\"virtio-iommu-pci\",\"addr\":\"" QVIOMMU_PCI_ADDR_STR  \
+    "\",\"reserved-regions\":[\"0x30000000:0x30000fff:0\","             \
+    "\"0x20000000:0x2001ffff:0\"]}"
+
+static void test_probe_user_regions(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint32_t size = probe_size(v);
+    g_autofree uint8_t *out = g_malloc(size + 4);
+    Resv user[2] = {
+        { 0x20000000, 0x2001ffff, VIRTIO_IOMMU_RESV_MEM_T_RESERVED },
+        { 0x30000000, 0x30000fff, VIRTIO_IOMMU_RESV_MEM_T_RESERVED },
+    };
+    Resv want[3];
+    Machine m;
+    Res r;
+
+    if (!machine_info(v, NULL, &m)) {
+        return;
+    }
+    /* sorted by address */
+    if (m.msi.start < user[0].start) {
+        want[0] = m.msi;
+        want[1] = user[0];
+        want[2] = user[1];
+    } else {
+        want[0] = user[0];
+        want[1] = user[1];
+        want[2] = m.msi;
+    }
+    r = probe_req(v, EP1, size, out);
+    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+        CHECK_PROPS(out, size, want, 3);
+    }
+
+    /* MAP may not overlap a reserved region */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0x20010000, 0x20010fff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x2fff0000, 0x30000fff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x20020000, 0x20020fff, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+
+    /* a RESERVED region faults for a translated endpoint */
+    {
+        g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+        Faults fs;
+
+        qviommu_post_events(v, 16, 32, FILL);
+        ep_start_std(ep, 1, a, RW);
+        ep_submit(ep, 0, 0x20000100, 16);
+        collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+        FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+                   0x20000100, 0x20000100);
+    }
+}
+
+/*
+ * The core fix (patches/0001-*.patch): a used element that crosses an
+ * IOVA page boundary must have its second half written through the
+ * translation of the next IOVA page, not at the next physical address.
+ */
+static void test_used_elem_straddle(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    const uint64_t x = RING_IOVA + 0x10000;     /* used ring pages */
+    uint64_t ring = guest_alloc(a, PAGE);
+    uint64_t pa_a = guest_alloc(a, 3 * PAGE);   /* A, then a marker page */
+    uint64_t pa_b = guest_alloc(a, PAGE);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len, val;
+
+    g_assert_cmphex(pa_b, !=, pa_a + PAGE);
+    qviommu_post_events(v, 8, 32, FILL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_map(ep, 1, RING_IOVA, ring, PAGE, RW);
+    ep_map(ep, 1, x, pa_a, PAGE, RW);
+    ep_map(ep, 1, x + PAGE, pa_b, PAGE, RW);
+    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    qtest_memset(v->qts, pa_a, 0, PAGE);
+    qtest_memset(v->qts, pa_a + PAGE, MARK, 2 * PAGE);
+    qtest_memset(v->qts, pa_b, 0xee, PAGE);
+
+    /*
+     * used ring at x + 4088: flags and idx end page x, element 0 is
+     * x + 4092 .. x + 4099, its id in page x and its len in page x + 1.
+     */
+    ep_start(ep, RING_SIZE, RING_IOVA, RING_IOVA + 0x100, x + PAGE - 8);
+    ep_submit(ep, 3, BUF_IOVA, 64);
+    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+
+    /* the element as the guest sees it, page by page */
+    CHECK_EQ(id, 3);
+    CHECK_EQ(len, 64);
+    qtest_memread(v->qts, pa_a + PAGE - 4, &val, 4);
+    CHECK_EQ(le32_to_cpu(val), 3);
+    qtest_memread(v->qts, pa_b, &val, 4);
+    CHECK_EQ(le32_to_cpu(val), 64);
+    /* and nothing landed in the physical page after A */
+    if (!CHECK_EQ(count_not(v->qts, pa_a + PAGE, 2 * PAGE, MARK), 0)) {
+        qtest_memread(v->qts, pa_a + PAGE, &val, 4);
+        report(__func__, __LINE__, "the page after A starts with 0x%08x: "
+               "the used element's len was written at the next physical "
+               "address instead of the next IOVA page (core patch "
+               "missing?)", le32_to_cpu(val));
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+static void add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
+                     const TestCfg *cfg)
+{
+    QOSGraphTestOptions opts = {
+        .edge.extra_device_opts = dev_opts,
+        .edge.after_cmd_line = ENDPOINTS,
+        .before = cfg ? before_cfg : NULL,
+        .arg = (void *)cfg,
+        .subprocess = cfg && cfg->subprocess,
+    };
+
+    qos_add_test(name, "virtio-iommu", fn, &opts);
+}
+
+static void register_virtio_iommu_test(void)
+{
+    static const TestCfg q35 = { .q35 = true };
+    static const TestCfg user_regions = {
+        .iommu_json = USER_RESV_JSON,
+        .subprocess = true,
+    };
+
+    add_test("config", test_config, NULL, NULL);
+    add_test("config-q35", test_config, NULL, &q35);
+    add_test("config-props", test_config_props,
+             "granule=64k,aw-bits=40,max-domain-id=7,boot-bypass=off", NULL);
+    add_test("config-granule-4k", test_config_granule_4k,
+             "granule=4k,aw-bits=32", NULL);
+
+    add_test("attach-detach", test_attach_detach, NULL, NULL);
+    add_test("attach-reserved", test_attach_reserved, NULL, NULL);
+    add_test("attach-flags", test_attach_flags, NULL, NULL);
+    add_test("attach-noent", test_attach_noent, NULL, NULL);
+    add_test("attach-domain-range", test_attach_range, "max-domain-id=7",
+             NULL);
+    add_test("attach-bypass-mismatch", test_attach_bypass_mismatch, NULL,
+             NULL);
+    add_test("attach-move", test_attach_move, NULL, NULL);
+    add_test("attach-nomem", test_attach_nomem, "max-domains=1", NULL);
+    add_test("detach-status", test_detach_status, NULL, NULL);
+
+    add_test("map-flags", test_map_flags, NULL, NULL);
+    add_test("map-noent", test_map_noent, NULL, NULL);
+    add_test("map-range", test_map_range, NULL, NULL);
+    add_test("map-input-range", test_map_input_range, "aw-bits=40", NULL);
+    add_test("map-overlap", test_map_overlap, NULL, NULL);
+    add_test("map-msi", test_map_msi, NULL, NULL);
+    add_test("map-msi-q35", test_map_msi, NULL, &q35);
+    add_test("map-nomem", test_map_nomem, "max-mappings=2", NULL);
+
+    add_test("unmap-status", test_unmap_status, NULL, NULL);
+    add_test("unmap-split", test_unmap_split, NULL, NULL);
+    add_test("unmap-examples", test_unmap_examples, NULL, NULL);
+
+    add_test("probe", test_probe, NULL, NULL);
+    add_test("probe-q35", test_probe, NULL, &q35);
+    add_test("probe-small", test_probe_small, NULL, NULL);
+
+    add_test("unknown-type", test_unknown_type, NULL, NULL);
+    add_test("short-writable", test_short_writable, NULL, NULL);
+    add_test("short-readable", test_short_readable, NULL, NULL);
+    add_test("layouts", test_layouts, NULL, NULL);
+    add_test("batch", test_batch, NULL, NULL);
+
+    add_test("no-map-unmap", test_no_map_unmap, NULL, NULL);
+    add_test("no-probe", test_no_probe, NULL, NULL);
+    add_test("no-mmio", test_no_mmio, NULL, NULL);
+
+    add_test("bypass-config", test_bypass_config, NULL, NULL);
+    add_test("bypass-config-not-negotiated",
+             test_bypass_config_not_negotiated, NULL, NULL);
+    add_test("bypass-config-reset", test_bypass_config_reset, NULL, NULL);
+    add_test("boot-bypass-off", test_boot_bypass_off, "boot-bypass=off",
+             NULL);
+    add_test("reset-detaches", test_reset_detaches, NULL, NULL);
+
+    add_test("dma-translate", test_dma_translate, NULL, NULL);
+    add_test("dma-span", test_dma_span, NULL, NULL);
+    add_test("dma-bypass", test_dma_bypass, NULL, NULL);
+    add_test("dma-bypass-domain", test_dma_bypass_domain, NULL, NULL);
+    add_test("fault-unmapped", test_fault_unmapped, NULL, NULL);
+    add_test("fault-readonly", test_fault_readonly, NULL, NULL);
+    add_test("fault-writeonly", test_fault_writeonly, NULL, NULL);
+    add_test("fault-before-mapping", test_fault_before_mapping, NULL, NULL);
+    add_test("fault-domain", test_fault_domain, "boot-bypass=off", NULL);
+    add_test("fault-detached", test_fault_detached, NULL, NULL);
+    add_test("fault-queued", test_fault_queued, NULL, NULL);
+    add_test("fault-small-buffer", test_fault_small_buffer, NULL, NULL);
+    add_test("fault-overflow", test_fault_overflow,
+             "max-pending-faults=2,boot-bypass=off", NULL);
+    add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
+
+    /*
+     * Last: if QEMU cannot start with user reserved-regions next to the
+     * machine's, the child fails and qos-test stops here.
+     */
+    add_test("probe-user-regions", test_probe_user_regions, NULL,
+             &user_regions);
+}
+
+libqos_init(register_virtio_iommu_test);
