@@ -187,13 +187,6 @@ static bool domain_conflicts_with_endpoint(const VIOMMUCore *core,
     return false;
 }
 
-static void notify_endpoint(VIOMMUCore *core, uint32_t ep_id)
-{
-    if (core->ops->endpoint_changed) {
-        core->ops->endpoint_changed(core->opaque, ep_id);
-    }
-}
-
 /*
  * Take the endpoint out of its domain and free its record; the domain goes
  * when its last endpoint leaves.
@@ -202,6 +195,9 @@ static void endpoint_detach(VIOMMUCore *core, VIOMMUEndpoint *ep)
 {
     VIOMMUDomain *domain = ep->domain;
 
+    if (core->ops->endpoint_detaching) {
+        core->ops->endpoint_detaching(core->opaque, ep->id, domain);
+    }
     domain->endpoints = g_list_remove(domain->endpoints, ep);
     g_hash_table_remove(core->endpoints, GUINT_TO_POINTER(ep->id));
     g_free(ep);
@@ -219,6 +215,9 @@ static void endpoint_attach(VIOMMUCore *core, uint32_t ep_id,
     ep->domain = domain;
     domain->endpoints = g_list_prepend(domain->endpoints, ep);
     g_hash_table_insert(core->endpoints, GUINT_TO_POINTER(ep_id), ep);
+    if (core->ops->endpoint_attached) {
+        core->ops->endpoint_attached(core->opaque, ep_id, domain);
+    }
 }
 
 static bool domain_in_range(const VIOMMUCore *core, uint32_t id)
@@ -302,7 +301,6 @@ static uint8_t handle_attach(VIOMMUCore *core, const VIOMMURequest *req)
         domain = domain_create(core, domain_id, bypass);
     }
     endpoint_attach(core, ep_id, domain);
-    notify_endpoint(core, ep_id);
     return VIRTIO_IOMMU_S_OK;
 }
 
@@ -328,7 +326,6 @@ static uint8_t handle_detach(VIOMMUCore *core, const VIOMMURequest *req)
         return VIRTIO_IOMMU_S_INVAL;
     }
     endpoint_detach(core, ep);
-    notify_endpoint(core, ep_id);
     return VIRTIO_IOMMU_S_OK;
 }
 
@@ -668,7 +665,6 @@ void viommu_core_reset(VIOMMUCore *core)
         uint32_t ep_id = GPOINTER_TO_UINT(l->data);
 
         endpoint_detach(core, endpoint_lookup(core, ep_id));
-        notify_endpoint(core, ep_id);
     }
     g_list_free(ids);
     assert(!g_hash_table_size(core->domains) && !core->nr_mappings);

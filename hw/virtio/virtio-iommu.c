@@ -17,6 +17,8 @@
 #include "qemu/range.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
+#include "qapi/qapi-builtin-visit.h"
+#include "qapi/visitor.h"
 #include "exec/address-spaces.h"
 #include "exec/memory.h"
 #include "hw/pci/pci_bus.h"
@@ -45,6 +47,13 @@ static const char viommu_marker[] __attribute__((used)) =
                          (1ULL << VIRTIO_IOMMU_F_MMIO) |          \
                          (1ULL << VIRTIO_IOMMU_F_BYPASS_CONFIG))
 
+/* x-record-notifications: a notifier that logs what it receives */
+typedef struct VIOMMURecorder {
+    IOMMUNotifier notifier;
+    VirtIOIOMMUSpace *sp;
+    int index;
+} VIOMMURecorder;
+
 /* The DMA address space of one PCI function (or requester ID alias) */
 struct VirtIOIOMMUSpace {
     VirtIOIOMMU *viommu;
@@ -55,6 +64,7 @@ struct VirtIOIOMMUSpace {
     MemoryRegion bypass_mr;     /* identity: an alias of system memory */
     AddressSpace as;
     IOMMUNotifierFlag notifier_flags;
+    VIOMMURecorder recorders[2];
 };
 
 struct VirtIOIOMMUFault {
@@ -129,17 +139,205 @@ static size_t viommu_resv_regions(void *opaque, uint32_t ep_id,
     return s->nr_resv;
 }
 
-static void viommu_endpoint_changed(void *opaque, uint32_t ep_id)
+static IOMMUAccessFlags mapping_perm(const VIOMMUMapping *mapping)
 {
-    VirtIOIOMMU *s = opaque;
+    return IOMMU_ACCESS_FLAG(mapping->flags & VIRTIO_IOMMU_MAP_F_READ,
+                             mapping->flags & VIRTIO_IOMMU_MAP_F_WRITE);
+}
+
+/*
+ * IOMMU notifier events
+ *
+ * Requests queue events under s->lock; viommu_flush_events() delivers them
+ * once the lock is released, since a notifier may call back into us.  Each
+ * event covers a naturally aligned power-of-two IOVA block.  Mappings with
+ * VIRTIO_IOMMU_MAP_F_MMIO target device registers, which a host IOMMU
+ * cannot map: they are never sent as MAP, only unmapped.
+ */
+
+typedef struct VIOMMUPendingEvent {
+    VirtIOIOMMUSpace *sp;
+    IOMMUTLBEvent event;
+} VIOMMUPendingEvent;
+
+/* The largest aligned block starting at @iova that ends by @end */
+static uint64_t block_mask_at(uint64_t iova, uint64_t end)
+{
+    uint64_t align_mask = iova ? (iova & -iova) - 1 : UINT64_MAX;
+    uint64_t span = end - iova;
+    uint64_t fit_mask = span == UINT64_MAX ? UINT64_MAX
+                                           : pow2floor(span + 1) - 1;
+
+    return MIN(align_mask, fit_mask);
+}
+
+typedef void (*BlockFn)(const IOMMUTLBEvent *event, void *opaque);
+
+/* Split [start, end] of @mapping into events of @type */
+static void foreach_block(const VIOMMUMapping *mapping, uint64_t start,
+                          uint64_t end, IOMMUNotifierFlag type, BlockFn fn,
+                          void *opaque)
+{
+    uint64_t iova = start;
+
+    for (;;) {
+        uint64_t mask = block_mask_at(iova, end);
+        IOMMUTLBEvent event = {
+            .type = type,
+            .entry = {
+                .target_as = &address_space_memory,
+                .iova = iova,
+                .translated_addr = mapping->phys_start +
+                                   (iova - mapping->virt_start),
+                .addr_mask = mask,
+                .perm = type == IOMMU_NOTIFIER_MAP ? mapping_perm(mapping)
+                                                   : IOMMU_NONE,
+            },
+        };
+
+        fn(&event, opaque);
+        if (iova + mask == end) {
+            return;
+        }
+        iova += mask + 1;
+    }
+}
+
+static void queue_block(const IOMMUTLBEvent *event, void *opaque)
+{
+    VIOMMUPendingEvent pending = { .sp = opaque, .event = *event };
+
+    g_array_append_val(pending.sp->viommu->events, pending);
+}
+
+/* Queue what @sp's notifiers need to hear about @mapping; s->lock held */
+static void queue_mapping(VirtIOIOMMUSpace *sp, const VIOMMUMapping *mapping,
+                          bool added)
+{
+    IOMMUNotifierFlag flags = sp->notifier_flags;
+
+    if (added) {
+        if ((flags & IOMMU_NOTIFIER_MAP) &&
+            !(mapping->flags & VIRTIO_IOMMU_MAP_F_MMIO)) {
+            foreach_block(mapping, mapping->virt_start, mapping->virt_end,
+                          IOMMU_NOTIFIER_MAP, queue_block, sp);
+        }
+        return;
+    }
+    if (flags & IOMMU_NOTIFIER_UNMAP) {
+        foreach_block(mapping, mapping->virt_start, mapping->virt_end,
+                      IOMMU_NOTIFIER_UNMAP, queue_block, sp);
+    }
+    if (flags & IOMMU_NOTIFIER_DEVIOTLB_UNMAP) {
+        foreach_block(mapping, mapping->virt_start, mapping->virt_end,
+                      IOMMU_NOTIFIER_DEVIOTLB_UNMAP, queue_block, sp);
+    }
+}
+
+typedef struct QueueDomainEvents {
+    VirtIOIOMMUSpace *sp;
+    bool added;
+} QueueDomainEvents;
+
+static bool queue_domain_mapping(const VIOMMUMapping *mapping, void *opaque)
+{
+    QueueDomainEvents *q = opaque;
+
+    queue_mapping(q->sp, mapping, q->added);
+    return false;
+}
+
+/* The endpoint gains or loses every mapping of @domain */
+static void queue_endpoint(VirtIOIOMMU *s, uint32_t ep_id,
+                           const VIOMMUDomain *domain, bool added)
+{
+    QueueDomainEvents q = { .added = added };
 
     s->spaces_stale = true;
+    if (!s->nr_notified_spaces || viommu_domain_is_bypass(domain)) {
+        return;
+    }
+    q.sp = space_by_endpoint(s, ep_id);
+    if (q.sp && q.sp->notifier_flags) {
+        viommu_domain_foreach_mapping(domain, queue_domain_mapping, &q);
+    }
+}
+
+static void viommu_endpoint_detaching(void *opaque, uint32_t ep_id,
+                                      const VIOMMUDomain *domain)
+{
+    queue_endpoint(opaque, ep_id, domain, false);
+}
+
+static void viommu_endpoint_attached(void *opaque, uint32_t ep_id,
+                                     const VIOMMUDomain *domain)
+{
+    queue_endpoint(opaque, ep_id, domain, true);
+}
+
+typedef struct QueueSpaceEvents {
+    const VIOMMUDomain *domain;
+    const VIOMMUMapping *mapping;
+    bool added;
+} QueueSpaceEvents;
+
+static void queue_space_mapping(VirtIOIOMMUSpace *sp, void *opaque)
+{
+    QueueSpaceEvents *q = opaque;
+    VIOMMUCore *core = sp->viommu->core;
+
+    if (sp->notifier_flags &&
+        viommu_core_endpoint_domain(core, space_endpoint_id(sp)) ==
+        q->domain) {
+        queue_mapping(sp, q->mapping, q->added);
+    }
+}
+
+/* Every endpoint of @domain gains or loses @mapping */
+static void queue_domain(VirtIOIOMMU *s, const VIOMMUDomain *domain,
+                         const VIOMMUMapping *mapping, bool added)
+{
+    QueueSpaceEvents q = { domain, mapping, added };
+
+    if (s->nr_notified_spaces) {
+        space_foreach(s, queue_space_mapping, &q);
+    }
+}
+
+static void viommu_mapping_added(void *opaque, const VIOMMUDomain *domain,
+                                 const VIOMMUMapping *mapping)
+{
+    queue_domain(opaque, domain, mapping, true);
+}
+
+static void viommu_mapping_removed(void *opaque, const VIOMMUDomain *domain,
+                                   const VIOMMUMapping *mapping)
+{
+    queue_domain(opaque, domain, mapping, false);
+}
+
+/* Deliver queued events; BQL held, s->lock not */
+static void viommu_flush_events(VirtIOIOMMU *s)
+{
+    guint i;
+
+    for (i = 0; i < s->events->len; i++) {
+        VIOMMUPendingEvent *pending = &g_array_index(s->events,
+                                                     VIOMMUPendingEvent, i);
+
+        memory_region_notify_iommu(&pending->sp->iommu_mr, 0,
+                                   pending->event);
+    }
+    g_array_set_size(s->events, 0);
 }
 
 static const VIOMMUCoreOps viommu_core_ops = {
     .endpoint_exists = viommu_endpoint_exists,
     .resv_regions = viommu_resv_regions,
-    .endpoint_changed = viommu_endpoint_changed,
+    .endpoint_detaching = viommu_endpoint_detaching,
+    .endpoint_attached = viommu_endpoint_attached,
+    .mapping_added = viommu_mapping_added,
+    .mapping_removed = viommu_mapping_removed,
 };
 
 /*
@@ -161,10 +359,12 @@ static void space_update(VirtIOIOMMUSpace *sp, void *opaque)
     memory_region_transaction_commit();
 }
 
+/* After a state change: tell notifiers, then switch memory regions */
 static void viommu_update_spaces(VirtIOIOMMU *s)
 {
     bool stale;
 
+    viommu_flush_events(s);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         stale = s->spaces_stale;
         s->spaces_stale = false;
@@ -319,12 +519,6 @@ static void viommu_handle_eventq(VirtIODevice *vdev, VirtQueue *vq)
 
 /* Translation */
 
-static IOMMUAccessFlags mapping_perm(const VIOMMUMapping *mapping)
-{
-    return IOMMU_ACCESS_FLAG(mapping->flags & VIRTIO_IOMMU_MAP_F_READ,
-                             mapping->flags & VIRTIO_IOMMU_MAP_F_WRITE);
-}
-
 /* Translate @addr for a translated endpoint; s->lock held */
 static void translate_in_domain(VirtIOIOMMU *s, uint32_t ep_id,
                                 hwaddr addr, IOMMUAccessFlags access,
@@ -407,14 +601,142 @@ static int viommu_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
 {
     VirtIOIOMMUSpace *sp = container_of(iommu_mr, VirtIOIOMMUSpace,
                                         iommu_mr);
+    VirtIOIOMMU *s = sp->viommu;
 
-    if (new != IOMMU_NOTIFIER_NONE) {
-        error_setg(errp, "virtio-iommu does not send IOMMU notifications "
-                   "yet (VFIO and vhost device IOTLB are not supported)");
-        return -EINVAL;
-    }
+    QEMU_LOCK_GUARD(&s->lock);
+    s->nr_notified_spaces += !!new - !!old;
     sp->notifier_flags = new;
     return 0;
+}
+
+typedef struct ReplayMapping {
+    IOMMUNotifier *notifier;
+    GArray *events;
+} ReplayMapping;
+
+static void replay_collect(const IOMMUTLBEvent *event, void *opaque)
+{
+    g_array_append_val((GArray *)opaque, *event);
+}
+
+static bool replay_mapping(const VIOMMUMapping *mapping, void *opaque)
+{
+    ReplayMapping *r = opaque;
+    uint64_t start = MAX(mapping->virt_start, r->notifier->start);
+    uint64_t end = MIN(mapping->virt_end, r->notifier->end);
+
+    if (start <= end && !(mapping->flags & VIRTIO_IOMMU_MAP_F_MMIO)) {
+        foreach_block(mapping, start, end, IOMMU_NOTIFIER_MAP,
+                      replay_collect, r->events);
+    }
+    return false;
+}
+
+/* MAP every mapping the endpoint reaches, to @notifier alone */
+static void viommu_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
+{
+    VirtIOIOMMUSpace *sp = container_of(iommu_mr, VirtIOIOMMUSpace,
+                                        iommu_mr);
+    VirtIOIOMMU *s = sp->viommu;
+    g_autoptr(GArray) events = g_array_new(false, false,
+                                           sizeof(IOMMUTLBEvent));
+    ReplayMapping r = { .notifier = n, .events = events };
+    uint32_t ep_id = space_endpoint_id(sp);
+    guint i;
+
+    if (!(n->notifier_flags & IOMMU_NOTIFIER_MAP)) {
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (viommu_core_endpoint_mode(s->core, ep_id) ==
+            VIOMMU_EP_TRANSLATED) {
+            viommu_domain_foreach_mapping(
+                viommu_core_endpoint_domain(s->core, ep_id),
+                replay_mapping, &r);
+        }
+    }
+    for (i = 0; i < events->len; i++) {
+        memory_region_notify_iommu_one(n, &g_array_index(events,
+                                                         IOMMUTLBEvent, i));
+    }
+}
+
+/*
+ * Test hook: with x-record-notifications=on, every endpoint space carries
+ * two notifiers that log what they receive, readable as x-notifications;
+ * writing an endpoint ID to x-replay replays to the first one only.
+ */
+
+#define VIOMMU_NOTIFICATION_LOG_MAX 65536
+
+static void viommu_record(IOMMUNotifier *n, IOMMUTLBEntry *entry)
+{
+    VIOMMURecorder *r = container_of(n, VIOMMURecorder, notifier);
+    GPtrArray *log = r->sp->viommu->notification_log;
+
+    if (log->len < VIOMMU_NOTIFICATION_LOG_MAX) {
+        g_ptr_array_add(log, g_strdup_printf(
+            "n%d %s ep=0x%x iova=0x%" PRIx64 " mask=0x%" PRIx64
+            " pa=0x%" PRIx64 " perm=%d", r->index,
+            entry->perm == IOMMU_NONE ? "UNMAP" : "MAP",
+            space_endpoint_id(r->sp), entry->iova, entry->addr_mask,
+            entry->translated_addr, entry->perm));
+    }
+}
+
+static void space_add_recorders(VirtIOIOMMUSpace *sp)
+{
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(sp->recorders); i++) {
+        VIOMMURecorder *r = &sp->recorders[i];
+
+        r->sp = sp;
+        r->index = i;
+        iommu_notifier_init(&r->notifier, viommu_record,
+                            IOMMU_NOTIFIER_IOTLB_EVENTS, 0, UINT64_MAX, 0);
+        memory_region_register_iommu_notifier(MEMORY_REGION(&sp->iommu_mr),
+                                              &r->notifier, &error_abort);
+    }
+}
+
+static void viommu_get_notifications(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(obj);
+    strList *list = NULL, **tail = &list;
+    guint i;
+
+    for (i = 0; s->notification_log && i < s->notification_log->len; i++) {
+        QAPI_LIST_APPEND(tail, g_strdup(s->notification_log->pdata[i]));
+    }
+    visit_type_strList(v, name, &list, errp);
+    qapi_free_strList(list);
+}
+
+static void viommu_set_replay(Object *obj, Visitor *v, const char *name,
+                              void *opaque, Error **errp)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(obj);
+    VirtIOIOMMUSpace *sp;
+    uint32_t ep_id;
+
+    if (!visit_type_uint32(v, name, &ep_id, errp)) {
+        return;
+    }
+    if (!s->record_notifications) {
+        error_setg(errp, "x-replay needs x-record-notifications=on");
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        sp = space_by_endpoint(s, ep_id);
+    }
+    if (!sp) {
+        error_setg(errp, "no endpoint 0x%" PRIx32, ep_id);
+        return;
+    }
+    memory_region_iommu_replay(&sp->iommu_mr, &sp->recorders[0].notifier);
 }
 
 /* Per-function address spaces */
@@ -442,6 +764,9 @@ static VirtIOIOMMUSpace *space_new(VirtIOIOMMU *s, PCIBus *bus, int devfn)
     memory_region_add_subregion_overlap(&sp->root, 0, &sp->bypass_mr, 0);
     address_space_init(&sp->as, &sp->root, name);
     space_update(sp, NULL);
+    if (s->record_notifications) {
+        space_add_recorders(sp);
+    }
     return sp;
 }
 
@@ -1145,6 +1470,8 @@ static void viommu_realize(DeviceState *dev, Error **errp)
     s->probe_buf = g_malloc0(s->probe_size);
     s->faults = g_new0(VirtIOIOMMUFault, s->max_pending_faults);
     s->bus_spaces = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    s->events = g_array_new(false, false, sizeof(VIOMMUPendingEvent));
+    s->notification_log = g_ptr_array_new_with_free_func(g_free);
     s->fault_bh = virtio_bh_new_guarded(dev, viommu_deliver_faults, s);
 
     /* Our own PCI function, when we sit on a PCI transport */
@@ -1176,6 +1503,8 @@ static void viommu_unrealize(DeviceState *dev)
     virtio_cleanup(vdev);
     viommu_core_free(s->core);
     g_hash_table_destroy(s->bus_spaces);
+    g_array_free(s->events, true);
+    g_ptr_array_free(s->notification_log, true);
     g_free(s->faults);
     g_free(s->probe_buf);
     g_free(s->resv);
@@ -1196,6 +1525,8 @@ static const Property viommu_properties[] = {
     DEFINE_PROP_UINT64("max-mappings", VirtIOIOMMU, max_mappings, 1 << 20),
     DEFINE_PROP_UINT32("max-pending-faults", VirtIOIOMMU, max_pending_faults,
                        128),
+    DEFINE_PROP_BOOL("x-record-notifications", VirtIOIOMMU,
+                     record_notifications, false),
 };
 
 static void viommu_class_init(ObjectClass *klass, void *data)
@@ -1229,6 +1560,12 @@ static void viommu_class_init(ObjectClass *klass, void *data)
         "highest domain ID (domain_range.end)");
     object_class_property_set_description(klass, "max-mappings",
         "most mappings over all domains; MAP past it fails with NOMEM");
+    object_class_property_add(klass, "x-notifications", "strList",
+                              viommu_get_notifications, NULL, NULL, NULL);
+    object_class_property_add(klass, "x-replay", "uint32", NULL,
+                              viommu_set_replay, NULL, NULL);
+    object_class_property_set_description(klass, "x-record-notifications",
+        "testing: log the IOMMU notifications of every endpoint");
     object_class_property_set_description(klass, "max-pending-faults",
         "fault reports kept while the guest has no eventq buffer posted");
 }
@@ -1240,6 +1577,7 @@ static void viommu_mr_class_init(ObjectClass *klass, void *data)
     imrc->translate = viommu_translate;
     imrc->get_min_page_size = viommu_get_min_page_size;
     imrc->notify_flag_changed = viommu_notify_flag_changed;
+    imrc->replay = viommu_replay;
 }
 
 static const TypeInfo viommu_types[] = {

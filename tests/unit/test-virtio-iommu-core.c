@@ -38,6 +38,8 @@ typedef struct Fixture {
     GHashTable *changed;        /* endpoint IDs reported as changed */
     uint64_t added;
     uint64_t removed;
+    unsigned int attached;
+    unsigned int detaching;
     uint8_t props[PROBE_SIZE];
 } Fixture;
 
@@ -58,11 +60,22 @@ static size_t fake_resv(void *opaque, uint32_t ep_id,
     return ARRAY_SIZE(resv);
 }
 
-static void fake_changed(void *opaque, uint32_t ep_id)
+static void fake_detaching(void *opaque, uint32_t ep_id,
+                           const VIOMMUDomain *domain)
 {
     Fixture *f = opaque;
 
     g_hash_table_add(f->changed, GUINT_TO_POINTER(ep_id));
+    f->detaching++;
+}
+
+static void fake_attached(void *opaque, uint32_t ep_id,
+                          const VIOMMUDomain *domain)
+{
+    Fixture *f = opaque;
+
+    g_hash_table_add(f->changed, GUINT_TO_POINTER(ep_id));
+    f->attached++;
 }
 
 static void fake_added(void *opaque, const VIOMMUDomain *domain,
@@ -80,7 +93,8 @@ static void fake_removed(void *opaque, const VIOMMUDomain *domain,
 static const VIOMMUCoreOps fake_ops = {
     .endpoint_exists = fake_exists,
     .resv_regions = fake_resv,
-    .endpoint_changed = fake_changed,
+    .endpoint_detaching = fake_detaching,
+    .endpoint_attached = fake_attached,
     .mapping_added = fake_added,
     .mapping_removed = fake_removed,
 };

@@ -50,11 +50,19 @@ typedef struct VIOMMUCoreOps {
      */
     size_t (*resv_regions)(void *opaque, uint32_t ep_id,
                            const VIOMMUResvRegion **regions);
-    /* The endpoint's mode or domain changed */
-    void (*endpoint_changed)(void *opaque, uint32_t ep_id);
     /*
-     * A mapping became reachable from, or was removed from, a domain.
-     * Called for each mapping of a domain when it is destroyed too.
+     * The endpoint is about to leave @domain, whose mappings are still
+     * there; and it has just joined @domain.  Either way its mode or
+     * domain changes.
+     */
+    void (*endpoint_detaching)(void *opaque, uint32_t ep_id,
+                               const VIOMMUDomain *domain);
+    void (*endpoint_attached)(void *opaque, uint32_t ep_id,
+                              const VIOMMUDomain *domain);
+    /*
+     * A mapping became reachable from, or was removed from, a domain.  A
+     * domain destroyed with its last endpoint reports nothing more: the
+     * endpoint's detach already did.
      */
     void (*mapping_added)(void *opaque, const VIOMMUDomain *domain,
                           const VIOMMUMapping *mapping);

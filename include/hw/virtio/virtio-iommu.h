@@ -41,6 +41,7 @@ struct VirtIOIOMMU {
     uint32_t max_domain_id;
     uint64_t max_mappings;
     uint32_t max_pending_faults;
+    bool record_notifications;      /* x-record-notifications, for tests */
 
     /* Fixed at realize */
     uint64_t granule;
@@ -58,11 +59,15 @@ struct VirtIOIOMMU {
     QemuMutex lock;
     VIOMMUCore *core;
     bool spaces_stale;              /* an endpoint's mode may have changed */
+    uint32_t nr_notified_spaces;    /* spaces with IOMMU notifiers */
+    GArray *events;                 /* VIOMMUPendingEvent, BQL */
     VirtIOIOMMUFault *faults;       /* ring of max_pending_faults */
     uint32_t fault_head;
     uint32_t nr_faults;
     uint64_t faults_dropped;
     uint8_t *probe_buf;             /* probe_size bytes */
+
+    GPtrArray *notification_log;    /* x-notifications, for tests */
 
     /* Migration: stock QEMU's stream layout, only while saving or loading */
     GTree *mig_domains;
