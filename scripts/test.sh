@@ -62,6 +62,7 @@ if grep -q '^not ok' "$LOGDIR/build.log"; then
 fi
 section checkpatch bash tests/checkpatch.sh
 section unit bash tests/unit/run-unit-tests.sh
+section fuzz bash tests/fuzz/run-fuzz.sh
 section qtest-x86_64 bash tests/qtest/run-qtests.sh x86_64
 section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
 section guest bash tests/guest/run-guest-tests.sh
