@@ -97,6 +97,20 @@ step_place_ours() {
             "$src/hw/virtio/meson.build"
     grep -q virtio-iommu-core.c "$src/hw/virtio/meson.build" ||
         die "could not add virtio-iommu-core.c to hw/virtio/meson.build"
+    step_trace_events
+}
+
+# Our trace events go at the end of hw/virtio/trace-events, between
+# markers, replaced whenever our file changes.
+step_trace_events() {
+    local f="$src/hw/virtio/trace-events" ours="$top/hw/virtio/trace-events-virtio-iommu"
+    local begin="# >>> virtio-iommu (ours)" end="# <<< virtio-iommu (ours)"
+    local want
+    want=$(printf '%s\n' "$begin"; cat "$ours"; printf '%s\n' "$end")
+    if [ "$(sed -n "/^$begin\$/,/^$end\$/p" "$f")" != "$want" ]; then
+        sed -i "/^$begin\$/,/^$end\$/d" "$f"
+        printf '%s\n' "$want" >> "$f"
+    fi
 }
 
 step_configure() {

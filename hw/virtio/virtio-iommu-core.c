@@ -599,6 +599,7 @@ VIOMMUReply viommu_core_handle(VIOMMUCore *core, const void *in,
         guest_error("unknown request type %u", type_id);
         return reply;
     }
+    reply.type = type_id;
     if (type->feature >= 0 && !has_feature(core, type->feature)) {
         guest_error("%s: feature bit %d not negotiated", type->name,
                     type->feature);

@@ -31,6 +31,7 @@
 #include "migration/vmstate.h"
 #include "system/reset.h"
 #include "standard-headers/linux/virtio_ids.h"
+#include "trace.h"
 
 /* Marker the build checks for, so it never ships upstream's device */
 static const char viommu_marker[] __attribute__((used)) =
@@ -325,6 +326,11 @@ static void viommu_flush_events(VirtIOIOMMU *s)
         VIOMMUPendingEvent *pending = &g_array_index(s->events,
                                                      VIOMMUPendingEvent, i);
 
+        trace_viommu_notify(space_endpoint_id(pending->sp),
+                            pending->event.type, pending->event.entry.iova,
+                            pending->event.entry.addr_mask,
+                            pending->event.entry.translated_addr,
+                            pending->event.entry.perm);
         memory_region_notify_iommu(&pending->sp->iommu_mr, 0,
                                    pending->event);
     }
@@ -352,6 +358,7 @@ static void space_update(VirtIOIOMMUSpace *sp, void *opaque)
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         mode = viommu_core_endpoint_mode(s->core, space_endpoint_id(sp));
     }
+    trace_viommu_space_mode(space_endpoint_id(sp), mode);
     memory_region_transaction_begin();
     memory_region_set_enabled(&sp->bypass_mr, mode == VIOMMU_EP_BYPASS);
     memory_region_set_enabled(MEMORY_REGION(&sp->iommu_mr),
@@ -388,7 +395,14 @@ static size_t viommu_process(VirtIOIOMMU *s, VirtQueueElement *elem)
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         reply = viommu_core_handle(s->core, in, in_len, out_len,
                                    s->probe_buf);
+        if (reply.has_status) {
+            s->stats.requests[reply.type][reply.status]++;
+        } else {
+            s->stats.unanswered++;
+        }
     }
+    trace_viommu_request(reply.type, reply.has_status ? reply.status : -1,
+                         iov_size(elem->out_sg, elem->out_num), out_len);
     viommu_update_spaces(s);
     if (!reply.has_status) {
         return 0;
@@ -430,14 +444,18 @@ static void viommu_queue_fault(VirtIOIOMMU *s, uint8_t reason,
 {
     VirtIOIOMMUFault *fault;
 
+    trace_viommu_fault(ep_id, reason, access, address);
     if (s->nr_faults == s->max_pending_faults) {
-        if (!(s->faults_dropped++ & 0xff)) {
+        /* One line per 256 drops: a storm must not flood the log */
+        if (!(s->stats.faults_dropped++ & 0xff)) {
             qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: no eventq buffer, "
                           "%" PRIu64 " fault reports dropped so far\n",
-                          s->faults_dropped);
+                          s->stats.faults_dropped);
         }
+        trace_viommu_fault_dropped(s->stats.faults_dropped);
         return;
     }
+    s->stats.faults_reported++;
     fault = &s->faults[(s->fault_head + s->nr_faults++) %
                        s->max_pending_faults];
     *fault = (VirtIOIOMMUFault) {
@@ -474,6 +492,7 @@ static void viommu_drop_fault(VirtIOIOMMU *s)
     QEMU_LOCK_GUARD(&s->lock);
     s->fault_head = (s->fault_head + 1) % s->max_pending_faults;
     s->nr_faults--;
+    s->stats.faults_delivered++;
 }
 
 /* Move queued faults into the eventq buffers the driver posted */
@@ -504,6 +523,8 @@ static void viommu_deliver_faults(void *opaque)
         }
         iov_from_buf(elem->in_sg, elem->in_num, 0, &rec, sizeof(rec));
         virtqueue_push(s->event_vq, elem, sizeof(rec));
+        trace_viommu_fault_delivered(le32_to_cpu(rec.endpoint),
+                                     le64_to_cpu(rec.address));
         g_free(elem);
         viommu_drop_fault(s);
     }
@@ -568,9 +589,11 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
         .addr_mask = s->granule - 1,
         .perm = IOMMU_NONE,
     };
+    VIOMMUEndpointMode mode;
 
     QEMU_LOCK_GUARD(&s->lock);
-    switch (viommu_core_endpoint_mode(s->core, ep_id)) {
+    mode = viommu_core_endpoint_mode(s->core, ep_id);
+    switch (mode) {
     case VIOMMU_EP_BYPASS:
         entry.perm = IOMMU_RW;
         break;
@@ -584,6 +607,8 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
         translate_in_domain(s, ep_id, addr, access, &entry);
         break;
     }
+    trace_viommu_translate(ep_id, addr, access, mode, entry.translated_addr,
+                           entry.addr_mask, entry.perm);
     return entry;
 }
 
@@ -655,6 +680,7 @@ static void viommu_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
                 replay_mapping, &r);
         }
     }
+    trace_viommu_replay(ep_id, events->len);
     for (i = 0; i < events->len; i++) {
         memory_region_notify_iommu_one(n, &g_array_index(events,
                                                          IOMMUTLBEvent, i));
@@ -737,6 +763,92 @@ static void viommu_set_replay(Object *obj, Visitor *v, const char *name,
         return;
     }
     memory_region_iommu_replay(&sp->iommu_mr, &sp->recorders[0].notifier);
+}
+
+/* Statistics: qom-get <device> stats */
+
+static const char *const viommu_req_names[] = {
+    [VIRTIO_IOMMU_T_ATTACH] = "attach",
+    [VIRTIO_IOMMU_T_DETACH] = "detach",
+    [VIRTIO_IOMMU_T_MAP] = "map",
+    [VIRTIO_IOMMU_T_UNMAP] = "unmap",
+    [VIRTIO_IOMMU_T_PROBE] = "probe",
+};
+
+static const char *const viommu_status_names[] = {
+    [VIRTIO_IOMMU_S_OK] = "ok",
+    [VIRTIO_IOMMU_S_IOERR] = "ioerr",
+    [VIRTIO_IOMMU_S_UNSUPP] = "unsupp",
+    [VIRTIO_IOMMU_S_DEVERR] = "deverr",
+    [VIRTIO_IOMMU_S_INVAL] = "inval",
+    [VIRTIO_IOMMU_S_RANGE] = "range",
+    [VIRTIO_IOMMU_S_NOENT] = "noent",
+    [VIRTIO_IOMMU_S_FAULT] = "fault",
+    [VIRTIO_IOMMU_S_NOMEM] = "nomem",
+};
+
+static void count_space(VirtIOIOMMUSpace *sp, void *opaque)
+{
+    (*(uint64_t *)opaque)++;
+}
+
+static bool visit_counter(Visitor *v, const char *name, uint64_t value,
+                          Error **errp)
+{
+    return visit_type_uint64(v, name, &value, errp);
+}
+
+static bool visit_requests(Visitor *v, VirtIOIOMMUStats *stats, Error **errp)
+{
+    int type, status;
+    bool ok = true;
+
+    for (type = VIRTIO_IOMMU_T_ATTACH; ok && type <= VIRTIO_IOMMU_T_PROBE;
+         type++) {
+        ok = visit_start_struct(v, viommu_req_names[type], NULL, 0, errp);
+        for (status = 0; ok && status <= VIRTIO_IOMMU_S_NOMEM; status++) {
+            ok = visit_counter(v, viommu_status_names[status],
+                               stats->requests[type][status], errp);
+        }
+        ok = ok && visit_check_struct(v, errp);
+        visit_end_struct(v, NULL);
+    }
+    return ok;
+}
+
+static void viommu_get_stats(Object *obj, Visitor *v, const char *name,
+                             void *opaque, Error **errp)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(obj);
+    VirtIOIOMMUStats stats;
+    VIOMMUCoreStats core;
+    uint64_t nr_spaces = 0;
+    bool ok;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        stats = s->stats;
+        core = viommu_core_stats(s->core);
+    }
+    if (s->bus_spaces) {
+        space_foreach(s, count_space, &nr_spaces);
+    }
+    if (!visit_start_struct(v, name, NULL, 0, errp)) {
+        return;
+    }
+    ok = visit_start_struct(v, "requests", NULL, 0, errp) &&
+         visit_requests(v, &stats, errp) && visit_check_struct(v, errp);
+    visit_end_struct(v, NULL);
+    ok = ok &&
+         visit_counter(v, "unanswered-requests", stats.unanswered, errp) &&
+         visit_counter(v, "faults-reported", stats.faults_reported, errp) &&
+         visit_counter(v, "faults-delivered", stats.faults_delivered, errp) &&
+         visit_counter(v, "faults-dropped", stats.faults_dropped, errp) &&
+         visit_counter(v, "domains", core.nr_domains, errp) &&
+         visit_counter(v, "mappings", core.nr_mappings, errp) &&
+         visit_counter(v, "attached-endpoints", core.nr_attached, errp) &&
+         visit_counter(v, "address-spaces", nr_spaces, errp) &&
+         visit_check_struct(v, errp);
+    visit_end_struct(v, NULL);
 }
 
 /* Per-function address spaces */
@@ -834,6 +946,7 @@ static void viommu_set_bypass(VirtIOIOMMU *s, bool bypass)
         viommu_core_set_bypass(s->core, bypass);
         s->spaces_stale = true;
     }
+    trace_viommu_bypass(bypass);
     viommu_update_spaces(s);
 }
 
@@ -887,6 +1000,7 @@ static void viommu_reset(VirtIODevice *vdev)
 {
     VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
 
+    trace_viommu_reset();
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         viommu_core_reset(s->core);
         viommu_core_set_features(s->core, 0);
@@ -901,6 +1015,7 @@ static void viommu_system_reset(void *opaque)
 {
     VirtIOIOMMU *s = opaque;
 
+    trace_viommu_system_reset(s->boot_bypass);
     viommu_set_bypass(s, s->boot_bypass);
 }
 
@@ -1037,6 +1152,7 @@ static int viommu_pre_save(void *opaque)
     mig_free(s);
     s->mig_domains = mig_domains_new();
     viommu_core_foreach_domain(s->core, mig_save_domain, s->mig_domains);
+    trace_viommu_migration_save(g_tree_nnodes(s->mig_domains));
     s->mig_bypass = viommu_core_get_bypass(s->core);
     s->mig_nr_faults = s->nr_faults;
     s->mig_faults = g_new0(VirtIOIOMMUFault, s->nr_faults);
@@ -1219,6 +1335,7 @@ static int viommu_post_load(VirtIODevice *vdev)
     Error *err = NULL;
     bool ok = mig_restore(s, &err);
 
+    trace_viommu_migration_load(g_tree_nnodes(s->mig_domains), ok);
     mig_free(s);
     viommu_update_spaces(s);
     if (!ok) {
@@ -1560,6 +1677,11 @@ static void viommu_class_init(ObjectClass *klass, void *data)
         "highest domain ID (domain_range.end)");
     object_class_property_set_description(klass, "max-mappings",
         "most mappings over all domains; MAP past it fails with NOMEM");
+    object_class_property_add(klass, "stats", "VirtIOIOMMUStats",
+                              viommu_get_stats, NULL, NULL, NULL);
+    object_class_property_set_description(klass, "stats",
+        "live counters: requests by type and status, faults, domains, "
+        "mappings, attached endpoints");
     object_class_property_add(klass, "x-notifications", "strList",
                               viommu_get_notifications, NULL, NULL, NULL);
     object_class_property_add(klass, "x-replay", "uint32", NULL,

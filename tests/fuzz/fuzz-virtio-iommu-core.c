@@ -387,8 +387,7 @@ static void check_probe(const VIOMMUReply *reply, const uint8_t *props)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
+/* The entry point libFuzzer calls; it declares it itself */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     VIOMMUCoreConfig config = {

@@ -88,6 +88,7 @@ typedef struct VIOMMUCoreConfig {
 
 /* Outcome of one request */
 typedef struct VIOMMUReply {
+    uint8_t type;           /* VIRTIO_IOMMU_T_*, 0 if unknown */
     bool has_status;        /* false: return the buffers unwritten */
     uint8_t status;
     size_t props_len;       /* PROBE: bytes of properties written */

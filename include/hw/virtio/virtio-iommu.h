@@ -25,6 +25,16 @@ typedef struct VIOMMUResvRegion VIOMMUResvRegion;
 typedef struct VirtIOIOMMUSpace VirtIOIOMMUSpace;
 typedef struct VirtIOIOMMUFault VirtIOIOMMUFault;
 
+/* Live counters, read with qom-get of property "stats" */
+typedef struct VirtIOIOMMUStats {
+    /* Requests answered, by type and status */
+    uint64_t requests[VIRTIO_IOMMU_T_PROBE + 1][VIRTIO_IOMMU_S_NOMEM + 1];
+    uint64_t unanswered;            /* returned with used length 0 */
+    uint64_t faults_reported;       /* queued for the eventq */
+    uint64_t faults_delivered;
+    uint64_t faults_dropped;        /* queue full */
+} VirtIOIOMMUStats;
+
 struct VirtIOIOMMU {
     VirtIODevice parent_obj;
     VirtQueue *req_vq;
@@ -64,7 +74,7 @@ struct VirtIOIOMMU {
     VirtIOIOMMUFault *faults;       /* ring of max_pending_faults */
     uint32_t fault_head;
     uint32_t nr_faults;
-    uint64_t faults_dropped;
+    VirtIOIOMMUStats stats;
     uint8_t *probe_buf;             /* probe_size bytes */
 
     GPtrArray *notification_log;    /* x-notifications, for tests */

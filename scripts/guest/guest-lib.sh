@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2154  # $top comes from the caller; BOOT_SECONDS is for it
+# Helpers to boot the test guest (scripts/guest/build-guest.sh) under QEMU
+# and read its results.  Sourced by scripts/demo.sh and
+# tests/guest/run-guest-tests.sh after scripts/lib.sh ($top, $BUILD).
+#
+# The guest's /init (scripts/guest/init.sh) prints
+#   VIOMMU-CHECK <name> PASS|FAIL <detail>
+#   VIOMMU-INFO <what> ...
+#   VIOMMU-DONE checks=N failed=M
+# on the serial console and powers off.
+
+# Directory of the QEMU build to boot: ${QEMU_BUILD:-build/qemu}, relative
+# paths taken from the repository root.
+qemu_build_dir() {
+    local d=${QEMU_BUILD:-build/qemu}
+    case "$d" in /*) ;; *) d=$top/$d ;; esac
+    echo "$d"
+}
+
+# guest_boot ARCH LOG TIMEOUT APPEND [QEMU ARGS...]
+# Boot build/guest/ARCH with the kernel command line APPEND (console and
+# panic settings are added) and the extra QEMU arguments (devices), under a
+# hard timeout of TIMEOUT seconds.  The console goes to LOG (and to stdout if
+# GUEST_CONSOLE=1).  Returns QEMU's exit status (124 on timeout).  Sets
+# BOOT_SECONDS.
+guest_boot() {
+    local arch=$1 log=$2 limit=$3 append=$4
+    shift 4
+    # Never leave an earlier run's results behind.
+    : > "$log"
+    BOOT_SECONDS=0
+    local qdir gdir bin machine console extra=
+    qdir=$(qemu_build_dir)
+    gdir=$BUILD/guest/$arch
+    case "$arch" in
+        x86_64)
+            bin=$qdir/qemu-system-x86_64
+            machine=(-M q35 -accel tcg -smp 2)
+            console=ttyS0
+            # The kernel's EDD probe asks SeaBIOS to read the boot disk;
+            # with boot-bypass=off that DMA faults and SeaBIOS waits forever.
+            extra=edd=off ;;
+        aarch64)
+            bin=$qdir/qemu-system-aarch64
+            # pauth-impdef: the architected QARMA pointer authentication is
+            # very slow under TCG.
+            # shellcheck disable=SC2054
+            machine=(-M virt -cpu max,pauth-impdef=on -accel tcg -smp 2)
+            console=ttyAMA0 ;;
+        *) echo "guest_boot: unknown arch $arch" | tee -a "$log" >&2; return 2 ;;
+    esac
+    [ -x "$bin" ] || { echo "guest_boot: $bin not built" | tee -a "$log" >&2; return 2; }
+    if [ ! -f "$gdir/vmlinuz" ] || [ ! -f "$gdir/initramfs.cpio.gz" ]; then
+        echo "guest_boot: guest for $arch not built (scripts/guest/build-guest.sh $arch)" | tee -a "$log" >&2
+        return 2
+    fi
+    local cmd=("$bin" "${machine[@]}" -m 1G -nodefaults -display none
+               -serial stdio -no-reboot
+               -kernel "$gdir/vmlinuz" -initrd "$gdir/initramfs.cpio.gz"
+               -append "console=$console panic=-1 $extra $append" "$@")
+    {
+        echo "# $(date -u '+%F %T') QEMU build: $qdir"
+        printf '# command:'
+        printf ' %q' "${cmd[@]}"
+        echo
+    } > "$log"
+    local start rc errexit=
+    case $- in *e*) errexit=1 ;; esac
+    start=$(date +%s.%N)
+    set +e
+    if [ "${GUEST_CONSOLE:-0}" = 1 ]; then
+        timeout -k 5 "$limit" "${cmd[@]}" < /dev/null 2>&1 | tee -a "$log"
+        rc=${PIPESTATUS[0]}
+    else
+        timeout -k 5 "$limit" "${cmd[@]}" < /dev/null >> "$log" 2>&1
+        rc=$?
+    fi
+    [ -n "$errexit" ] && set -e
+    BOOT_SECONDS=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+    [ "$rc" = 124 ] && echo "# killed after ${limit}s timeout" >> "$log"
+    return "$rc"
+}
+
+# The result lines of a console log, without carriage returns.  Kernel
+# messages can still end up on the same line, so match anywhere in a line.
+guest_lines() {
+    tr -d '\r' < "$1" | grep -oE 'VIOMMU-(CHECK|INFO|DONE)( .*)?$' || true
+}
+
+# guest_checks LOG: "name PASS|FAIL detail" per check.
+guest_checks() {
+    guest_lines "$1" | sed -n 's/^VIOMMU-CHECK //p'
+}
+
+guest_done() {
+    guest_lines "$1" | grep -q '^VIOMMU-DONE'
+}
+
+# pattern_bytes SEED BYTES: the data the guest writes for SEED
+# (scripts/guest/pattern.sh, the same script the guest runs).
+pattern_bytes() {
+    sh "$top/scripts/guest/pattern.sh" "$1" "$2"
+}

@@ -1,0 +1,421 @@
+#!/bin/sh
+# /init of the virtio-iommu test guest (busybox ash).  Copied into the
+# initramfs by scripts/guest/build-guest.sh.
+#
+# Kernel command line parameters it reads:
+#   viommu.test=demo[,net]   which tests to run (default demo)
+#   viommu.seed=N            seed of the data pattern (default 1)
+#   viommu.mib=N             MiB written to /dev/vda (default 8)
+#   viommu.net_mib=N         MiB sent each way between the NICs (default 4)
+#   viommu.expect_type=T[/T] accepted domain types of the devices under test
+#                            (default DMA/DMA-FQ; identity for passthrough)
+#   viommu.timeout=S         guest-side watchdog (default 240)
+#   MOD.PARAM=VALUE          passed to insmod of module MOD
+#
+# Output, one line each, for the host to parse:
+#   VIOMMU-CHECK <name> PASS|FAIL <detail>
+#   VIOMMU-INFO <what> ...
+#   VIOMMU-DONE checks=N failed=M
+# then the guest powers off.
+
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+/bin/busybox --install -s /bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /tmp
+mount -t tmpfs tmpfs /tmp
+
+cmdline=$(cat /proc/cmdline)
+
+# arg NAME DEFAULT: value of viommu.NAME= on the kernel command line.
+arg() {
+    for w in $cmdline; do
+        case "$w" in viommu.$1=*) echo "${w#*=}"; return ;; esac
+    done
+    echo "$2"
+}
+
+nchecks=0
+nfail=0
+check() {
+    _name=$1 _res=$2
+    shift 2
+    echo "VIOMMU-CHECK $_name $_res $*"
+    nchecks=$((nchecks + 1))
+    [ "$_res" = PASS ] || nfail=$((nfail + 1))
+}
+info() { echo "VIOMMU-INFO $*"; }
+# Seconds since boot, for the timing lines.
+now() { cut -d' ' -f1 /proc/uptime; }
+
+finish() {
+    info "time done $(now)"
+    echo "VIOMMU-DONE checks=$nchecks failed=$nfail"
+    sync
+    poweroff -f
+    sleep 10
+    echo o > /proc/sysrq-trigger
+}
+
+# wait_for SECONDS CMD...: poll CMD every 0.1 s.
+wait_for() {
+    _n=$(($1 * 10))
+    shift
+    while ! "$@"; do
+        _n=$((_n - 1))
+        [ "$_n" -gt 0 ] || return 1
+        usleep 100000
+    done
+}
+
+# The PCI device (BDF) a sysfs device path belongs to, walking up.
+pci_of() {
+    _p=$(readlink -f "$1")
+    while [ -n "$_p" ] && [ "$_p" != / ]; do
+        case "$(readlink "$_p/subsystem")" in
+            */bus/pci) echo "${_p##*/}"; return 0 ;;
+        esac
+        _p=${_p%/*}
+    done
+    return 1
+}
+
+group_of() {
+    _g=$(readlink "/sys/bus/pci/devices/$1/iommu_group" 2>/dev/null) || return 1
+    echo "${_g##*/}"
+}
+
+type_of() {
+    cat "/sys/kernel/iommu_groups/$1/type" 2>/dev/null || echo unknown
+}
+
+# ---------------------------------------------------------------- modules
+
+load_modules() {
+    _bad=""
+    _n=0
+    while read -r _m _path; do
+        if [ "$_path" = builtin ]; then
+            info "module $_m builtin"
+            continue
+        fi
+        # Parameters for this module from the command line (MOD.PARAM=V,
+        # with - and _ equivalent).
+        _params=""
+        for w in $cmdline; do
+            _k=$(echo "${w%%.*}" | tr - _)
+            case "$w" in *.*=*) ;; *) continue ;; esac
+            [ "$_k" = "$_m" ] && _params="$_params ${w#*.}"
+        done
+        # shellcheck disable=SC2086
+        if _err=$(insmod "$_path" $_params 2>&1); then
+            _n=$((_n + 1))
+        else
+            case "$_err" in
+                *"File exists"*) ;;
+                *) _bad="$_bad $_m"; info "module $_m insmod failed: $_err" ;;
+            esac
+        fi
+    done < /etc/viommu/modules
+    if [ -z "$_bad" ]; then
+        check modules-loaded PASS "$_n modules inserted"
+    else
+        check modules-loaded FAIL "failed:$_bad"
+    fi
+}
+
+# ---------------------------------------------------------------- checks
+
+viommu_pci=""
+check_driver_bound() {
+    _d=/sys/bus/virtio/drivers/virtio_iommu
+    if ! wait_for 20 sh -c "ls $_d 2>/dev/null | grep -q '^virtio'"; then
+        check driver-bound FAIL "no device bound to $_d"
+        return
+    fi
+    for _v in "$_d"/virtio*; do _v=${_v##*/}; break; done
+    viommu_pci=$(pci_of "$_d/$_v") || viommu_pci=""
+    if ! wait_for 5 sh -c 'ls /sys/class/iommu | grep -q .'; then
+        check driver-bound FAIL "$_v bound but /sys/class/iommu is empty"
+        return
+    fi
+    _i=$(for _l in /sys/class/iommu/*; do printf '%s ' "${_l##*/}"; done)
+    info "iommu $_v pci $viommu_pci sysfs ${_i% }"
+    check driver-bound PASS "virtio_iommu bound to $_v (pci $viommu_pci), /sys/class/iommu: ${_i% }"
+}
+
+# Every PCI device: group and domain type.  A device is behind the IOMMU
+# when it is listed in /sys/class/iommu/*/devices (Linux adds a device there
+# when a driver first probes it, so devices without any driver are reported
+# as unmanaged).  $1: BDFs that must be behind the IOMMU (the devices under
+# test).
+check_endpoints() {
+    _behind=$(for _l in /sys/class/iommu/*/devices/*; do
+                  [ -e "$_l" ] && echo "${_l##*/}"; done | sort -u)
+    _missing=""
+    _n=0
+    for _p in /sys/bus/pci/devices/*; do
+        _b=${_p##*/}
+        [ "$_b" = "$viommu_pci" ] && continue
+        _id="$(sed 's/^0x//' "$_p/vendor"):$(sed 's/^0x//' "$_p/device")"
+        _drv=$(readlink "$_p/driver" 2>/dev/null) && _drv=${_drv##*/} || _drv=none
+        if echo "$_behind" | grep -qx "$_b"; then
+            _n=$((_n + 1))
+            if _g=$(group_of "$_b"); then
+                info "endpoint $_b group $_g type $(type_of "$_g") id $_id driver $_drv"
+            else
+                info "endpoint $_b group none type none id $_id driver $_drv"
+                _missing="$_missing $_b"
+            fi
+        else
+            # Linux sets up a device's IOMMU (fwspec, group) when a driver
+            # probes it; devices without a driver stay unmanaged.
+            info "unmanaged $_b id $_id driver $_drv"
+        fi
+    done
+    for _b in $1; do
+        echo "$_behind" | grep -qx "$_b" || _missing="$_missing $_b(not-behind-iommu)"
+    done
+    if [ "$_n" -gt 0 ] && [ -z "$_missing" ]; then
+        check endpoint-groups PASS "$_n endpoints behind the IOMMU, all in a group"
+    else
+        check endpoint-groups FAIL "$_n endpoints behind the IOMMU; without group:${_missing:- (none behind)}"
+    fi
+}
+
+# The devices under test are in a domain of an accepted type.
+check_domain_type() {
+    _want=$(arg expect_type DMA/DMA-FQ)
+    _bad=""
+    _got=""
+    for _b in "$@"; do
+        _t=none
+        _g=$(group_of "$_b") && _t=$(type_of "$_g")
+        _got="$_got $_b=$_t"
+        case "/$_want/" in */"$_t"/*) ;; *) _bad="$_bad $_b=$_t" ;; esac
+    done
+    if [ -z "$_bad" ]; then
+        check domain-type PASS "want $_want:$_got"
+    else
+        check domain-type FAIL "want $_want, got:$_bad"
+    fi
+}
+
+# make_pattern SEED BYTES FILE: deterministic data, no two 4 KiB pages
+# equal (scripts/guest/pattern.sh; the host regenerates it to check the disk
+# image).
+make_pattern() {
+    sh /etc/viommu/pattern.sh "$1" "$2" > "$3"
+}
+
+check_disk_pattern() {
+    _dev=/dev/vda
+    if ! wait_for 20 test -b "$_dev"; then
+        check disk-pattern FAIL "$_dev did not appear"
+        return
+    fi
+    _mib=$(arg mib 8)
+    _seed=$(arg seed 1)
+    _bytes=$((_mib * 1048576))
+    _t0=$(now)
+    make_pattern "$_seed" "$_bytes" /tmp/pattern
+    _want=$(sha256sum < /tmp/pattern | cut -d' ' -f1)
+    _t1=$(now)
+    if dd --help 2>&1 | grep -q 'oflag=[^ ]*direct'; then
+        _wflag=oflag=direct _rflag=iflag=direct _method=O_DIRECT
+    else
+        _wflag="" _rflag="" _method=buffered+drop_caches
+    fi
+    # shellcheck disable=SC2086
+    if ! _err=$(dd if=/tmp/pattern of="$_dev" bs=1M $_wflag conv=fsync 2>&1); then
+        check disk-pattern FAIL "write failed: $(echo "$_err" | tr '\n' ' ')"
+        return
+    fi
+    sync
+    _t2=$(now)
+    echo 3 > /proc/sys/vm/drop_caches
+    # shellcheck disable=SC2086
+    _got=$(dd if="$_dev" bs=1M count="$_mib" $_rflag 2>/dev/null | sha256sum | cut -d' ' -f1)
+    # A second, buffered read with another request size.
+    echo 3 > /proc/sys/vm/drop_caches
+    _got2=$(dd if="$_dev" bs=64k count=$((_mib * 16)) 2>/dev/null | sha256sum | cut -d' ' -f1)
+    _t3=$(now)
+    info "time disk-pattern generate $_t0-$_t1 write -$_t2 read -$_t3"
+    info "disk $_dev seed $_seed bytes $_bytes method $_method written $_want read $_got read-buffered $_got2"
+    if [ "$_want" = "$_got" ] && [ "$_want" = "$_got2" ]; then
+        check disk-pattern PASS "$_bytes bytes seed $_seed $_method written=$_want read=$_got"
+    else
+        check disk-pattern FAIL "$_bytes bytes seed $_seed $_method written=$_want read=$_got read-buffered=$_got2"
+    fi
+}
+
+check_no_iommu_errors() {
+    _e=$(dmesg | grep -iE 'fault from EP|unknown fault|iommu fault|DMAR|DMA error|dma.*fault|I/O error|blk_update_request|virtio_iommu.*(fail|error|timeout)|AMD-Vi|transmit (queue )?timed out|Detected Hardware Unit Hang' | head -n 5)
+    if [ -z "$_e" ]; then
+        check no-iommu-errors PASS "no IOMMU fault or DMA error in dmesg"
+    else
+        echo "$_e" | while read -r _l; do info "dmesg $_l"; done
+        check no-iommu-errors FAIL "$(echo "$_e" | head -n 1)"
+    fi
+}
+
+check_no_kernel_oops() {
+    _e=$(dmesg | grep -E 'BUG:|Oops|general protection fault|Call Trace|kernel BUG|WARNING: CPU|soft lockup|hung_task|rcu.*stall' | head -n 5)
+    if [ -z "$_e" ]; then
+        check no-kernel-oops PASS "no oops, warning or stall in dmesg"
+    else
+        echo "$_e" | while read -r _l; do info "dmesg $_l"; done
+        check no-kernel-oops FAIL "$(echo "$_e" | head -n 1)"
+    fi
+}
+
+# ---------------------------------------------------------------- network
+
+# Interface whose device is bound to driver $1.
+netif_by_driver() {
+    for _n in /sys/class/net/*; do
+        _d=$(readlink "$_n/device/driver" 2>/dev/null) || continue
+        [ "${_d##*/}" = "$1" ] && { echo "${_n##*/}"; return 0; }
+    done
+    return 1
+}
+
+# transfer NAME FROM_NS_PREFIX TO_NS_PREFIX TO_IP PORT: send /tmp/netpattern
+# with nc, compare checksums.  The prefixes are "" or "nsenter -t PID -n".
+transfer() {
+    _name=$1 _from=$2 _to=$3 _ip=$4 _port=$5
+    rm -f /tmp/rx
+    # nc -l ends when the sender closes; its stdin must stay open until then.
+    # shellcheck disable=SC2086
+    (sleep 120 | $_to nc -l -p "$_port" > /tmp/rx) &
+    _lpid=$!
+    _ok=""
+    for _try in 1 2 3 4 5 6 7 8 9 10; do
+        usleep 300000
+        # shellcheck disable=SC2086
+        if $_from timeout 90 nc "$_ip" "$_port" < /tmp/netpattern; then
+            _ok=1
+            break
+        fi
+    done
+    wait_for 30 sh -c "[ \"\$(stat -c %s /tmp/rx 2>/dev/null)\" = $_bytes ]"
+    usleep 200000
+    _got=$(sha256sum < /tmp/rx | cut -d' ' -f1)
+    _size=$(stat -c %s /tmp/rx 2>/dev/null)
+    kill "$_lpid" 2>/dev/null
+    pkill_sleep
+    if [ -n "$_ok" ] && [ "$_got" = "$_want" ]; then
+        check "$_name" PASS "$_size bytes to $_ip, sha256 $_got"
+    else
+        check "$_name" FAIL "sent=${_ok:-no} received $_size of $_bytes bytes, want $_want got $_got"
+    fi
+}
+
+# Kill the `sleep 120` that kept a listener's stdin open.
+pkill_sleep() {
+    for _p in /proc/[0-9]*; do
+        [ "$(tr '\0' ' ' < "$_p/cmdline" 2>/dev/null)" = "sleep 120 " ] &&
+            kill "${_p##*/}" 2>/dev/null
+    done
+}
+
+net_pcis=""
+find_net_devices() {
+    wait_for 20 netif_by_driver virtio_net > /dev/null
+    wait_for 20 netif_by_driver e1000e > /dev/null
+    vif=$(netif_by_driver virtio_net) || vif=""
+    eif=$(netif_by_driver e1000e) || eif=""
+    net_pcis=""
+    [ -n "$vif" ] && net_pcis="$(pci_of "/sys/class/net/$vif/device")"
+    [ -n "$eif" ] && net_pcis="$net_pcis $(pci_of "/sys/class/net/$eif/device")"
+    info "nics virtio_net=${vif:-none} e1000e=${eif:-none} pci $net_pcis"
+}
+
+test_net() {
+    if [ -z "$vif" ] || [ -z "$eif" ]; then
+        check net-setup FAIL "need a virtio_net and an e1000e interface (got '${vif}' '${eif}')"
+        return
+    fi
+    # The e1000e goes into its own network namespace so that traffic
+    # between the two addresses really crosses the wire.
+    unshare -n sleep 100000 &
+    nspid=$!
+    usleep 200000
+    ns="nsenter -t $nspid -n"
+    if ! _err=$( {
+        ip link set "$eif" netns "$nspid" &&
+        ip addr add 10.99.0.1/24 dev "$vif" && ip link set "$vif" up &&
+        $ns ip link set lo up &&
+        $ns ip addr add 10.99.0.2/24 dev "$eif" && $ns ip link set "$eif" up
+    } 2>&1 ); then
+        check net-setup FAIL "$(echo "$_err" | tr '\n' ' ')"
+        kill "$nspid"
+        return
+    fi
+    if wait_for 20 ping -c 1 -W 1 10.99.0.2 > /dev/null 2>&1; then
+        check net-setup PASS "$vif (virtio-net) 10.99.0.1 <-> $eif (e1000e, own netns) 10.99.0.2"
+    else
+        check net-setup FAIL "no ping reply from 10.99.0.2 over $vif -> $eif"
+        kill "$nspid"
+        return
+    fi
+    _bytes=$(($(arg net_mib 4) * 1048576))
+    make_pattern "$(($(arg seed 1) + 7))" "$_bytes" /tmp/netpattern
+    _want=$(sha256sum < /tmp/netpattern | cut -d' ' -f1)
+    transfer net-virtio-to-e1000e "" "$ns" 10.99.0.2 5001
+    transfer net-e1000e-to-virtio "$ns" "" 10.99.0.1 5002
+    _loss=$(ping -c 200 -i 0.01 -W 2 -s 1400 10.99.0.2 2>&1 | grep -o '[0-9]*% packet loss')
+    case "$_loss" in
+        "0% packet loss") check net-ping PASS "200 pings of 1400 bytes: $_loss" ;;
+        *) check net-ping FAIL "200 pings of 1400 bytes: ${_loss:-no summary}" ;;
+    esac
+    kill "$nspid" 2>/dev/null
+}
+
+# ---------------------------------------------------------------- main
+
+timeout_s=$(arg timeout 240)
+( sleep "$timeout_s"
+  echo "VIOMMU-CHECK watchdog FAIL guest tests did not finish within ${timeout_s}s"
+  echo "VIOMMU-DONE checks=0 failed=1"
+  poweroff -f ) &
+
+info "kernel $(uname -r) package $(cat /etc/viommu/kernel-version) arch $(uname -m)"
+info "cmdline $cmdline"
+load_modules
+info "time modules-loaded $(now)"
+tests=$(arg test demo | tr , ' ')
+
+# Devices under test, whose domain type is checked.
+dut=""
+check_driver_bound
+for t in $tests; do
+    case "$t" in
+        demo)
+            wait_for 20 test -b /dev/vda
+            dut="$dut $(pci_of /sys/block/vda 2>/dev/null)" ;;
+        net)
+            find_net_devices
+            dut="$dut $net_pcis" ;;
+        *)  check test-known FAIL "unknown test '$t'" ;;
+    esac
+done
+# Quieten the console so that kernel messages do not split result lines;
+# the checks below read dmesg.
+dmesg -n 1
+info "time devices-ready $(now)"
+check_endpoints "$dut"
+# shellcheck disable=SC2086
+check_domain_type $dut
+for t in $tests; do
+    case "$t" in
+        demo) check_disk_pattern ;;
+        net) test_net ;;
+    esac
+done
+check_no_iommu_errors
+check_no_kernel_oops
+finish
