@@ -15,6 +15,7 @@
 #include "qemu/iov.h"
 #include "qemu/log.h"
 #include "qemu/range.h"
+#include "qemu/seqlock.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "qapi/qapi-builtin-visit.h"
@@ -55,6 +56,34 @@ typedef struct VIOMMURecorder {
     int index;
 } VIOMMURecorder;
 
+/*
+ * Translation cache
+ *
+ * Each address space keeps the last few blocks translate returned.  A hit
+ * takes no lock: the entries sit behind a seqlock whose writers hold
+ * s->lock.  Anything that can take a translation away (UNMAP, DETACH, a
+ * re-ATTACH, reset) empties the caches of the spaces concerned under
+ * s->lock, before the request completes, so no translation outlives the
+ * request that removed it.  MAP never invalidates: it only adds.
+ */
+#define VIOMMU_CACHE_WAYS 4
+
+typedef struct VIOMMUCacheEntry {
+    uint64_t iova;              /* naturally aligned block start */
+    uint64_t mask;              /* block size - 1; 0 with perm NONE: empty */
+    uint64_t pa;
+    IOMMUAccessFlags perm;
+} VIOMMUCacheEntry;
+
+typedef struct VIOMMUCache {
+    QemuSeqLock seq;
+    unsigned int next;          /* round-robin victim, under s->lock */
+    bool used;                  /* anything cached, under s->lock */
+    VIOMMUCacheEntry entries[VIOMMU_CACHE_WAYS];
+    uint64_t hits;              /* statistics, updated without a lock */
+    uint64_t misses;
+} VIOMMUCache;
+
 /* The DMA address space of one PCI function (or requester ID alias) */
 struct VirtIOIOMMUSpace {
     VirtIOIOMMU *viommu;
@@ -65,6 +94,7 @@ struct VirtIOIOMMUSpace {
     MemoryRegion bypass_mr;     /* identity: an alias of system memory */
     AddressSpace as;
     IOMMUNotifierFlag notifier_flags;
+    VIOMMUCache cache;
     VIOMMURecorder recorders[2];
 };
 
@@ -122,6 +152,61 @@ static VirtIOIOMMUSpace *space_by_endpoint(VirtIOIOMMU *s, uint32_t ep_id)
 
     space_foreach(s, space_match, &search);
     return search.found;
+}
+
+static bool cache_lookup(VIOMMUCache *cache, uint64_t addr,
+                         IOMMUAccessFlags access, IOMMUTLBEntry *entry)
+{
+    unsigned int start, i;
+    bool hit;
+
+    do {
+        start = seqlock_read_begin(&cache->seq);
+        hit = false;
+        for (i = 0; i < VIOMMU_CACHE_WAYS; i++) {
+            VIOMMUCacheEntry e = cache->entries[i];
+
+            if (e.perm != IOMMU_NONE && (addr & ~e.mask) == e.iova &&
+                (access & e.perm) == access) {
+                entry->iova = e.iova;
+                entry->addr_mask = e.mask;
+                entry->translated_addr = e.pa;
+                entry->perm = e.perm;
+                hit = true;
+                break;
+            }
+        }
+    } while (seqlock_read_retry(&cache->seq, start));
+    return hit;
+}
+
+/* s->lock held */
+static void cache_insert(VIOMMUCache *cache, const IOMMUTLBEntry *entry)
+{
+    VIOMMUCacheEntry *e = &cache->entries[cache->next];
+
+    seqlock_write_begin(&cache->seq);
+    *e = (VIOMMUCacheEntry) {
+        .iova = entry->iova,
+        .mask = entry->addr_mask,
+        .pa = entry->translated_addr,
+        .perm = entry->perm,
+    };
+    seqlock_write_end(&cache->seq);
+    cache->next = (cache->next + 1) % VIOMMU_CACHE_WAYS;
+    cache->used = true;
+}
+
+/* s->lock held */
+static void cache_flush(VIOMMUCache *cache)
+{
+    if (!cache->used) {
+        return;
+    }
+    seqlock_write_begin(&cache->seq);
+    memset(cache->entries, 0, sizeof(cache->entries));
+    seqlock_write_end(&cache->seq);
+    cache->used = false;
 }
 
 /* Core callbacks; called with s->lock held */
@@ -255,11 +340,12 @@ static void queue_endpoint(VirtIOIOMMU *s, uint32_t ep_id,
     QueueDomainEvents q = { .added = added };
 
     s->spaces_stale = true;
-    if (!s->nr_notified_spaces || viommu_domain_is_bypass(domain)) {
+    q.sp = space_by_endpoint(s, ep_id);
+    if (!q.sp) {
         return;
     }
-    q.sp = space_by_endpoint(s, ep_id);
-    if (q.sp && q.sp->notifier_flags) {
+    cache_flush(&q.sp->cache);
+    if (q.sp->notifier_flags && !viommu_domain_is_bypass(domain)) {
         viommu_domain_foreach_mapping(domain, queue_domain_mapping, &q);
     }
 }
@@ -287,10 +373,14 @@ static void queue_space_mapping(VirtIOIOMMUSpace *sp, void *opaque)
     QueueSpaceEvents *q = opaque;
     VIOMMUCore *core = sp->viommu->core;
 
-    if (sp->notifier_flags &&
-        viommu_core_endpoint_domain(core, space_endpoint_id(sp)) ==
-        q->domain) {
-        queue_mapping(sp, q->mapping, q->added);
+    if ((!q->added && sp->cache.used) || sp->notifier_flags) {
+        if (viommu_core_endpoint_domain(core, space_endpoint_id(sp)) ==
+            q->domain) {
+            if (!q->added) {
+                cache_flush(&sp->cache);
+            }
+            queue_mapping(sp, q->mapping, q->added);
+        }
     }
 }
 
@@ -300,7 +390,7 @@ static void queue_domain(VirtIOIOMMU *s, const VIOMMUDomain *domain,
 {
     QueueSpaceEvents q = { domain, mapping, added };
 
-    if (s->nr_notified_spaces) {
+    if (!added || s->nr_notified_spaces) {
         space_foreach(s, queue_space_mapping, &q);
     }
 }
@@ -541,10 +631,11 @@ static void viommu_handle_eventq(VirtIODevice *vdev, VirtQueue *vq)
 /* Translation */
 
 /* Translate @addr for a translated endpoint; s->lock held */
-static void translate_in_domain(VirtIOIOMMU *s, uint32_t ep_id,
+static void translate_in_domain(VirtIOIOMMUSpace *sp, uint32_t ep_id,
                                 hwaddr addr, IOMMUAccessFlags access,
                                 IOMMUTLBEntry *entry)
 {
+    VirtIOIOMMU *s = sp->viommu;
     const VIOMMUDomain *domain = viommu_core_endpoint_domain(s->core, ep_id);
     const VIOMMUMapping *mapping = viommu_core_lookup(domain, addr);
     const VIOMMUResvRegion *resv;
@@ -558,6 +649,8 @@ static void translate_in_domain(VirtIOIOMMU *s, uint32_t ep_id,
         if ((access & entry->perm) != access) {
             viommu_queue_fault(s, VIRTIO_IOMMU_FAULT_R_MAPPING, ep_id,
                                access, addr);
+        } else if (entry->perm != IOMMU_NONE) {
+            cache_insert(&sp->cache, entry);
         }
         return;
     }
@@ -581,7 +674,6 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
     VirtIOIOMMUSpace *sp = container_of(iommu_mr, VirtIOIOMMUSpace,
                                         iommu_mr);
     VirtIOIOMMU *s = sp->viommu;
-    uint32_t ep_id = space_endpoint_id(sp);
     IOMMUTLBEntry entry = {
         .target_as = &address_space_memory,
         .iova = addr & ~(s->granule - 1),
@@ -590,7 +682,15 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
         .perm = IOMMU_NONE,
     };
     VIOMMUEndpointMode mode;
+    uint32_t ep_id;
 
+    if (cache_lookup(&sp->cache, addr, access, &entry)) {
+        qatomic_set(&sp->cache.hits, qatomic_read(&sp->cache.hits) + 1);
+        return entry;
+    }
+    qatomic_set(&sp->cache.misses, qatomic_read(&sp->cache.misses) + 1);
+
+    ep_id = space_endpoint_id(sp);
     QEMU_LOCK_GUARD(&s->lock);
     mode = viommu_core_endpoint_mode(s->core, ep_id);
     switch (mode) {
@@ -604,7 +704,7 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
         }
         break;
     case VIOMMU_EP_TRANSLATED:
-        translate_in_domain(s, ep_id, addr, access, &entry);
+        translate_in_domain(sp, ep_id, addr, access, &entry);
         break;
     }
     trace_viommu_translate(ep_id, addr, access, mode, entry.translated_addr,
@@ -787,9 +887,19 @@ static const char *const viommu_status_names[] = {
     [VIRTIO_IOMMU_S_NOMEM] = "nomem",
 };
 
+typedef struct SpaceTotals {
+    uint64_t spaces;
+    uint64_t cache_hits;
+    uint64_t cache_misses;
+} SpaceTotals;
+
 static void count_space(VirtIOIOMMUSpace *sp, void *opaque)
 {
-    (*(uint64_t *)opaque)++;
+    SpaceTotals *t = opaque;
+
+    t->spaces++;
+    t->cache_hits += qatomic_read(&sp->cache.hits);
+    t->cache_misses += qatomic_read(&sp->cache.misses);
 }
 
 static bool visit_counter(Visitor *v, const char *name, uint64_t value,
@@ -822,7 +932,7 @@ static void viommu_get_stats(Object *obj, Visitor *v, const char *name,
     VirtIOIOMMU *s = VIRTIO_IOMMU(obj);
     VirtIOIOMMUStats stats;
     VIOMMUCoreStats core;
-    uint64_t nr_spaces = 0;
+    SpaceTotals totals = { 0 };
     bool ok;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
@@ -830,7 +940,7 @@ static void viommu_get_stats(Object *obj, Visitor *v, const char *name,
         core = viommu_core_stats(s->core);
     }
     if (s->bus_spaces) {
-        space_foreach(s, count_space, &nr_spaces);
+        space_foreach(s, count_space, &totals);
     }
     if (!visit_start_struct(v, name, NULL, 0, errp)) {
         return;
@@ -846,7 +956,11 @@ static void viommu_get_stats(Object *obj, Visitor *v, const char *name,
          visit_counter(v, "domains", core.nr_domains, errp) &&
          visit_counter(v, "mappings", core.nr_mappings, errp) &&
          visit_counter(v, "attached-endpoints", core.nr_attached, errp) &&
-         visit_counter(v, "address-spaces", nr_spaces, errp) &&
+         visit_counter(v, "address-spaces", totals.spaces, errp) &&
+         visit_counter(v, "translation-cache-hits", totals.cache_hits,
+                       errp) &&
+         visit_counter(v, "translation-cache-misses", totals.cache_misses,
+                       errp) &&
          visit_check_struct(v, errp);
     visit_end_struct(v, NULL);
 }
@@ -865,6 +979,7 @@ static VirtIOIOMMUSpace *space_new(VirtIOIOMMU *s, PCIBus *bus, int devfn)
     sp->viommu = s;
     sp->bus = bus;
     sp->devfn = devfn;
+    seqlock_init(&sp->cache.seq);
     memory_region_init_iommu(&sp->iommu_mr, sizeof(sp->iommu_mr),
                              TYPE_VIRTIO_IOMMU_MEMORY_REGION, OBJECT(s),
                              name, UINT64_MAX);
