@@ -652,6 +652,15 @@ VIOMMUCore *viommu_core_new(const VIOMMUCoreConfig *config,
     return core;
 }
 
+void viommu_core_forget_endpoint(VIOMMUCore *core, uint32_t ep_id)
+{
+    VIOMMUEndpoint *ep = endpoint_lookup(core, ep_id);
+
+    if (ep) {
+        endpoint_detach(core, ep);
+    }
+}
+
 void viommu_core_reset(VIOMMUCore *core)
 {
     GHashTableIter iter;

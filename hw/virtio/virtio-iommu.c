@@ -1018,6 +1018,36 @@ static AddressSpace *viommu_get_address_space(PCIBus *bus, void *opaque,
     return &spaces[devfn]->as;
 }
 
+/*
+ * A PCI function behind us was unplugged.  Whatever comes next at its
+ * address starts unattached: nothing of the old endpoint survives.
+ * Functions behind a conventional PCI bridge share the bridge's address
+ * space and are not looked up here; the bridge itself is.
+ */
+static void viommu_device_unrealize(DeviceListener *listener,
+                                    DeviceState *dev)
+{
+    VirtIOIOMMU *s = container_of(listener, VirtIOIOMMU, device_listener);
+    VirtIOIOMMUSpace **spaces, *sp;
+    PCIDevice *pdev;
+
+    if (!object_dynamic_cast(OBJECT(dev), TYPE_PCI_DEVICE)) {
+        return;
+    }
+    pdev = PCI_DEVICE(dev);
+    spaces = g_hash_table_lookup(s->bus_spaces, pci_get_bus(pdev));
+    sp = spaces ? spaces[pdev->devfn] : NULL;
+    if (!sp) {
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        viommu_core_forget_endpoint(s->core, space_endpoint_id(sp));
+        cache_flush(&sp->cache);
+        s->spaces_stale = true;
+    }
+    viommu_update_spaces(s);
+}
+
 static const PCIIOMMUOps viommu_pci_ops = {
     .get_address_space = viommu_get_address_space,
 };
@@ -1720,6 +1750,8 @@ static void viommu_realize(DeviceState *dev, Error **errp)
     viommu_get_config(vdev, vdev->config);
 
     pci_setup_iommu(s->primary_bus, &viommu_pci_ops, s);
+    s->device_listener.unrealize = viommu_device_unrealize;
+    device_listener_register(&s->device_listener);
     qemu_register_reset(viommu_system_reset, s);
 }
 
@@ -1729,6 +1761,7 @@ static void viommu_unrealize(DeviceState *dev)
     VirtIOIOMMU *s = VIRTIO_IOMMU(dev);
 
     qemu_unregister_reset(viommu_system_reset, s);
+    device_listener_unregister(&s->device_listener);
     qemu_bh_delete(s->fault_bh);
     virtio_delete_queue(s->req_vq);
     virtio_delete_queue(s->event_vq);

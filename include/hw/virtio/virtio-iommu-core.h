@@ -120,6 +120,9 @@ bool viommu_core_get_bypass(const VIOMMUCore *core);
 VIOMMUReply viommu_core_handle(VIOMMUCore *core, const void *in,
                                size_t in_len, size_t out_len, uint8_t *props);
 
+/* The endpoint went away (hot-unplug): detach it if it is attached */
+void viommu_core_forget_endpoint(VIOMMUCore *core, uint32_t ep_id);
+
 /* Detach every endpoint and destroy every domain (device reset) */
 void viommu_core_reset(VIOMMUCore *core);
 

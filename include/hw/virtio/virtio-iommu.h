@@ -60,6 +60,7 @@ struct VirtIOIOMMU {
     size_t nr_resv;
     PCIDevice *self;                /* our own PCI function: never translated */
     GHashTable *bus_spaces;         /* PCIBus * -> VirtIOIOMMUSpace *[256] */
+    DeviceListener device_listener; /* hot-unplug of endpoints */
     QEMUBH *fault_bh;
 
     /*
