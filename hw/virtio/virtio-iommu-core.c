@@ -696,6 +696,12 @@ void viommu_core_set_features(VIOMMUCore *core, uint64_t features)
     core->features = features;
 }
 
+void viommu_core_set_granule(VIOMMUCore *core, uint64_t granule)
+{
+    assert(granule && !(granule & (granule - 1)));
+    core->config.granule = granule;
+}
+
 /*
  * Only unattached endpoints follow the config field.  The core keeps no
  * record of them, so the caller re-evaluates every endpoint it knows.

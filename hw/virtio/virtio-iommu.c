@@ -29,6 +29,10 @@
 #include "hw/virtio/virtio.h"
 #include "hw/virtio/virtio-iommu.h"
 #include "hw/virtio/virtio-iommu-core.h"
+#include "hw/pci/pci_host.h"
+#include "system/host_iommu_device.h"
+#include "system/system.h"
+#include "qemu/cutils.h"
 #include "migration/vmstate.h"
 #include "system/reset.h"
 #include "standard-headers/linux/virtio_ids.h"
@@ -96,6 +100,10 @@ struct VirtIOIOMMUSpace {
     IOMMUNotifierFlag notifier_flags;
     VIOMMUCache cache;
     VIOMMURecorder recorders[2];
+    /* A host IOMMU device (VFIO) behind this function, and with it */
+    HostIOMMUDevice *hiod;
+    VIOMMUResvRegion *resv;     /* machine's and host's regions, sorted */
+    size_t nr_resv;
 };
 
 struct VirtIOIOMMUFault {
@@ -220,7 +228,14 @@ static size_t viommu_resv_regions(void *opaque, uint32_t ep_id,
                                   const VIOMMUResvRegion **regions)
 {
     VirtIOIOMMU *s = opaque;
+    VirtIOIOMMUSpace *sp;
 
+    /* Only endpoints with a host IOMMU device have regions of their own */
+    sp = s->nr_host_spaces ? space_by_endpoint(s, ep_id) : NULL;
+    if (sp && sp->resv) {
+        *regions = sp->resv;
+        return sp->nr_resv;
+    }
     *regions = s->resv;
     return s->nr_resv;
 }
@@ -997,17 +1012,10 @@ static VirtIOIOMMUSpace *space_new(VirtIOIOMMU *s, PCIBus *bus, int devfn)
     return sp;
 }
 
-static AddressSpace *viommu_get_address_space(PCIBus *bus, void *opaque,
-                                              int devfn)
+static VirtIOIOMMUSpace *space_get(VirtIOIOMMU *s, PCIBus *bus, int devfn)
 {
-    VirtIOIOMMU *s = opaque;
-    VirtIOIOMMUSpace **spaces;
+    VirtIOIOMMUSpace **spaces = g_hash_table_lookup(s->bus_spaces, bus);
 
-    /* The IOMMU's own DMA (its virtqueues) is never translated */
-    if (s->self && pci_get_bus(s->self) == bus && s->self->devfn == devfn) {
-        return &address_space_memory;
-    }
-    spaces = g_hash_table_lookup(s->bus_spaces, bus);
     if (!spaces) {
         spaces = g_new0(VirtIOIOMMUSpace *, PCI_DEVFN_MAX);
         g_hash_table_insert(s->bus_spaces, bus, spaces);
@@ -1015,7 +1023,198 @@ static AddressSpace *viommu_get_address_space(PCIBus *bus, void *opaque,
     if (!spaces[devfn]) {
         spaces[devfn] = space_new(s, bus, devfn);
     }
-    return &spaces[devfn]->as;
+    return spaces[devfn];
+}
+
+static bool is_self(VirtIOIOMMU *s, PCIBus *bus, int devfn)
+{
+    return s->self && pci_get_bus(s->self) == bus && s->self->devfn == devfn;
+}
+
+static AddressSpace *viommu_get_address_space(PCIBus *bus, void *opaque,
+                                              int devfn)
+{
+    VirtIOIOMMU *s = opaque;
+
+    /* The IOMMU's own DMA (its virtqueues) is never translated */
+    if (is_self(s, bus, devfn)) {
+        return &address_space_memory;
+    }
+    return &space_get(s, bus, devfn)->as;
+}
+
+/*
+ * Host IOMMU devices
+ *
+ * A VFIO device's host IOMMU can only map some IOVA ranges and some page
+ * sizes.  What it cannot map becomes RESERVED regions of that endpoint,
+ * reported by PROBE and refused by MAP; the machine's regions keep
+ * precedence where they overlap, so an MSI window stays an MSI window.
+ * The page size mask narrows to what the host supports until machine init;
+ * after that the guest may have read it, so a host device plugged later
+ * must support our granule or it is refused.
+ */
+
+/* Append [start, end] minus every region of @cut to @out */
+static void resv_add_uncut(GArray *out, uint64_t start, uint64_t end,
+                           const VIOMMUResvRegion *cut, size_t nr_cut)
+{
+    size_t i;
+
+    for (i = 0; i < nr_cut && start <= end; i++) {
+        if (cut[i].end < start || cut[i].start > end) {
+            continue;
+        }
+        if (cut[i].start > start) {
+            VIOMMUResvRegion piece = {
+                start, cut[i].start - 1, VIRTIO_IOMMU_RESV_MEM_T_RESERVED
+            };
+
+            g_array_append_val(out, piece);
+        }
+        if (cut[i].end == UINT64_MAX) {
+            return;
+        }
+        start = cut[i].end + 1;
+    }
+    if (start <= end) {
+        VIOMMUResvRegion piece = {
+            start, end, VIRTIO_IOMMU_RESV_MEM_T_RESERVED
+        };
+
+        g_array_append_val(out, piece);
+    }
+}
+
+static int resv_cmp(const void *a, const void *b)
+{
+    const VIOMMUResvRegion *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The machine's regions plus what the host cannot map, sorted */
+static GArray *host_resv_regions(VirtIOIOMMU *s, GList *usable)
+{
+    GArray *out = g_array_new(false, false, sizeof(VIOMMUResvRegion));
+    GList *holes = NULL, *l;
+
+    g_array_append_vals(out, s->resv, s->nr_resv);
+    if (usable) {
+        range_inverse_array(usable, &holes, 0,
+                            MAKE_64BIT_MASK(0, s->aw_bits));
+    }
+    for (l = holes; l; l = l->next) {
+        resv_add_uncut(out, range_lob(l->data), range_upb(l->data), s->resv,
+                       s->nr_resv);
+    }
+    g_list_free_full(holes, g_free);
+    g_array_sort(out, resv_cmp);
+    return out;
+}
+
+static bool viommu_apply_host_mask(VirtIOIOMMU *s, uint64_t host_mask,
+                                   const char *name, Error **errp)
+{
+    uint64_t mask = s->page_size_mask & host_mask;
+
+    if (!host_mask) {
+        return true;
+    }
+    if (phase_check(PHASE_MACHINE_READY)) {
+        /* Frozen: the host must map our granule, in pages of its own */
+        if (ctz64(host_mask) > ctz64(s->granule)) {
+            error_setg(errp, "virtio-iommu: host IOMMU device %s needs pages "
+                       "of at least 0x%llx, above the granule 0x%" PRIx64
+                       " the guest already uses", name ? name : "",
+                       1ULL << ctz64(host_mask), s->granule);
+            return false;
+        }
+        return true;
+    }
+    if (!mask) {
+        error_setg(errp, "virtio-iommu: host IOMMU device %s page sizes 0x%"
+                   PRIx64 " share none with ours 0x%" PRIx64, name ? name : "",
+                   host_mask, s->page_size_mask);
+        return false;
+    }
+    s->page_size_mask = mask;
+    s->granule = 1ULL << ctz64(mask);
+    viommu_core_set_granule(s->core, s->granule);
+    return true;
+}
+
+static bool viommu_set_iommu_device(PCIBus *bus, void *opaque, int devfn,
+                                    HostIOMMUDevice *hiod, Error **errp)
+{
+    VirtIOIOMMU *s = opaque;
+    HostIOMMUDeviceClass *hiodc = HOST_IOMMU_DEVICE_GET_CLASS(hiod);
+    VirtIOIOMMUSpace *sp;
+    GList *usable;
+    GArray *regions;
+    size_t capacity = s->probe_size /
+                      sizeof(struct virtio_iommu_probe_resv_mem);
+
+    if (is_self(s, bus, devfn)) {
+        error_setg(errp, "virtio-iommu: cannot translate itself");
+        return false;
+    }
+    sp = space_get(s, bus, devfn);
+    if (sp->hiod) {
+        error_setg(errp, "virtio-iommu: %02x.%x already has a host IOMMU "
+                   "device", PCI_SLOT(devfn), PCI_FUNC(devfn));
+        return false;
+    }
+    if (!viommu_apply_host_mask(s, hiodc->get_page_size_mask ?
+                                hiodc->get_page_size_mask(hiod) : 0,
+                                hiod->name, errp)) {
+        return false;
+    }
+    usable = hiodc->get_iova_ranges ? hiodc->get_iova_ranges(hiod) : NULL;
+    regions = host_resv_regions(s, usable);
+    g_list_free_full(usable, g_free);
+    if (regions->len > capacity) {
+        error_setg(errp, "virtio-iommu: host IOMMU device %s has %u "
+                   "reserved regions, PROBE holds %zu",
+                   hiod->name ? hiod->name : "", regions->len, capacity);
+        g_array_free(regions, true);
+        return false;
+    }
+
+    QEMU_LOCK_GUARD(&s->lock);
+    sp->hiod = hiod;
+    sp->nr_resv = regions->len;
+    sp->resv = (VIOMMUResvRegion *)g_array_free(regions, false);
+    s->nr_host_spaces++;
+    return true;
+}
+
+static void viommu_unset_iommu_device(PCIBus *bus, void *opaque, int devfn)
+{
+    VirtIOIOMMU *s = opaque;
+    VirtIOIOMMUSpace **spaces = g_hash_table_lookup(s->bus_spaces, bus);
+    VirtIOIOMMUSpace *sp = spaces ? spaces[devfn] : NULL;
+
+    if (!sp || !sp->hiod) {
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    sp->hiod = NULL;
+    g_free(sp->resv);
+    sp->resv = NULL;
+    sp->nr_resv = 0;
+    s->nr_host_spaces--;
+}
+
+static void viommu_test_hiod_realize(VirtIOIOMMU *s, PCIDevice *pdev);
+
+static void viommu_device_realize(DeviceListener *listener, DeviceState *dev)
+{
+    VirtIOIOMMU *s = container_of(listener, VirtIOIOMMU, device_listener);
+
+    if (s->test_hiods && object_dynamic_cast(OBJECT(dev), TYPE_PCI_DEVICE)) {
+        viommu_test_hiod_realize(s, PCI_DEVICE(dev));
+    }
 }
 
 /*
@@ -1048,8 +1247,200 @@ static void viommu_device_unrealize(DeviceListener *listener,
     viommu_update_spaces(s);
 }
 
+/*
+ * Test double of a host IOMMU device: x-test-host-iommu=<bdf>:<mask>[:
+ * <start>-<end>...] plugs one at requester ID <bdf> with page size mask
+ * <mask> and the usable IOVA ranges listed, as a VFIO device would; before
+ * machine init it waits for machine init, after it applies at once and
+ * reports refusal to the caller.  x-test-host-iommu-unplug=<bdf> removes
+ * it.
+ */
+#define TYPE_VIOMMU_TEST_HIOD "x-virtio-iommu-test-host-iommu-device"
+OBJECT_DECLARE_SIMPLE_TYPE(VIOMMUTestHIOD, VIOMMU_TEST_HIOD)
+
+struct VIOMMUTestHIOD {
+    HostIOMMUDevice parent_obj;
+    uint32_t bdf;
+    uint64_t page_size_mask;
+    GList *usable;              /* Range */
+};
+
+static gpointer copy_range(gconstpointer src, gpointer unused)
+{
+    return g_memdup2(src, sizeof(Range));
+}
+
+static GList *test_hiod_get_iova_ranges(HostIOMMUDevice *hiod)
+{
+    return g_list_copy_deep(VIOMMU_TEST_HIOD(hiod)->usable, copy_range, NULL);
+}
+
+static uint64_t test_hiod_get_page_size_mask(HostIOMMUDevice *hiod)
+{
+    return VIOMMU_TEST_HIOD(hiod)->page_size_mask;
+}
+
+static bool test_hiod_realize(HostIOMMUDevice *hiod, void *opaque,
+                              Error **errp)
+{
+    return true;
+}
+
+static void test_hiod_finalize(Object *obj)
+{
+    g_list_free_full(VIOMMU_TEST_HIOD(obj)->usable, g_free);
+}
+
+static void test_hiod_class_init(ObjectClass *klass, void *data)
+{
+    HostIOMMUDeviceClass *hiodc = HOST_IOMMU_DEVICE_CLASS(klass);
+
+    hiodc->realize = test_hiod_realize;
+    hiodc->get_iova_ranges = test_hiod_get_iova_ranges;
+    hiodc->get_page_size_mask = test_hiod_get_page_size_mask;
+}
+
+static VIOMMUTestHIOD *test_hiod_parse(const char *str, Error **errp)
+{
+    g_auto(GStrv) fields = g_strsplit(str, ":", -1);
+    VIOMMUTestHIOD *t;
+    uint64_t bdf, start, end;
+    const char *rest;
+    int i;
+
+    if (!fields[0] || !fields[1] ||
+        qemu_strtou64(fields[0], NULL, 0, &bdf) || bdf > 0xffff) {
+        error_setg(errp, "x-test-host-iommu: want <bdf>:<mask>[:<start>-<end>"
+                   "...], got '%s'", str);
+        return NULL;
+    }
+    t = VIOMMU_TEST_HIOD(object_new(TYPE_VIOMMU_TEST_HIOD));
+    t->bdf = bdf;
+    t->parent_obj.name = g_strdup_printf("test-hiod-%04" PRIx64, bdf);
+    if (qemu_strtou64(fields[1], NULL, 0, &t->page_size_mask)) {
+        goto bad;
+    }
+    for (i = 2; fields[i]; i++) {
+        Range *r = g_new0(Range, 1);
+
+        if (qemu_strtou64(fields[i], &rest, 0, &start) || *rest != '-' ||
+            qemu_strtou64(rest + 1, NULL, 0, &end) || end < start) {
+            g_free(r);
+            goto bad;
+        }
+        range_set_bounds(r, start, end);
+        t->usable = range_list_insert(t->usable, r);
+    }
+    return t;
+
+bad:
+    error_setg(errp, "x-test-host-iommu: cannot parse '%s'", str);
+    object_unref(OBJECT(t));
+    return NULL;
+}
+
+/* The bus of the PCI function at @bdf, as a VFIO device would have it */
+static PCIBus *test_hiod_bus(VirtIOIOMMU *s, uint32_t bdf, Error **errp)
+{
+    PCIDevice *pdev = pci_find_device(s->primary_bus, PCI_BUS_NUM(bdf),
+                                      bdf & 0xff);
+
+    if (!pdev) {
+        error_setg(errp, "x-test-host-iommu: no PCI function at 0x%x", bdf);
+        return NULL;
+    }
+    return pci_get_bus(pdev);
+}
+
+static bool test_hiod_plug(VirtIOIOMMU *s, VIOMMUTestHIOD *t, Error **errp)
+{
+    PCIBus *bus = test_hiod_bus(s, t->bdf, errp);
+
+    if (!bus || !viommu_set_iommu_device(bus, s, t->bdf & 0xff,
+                                         HOST_IOMMU_DEVICE(t), errp)) {
+        object_unref(OBJECT(t));
+        return false;
+    }
+    return true;
+}
+
+static void viommu_set_test_hiod(Object *obj, const char *value,
+                                 Error **errp)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(obj);
+    VIOMMUTestHIOD *t = test_hiod_parse(value, errp);
+
+    if (!t) {
+        return;
+    }
+    if (!phase_check(PHASE_MACHINE_READY)) {
+        s->test_hiods = g_list_append(s->test_hiods, t);
+        return;
+    }
+    test_hiod_plug(s, t, errp);
+}
+
+static void viommu_set_test_hiod_unplug(Object *obj, Visitor *v,
+                                        const char *name, void *opaque,
+                                        Error **errp)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(obj);
+    VirtIOIOMMUSpace **spaces;
+    HostIOMMUDevice *hiod;
+    PCIBus *bus;
+    uint32_t bdf;
+
+    if (!visit_type_uint32(v, name, &bdf, errp)) {
+        return;
+    }
+    bus = test_hiod_bus(s, bdf, errp);
+    if (!bus) {
+        return;
+    }
+    spaces = g_hash_table_lookup(s->bus_spaces, bus);
+    hiod = spaces && spaces[bdf & 0xff] ? spaces[bdf & 0xff]->hiod : NULL;
+    if (!hiod || !object_dynamic_cast(OBJECT(hiod), TYPE_VIOMMU_TEST_HIOD)) {
+        error_setg(errp, "x-test-host-iommu-unplug: nothing at 0x%x", bdf);
+        return;
+    }
+    viommu_unset_iommu_device(bus, s, bdf & 0xff);
+    object_unref(OBJECT(hiod));
+}
+
+/*
+ * A test host IOMMU device given on the command line plugs when its PCI
+ * function is realized, before machine init, as VFIO's would.
+ */
+static void viommu_test_hiod_realize(VirtIOIOMMU *s, PCIDevice *pdev)
+{
+    GList *l;
+
+    for (l = s->test_hiods; l; l = l->next) {
+        VIOMMUTestHIOD *t = l->data;
+
+        if (t->bdf == PCI_BUILD_BDF(pci_dev_bus_num(pdev), pdev->devfn)) {
+            s->test_hiods = g_list_delete_link(s->test_hiods, l);
+            test_hiod_plug(s, t, &error_fatal);
+            return;
+        }
+    }
+}
+
+static void viommu_machine_done(Notifier *notifier, void *data)
+{
+    VirtIOIOMMU *s = container_of(notifier, VirtIOIOMMU, machine_done);
+
+    if (s->test_hiods) {
+        error_report("x-test-host-iommu: no PCI function at 0x%x",
+                     VIOMMU_TEST_HIOD(s->test_hiods->data)->bdf);
+        exit(1);
+    }
+}
+
 static const PCIIOMMUOps viommu_pci_ops = {
     .get_address_space = viommu_get_address_space,
+    .set_iommu_device = viommu_set_iommu_device,
+    .unset_iommu_device = viommu_unset_iommu_device,
 };
 
 /* Configuration space and features */
@@ -1064,7 +1455,7 @@ static void viommu_fill_config(VirtIOIOMMU *s,
         bypass = viommu_core_get_bypass(s->core);
     }
     *cfg = (struct virtio_iommu_config) {
-        .page_size_mask = cpu_to_le64(~(s->granule - 1) & input_end),
+        .page_size_mask = cpu_to_le64(s->page_size_mask),
         .input_range.start = 0,
         .input_range.end = cpu_to_le64(input_end),
         .domain_range.start = 0,
@@ -1647,13 +2038,6 @@ static bool viommu_resolve_granule(VirtIOIOMMU *s, Error **errp)
     return true;
 }
 
-static int resv_cmp(const void *a, const void *b)
-{
-    const VIOMMUResvRegion *x = a, *y = b;
-
-    return x->start < y->start ? -1 : x->start > y->start;
-}
-
 /* Sorted copy of reserved-regions; reject what PROBE could not describe */
 static bool viommu_load_resv_regions(VirtIOIOMMU *s, Error **errp)
 {
@@ -1712,6 +2096,7 @@ static void viommu_realize(DeviceState *dev, Error **errp)
         !viommu_load_resv_regions(s, errp)) {
         return;
     }
+    s->page_size_mask = ~(s->granule - 1) & MAKE_64BIT_MASK(0, s->aw_bits);
     s->probe_size = QEMU_ALIGN_UP((s->nr_resv + VIOMMU_PROBE_SPARE) *
                                   sizeof(struct virtio_iommu_probe_resv_mem),
                                   64);
@@ -1750,8 +2135,11 @@ static void viommu_realize(DeviceState *dev, Error **errp)
     viommu_get_config(vdev, vdev->config);
 
     pci_setup_iommu(s->primary_bus, &viommu_pci_ops, s);
+    s->device_listener.realize = viommu_device_realize;
     s->device_listener.unrealize = viommu_device_unrealize;
     device_listener_register(&s->device_listener);
+    s->machine_done.notify = viommu_machine_done;
+    qemu_add_machine_init_done_notifier(&s->machine_done);
     qemu_register_reset(viommu_system_reset, s);
 }
 
@@ -1762,6 +2150,7 @@ static void viommu_unrealize(DeviceState *dev)
 
     qemu_unregister_reset(viommu_system_reset, s);
     device_listener_unregister(&s->device_listener);
+    qemu_remove_machine_init_done_notifier(&s->machine_done);
     qemu_bh_delete(s->fault_bh);
     virtio_delete_queue(s->req_vq);
     virtio_delete_queue(s->event_vq);
@@ -1830,6 +2219,13 @@ static void viommu_class_init(ObjectClass *klass, void *data)
     object_class_property_set_description(klass, "stats",
         "live counters: requests by type and status, faults, domains, "
         "mappings, attached endpoints");
+    object_class_property_add_str(klass, "x-test-host-iommu", NULL,
+                                  viommu_set_test_hiod);
+    object_class_property_set_description(klass, "x-test-host-iommu",
+        "testing: plug a fake host IOMMU device, "
+        "<bdf>:<mask>[:<start>-<end>...] usable ranges");
+    object_class_property_add(klass, "x-test-host-iommu-unplug", "uint32",
+                              NULL, viommu_set_test_hiod_unplug, NULL, NULL);
     object_class_property_add(klass, "x-notifications", "strList",
                               viommu_get_notifications, NULL, NULL, NULL);
     object_class_property_add(klass, "x-replay", "uint32", NULL,
@@ -1861,6 +2257,13 @@ static const TypeInfo viommu_types[] = {
         .name = TYPE_VIRTIO_IOMMU_MEMORY_REGION,
         .parent = TYPE_IOMMU_MEMORY_REGION,
         .class_init = viommu_mr_class_init,
+    },
+    {
+        .name = TYPE_VIOMMU_TEST_HIOD,
+        .parent = TYPE_HOST_IOMMU_DEVICE,
+        .instance_size = sizeof(VIOMMUTestHIOD),
+        .instance_finalize = test_hiod_finalize,
+        .class_init = test_hiod_class_init,
     },
 };
 

@@ -108,6 +108,9 @@ void viommu_core_free(VIOMMUCore *core);
 /* Negotiated features (VIRTIO_IOMMU_F_* bits), checked by handlers */
 void viommu_core_set_features(VIOMMUCore *core, uint64_t features);
 
+/* A host IOMMU device narrowed the page sizes before the guest started */
+void viommu_core_set_granule(VIOMMUCore *core, uint64_t granule);
+
 /* Config field bypass, as the guest currently sees it */
 void viommu_core_set_bypass(VIOMMUCore *core, bool bypass);
 bool viommu_core_get_bypass(const VIOMMUCore *core);

@@ -53,14 +53,18 @@ struct VirtIOIOMMU {
     uint32_t max_pending_faults;
     bool record_notifications;      /* x-record-notifications, for tests */
 
-    /* Fixed at realize */
+    /* Fixed at realize; host IOMMU devices narrow them until machine init */
     uint64_t granule;
+    uint64_t page_size_mask;
     uint32_t probe_size;
     VIOMMUResvRegion *resv;         /* sorted, from reserved-regions */
     size_t nr_resv;
     PCIDevice *self;                /* our own PCI function: never translated */
     GHashTable *bus_spaces;         /* PCIBus * -> VirtIOIOMMUSpace *[256] */
     DeviceListener device_listener; /* hot-unplug of endpoints */
+    uint32_t nr_host_spaces;        /* spaces with a host IOMMU device */
+    GList *test_hiods;              /* x-test-host-iommu, until machine init */
+    Notifier machine_done;
     QEMUBH *fault_bh;
 
     /*
