@@ -93,6 +93,14 @@ struct VirtIOIOMMUSpace {
     VirtIOIOMMU *viommu;
     PCIBus *bus;
     uint8_t devfn;
+    /*
+     * While attached, the endpoint ID the guest attached it as, under
+     * s->lock.  Bus numbers change under our feet (a root port's reset
+     * clears its secondary bus number before ours runs), so an attached
+     * endpoint is never looked up by its current number.
+     */
+    bool bound;
+    uint32_t bound_id;
     IOMMUMemoryRegion iommu_mr;
     MemoryRegion root;          /* holds iommu_mr and bypass_mr */
     MemoryRegion bypass_mr;     /* identity: an alias of system memory */
@@ -113,9 +121,16 @@ struct VirtIOIOMMUFault {
     uint64_t address;
 };
 
-static uint32_t space_endpoint_id(VirtIOIOMMUSpace *sp)
+/* The requester ID the function has on the bus right now */
+static uint32_t space_bus_id(VirtIOIOMMUSpace *sp)
 {
     return PCI_BUILD_BDF(pci_bus_num(sp->bus), sp->devfn);
+}
+
+/* The endpoint ID the device state knows the function by */
+static uint32_t space_endpoint_id(VirtIOIOMMUSpace *sp)
+{
+    return sp->bound ? sp->bound_id : space_bus_id(sp);
 }
 
 static void space_foreach(VirtIOIOMMU *s,
@@ -140,26 +155,34 @@ static void space_foreach(VirtIOIOMMU *s,
 
 typedef struct SpaceSearch {
     uint32_t ep_id;
-    VirtIOIOMMUSpace *found;
+    VirtIOIOMMUSpace *bound;
+    VirtIOIOMMUSpace *on_bus;
 } SpaceSearch;
 
 static void space_match(VirtIOIOMMUSpace *sp, void *opaque)
 {
     SpaceSearch *search = opaque;
 
-    if (!search->found && space_endpoint_id(sp) == search->ep_id &&
-        sp->bus->devices[sp->devfn]) {
-        search->found = sp;
+    if (sp->bound) {
+        if (sp->bound_id == search->ep_id && !search->bound) {
+            search->bound = sp;
+        }
+    } else if (!search->on_bus && space_bus_id(sp) == search->ep_id &&
+               sp->bus->devices[sp->devfn]) {
+        search->on_bus = sp;
     }
 }
 
-/* The address space that PCI requester ID @ep_id uses right now */
+/*
+ * The address space of endpoint @ep_id: the one bound to it if it is
+ * attached, else the function at that requester ID now.
+ */
 static VirtIOIOMMUSpace *space_by_endpoint(VirtIOIOMMU *s, uint32_t ep_id)
 {
     SpaceSearch search = { .ep_id = ep_id };
 
     space_foreach(s, space_match, &search);
-    return search.found;
+    return search.bound ? search.bound : search.on_bus;
 }
 
 static bool cache_lookup(VIOMMUCache *cache, uint64_t addr,
@@ -363,6 +386,8 @@ static void queue_endpoint(VirtIOIOMMU *s, uint32_t ep_id,
     if (q.sp->notifier_flags && !viommu_domain_is_bypass(domain)) {
         viommu_domain_foreach_mapping(domain, queue_domain_mapping, &q);
     }
+    q.sp->bound = added;
+    q.sp->bound_id = ep_id;
 }
 
 static void viommu_endpoint_detaching(void *opaque, uint32_t ep_id,
@@ -705,8 +730,8 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
     }
     qatomic_set(&sp->cache.misses, qatomic_read(&sp->cache.misses) + 1);
 
-    ep_id = space_endpoint_id(sp);
     QEMU_LOCK_GUARD(&s->lock);
+    ep_id = space_endpoint_id(sp);
     mode = viommu_core_endpoint_mode(s->core, ep_id);
     switch (mode) {
     case VIOMMU_EP_BYPASS:
@@ -781,13 +806,14 @@ static void viommu_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
     g_autoptr(GArray) events = g_array_new(false, false,
                                            sizeof(IOMMUTLBEvent));
     ReplayMapping r = { .notifier = n, .events = events };
-    uint32_t ep_id = space_endpoint_id(sp);
+    uint32_t ep_id;
     guint i;
 
     if (!(n->notifier_flags & IOMMU_NOTIFIER_MAP)) {
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ep_id = space_endpoint_id(sp);
         if (viommu_core_endpoint_mode(s->core, ep_id) ==
             VIOMMU_EP_TRANSLATED) {
             viommu_domain_foreach_mapping(

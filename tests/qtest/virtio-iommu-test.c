@@ -13,6 +13,12 @@
  * fault reports and the way the memory core writes used elements that
  * cross an IOMMU page boundary.
  *
+ * With x-record-notifications=on the device logs what two IOMMU notifiers
+ * on every endpoint receive; the notify-* tests check those MAP and UNMAP
+ * events.  The migrate-* tests migrate to a second QEMU and drive the
+ * device there, and load corrupted streams into new QEMUs, which must fail
+ * the migration cleanly.
+ *
  * Checks that do not make the rest of a test meaningless are non-fatal:
  * each failure is reported on stderr with the request, the expected and
  * the actual result, and the test case is marked failed at the end.
@@ -22,8 +28,11 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
+#include "qemu/host-utils.h"
 #include "qemu/module.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "qobject/qstring.h"
 #include "libqtest.h"
 #include "libqos/qgraph.h"
 #include "libqos/pci.h"
@@ -32,6 +41,7 @@
 #include "standard-headers/linux/virtio_ids.h"
 #include "standard-headers/linux/virtio_iommu.h"
 #include "standard-headers/linux/virtio_pci.h"
+#include "standard-headers/linux/pci_regs.h"
 #include "standard-headers/linux/virtio_ring.h"
 
 #define PAGE                    0x1000ull
@@ -47,11 +57,16 @@
 #define EP_NO_SLOT              QPCI_DEVFN(7, 0)    /* empty slot */
 #define EP_NO_FN                QPCI_DEVFN(EP1_SLOT, 1)
 #define EP_ALIAS                (0x10000 | EP1)     /* EP1 + bit 16 */
+#define EP_SELF                 QPCI_DEVFN(QVIOMMU_PCI_SLOT, 0)
+#define EP3_SLOT                8       /* only with ENDPOINTS3 */
+#define EP3                     QPCI_DEVFN(EP3_SLOT, 0)
 
 #define ENDPOINT_OPTS           "iommu_platform=on,disable-legacy=on"
 #define ENDPOINTS                                                       \
     "-device virtio-rng-pci,addr=05.0," ENDPOINT_OPTS " "               \
     "-device virtio-rng-pci,addr=06.0," ENDPOINT_OPTS
+#define ENDPOINTS3                                                      \
+    ENDPOINTS " -device virtio-rng-pci,addr=08.0," ENDPOINT_OPTS
 
 #define IOMMU_DEVICE_ARG        "-device virtio-iommu-pci,addr="        \
                                 QVIOMMU_PCI_ADDR_STR
@@ -78,6 +93,7 @@
 typedef struct TestCfg {
     bool q35;                   /* x86: run on q35 instead of pc */
     const char *iommu_json;     /* the IOMMU's -device as JSON */
+    const char *endpoints;      /* instead of ENDPOINTS */
     bool subprocess;            /* QEMU may not survive: run in a child */
 } TestCfg;
 
@@ -1583,6 +1599,845 @@ static void test_reset_detaches(void *obj, void *data, QGuestAllocator *a)
 }
 
 /* ------------------------------------------------------------------ */
+/* IOMMU notifier events                                               */
+
+/*
+ * With x-record-notifications=on the device registers two recording
+ * notifiers, n0 and n1, for MAP and UNMAP on every endpoint's IOMMU memory
+ * region, and logs what they receive in x-notifications; writing an
+ * endpoint ID to x-replay replays that endpoint's mappings to n0 alone.
+ * Every event must be a naturally aligned power-of-two IOVA block; a
+ * mapping is sent as the fewest such blocks.
+ */
+#define IOMMU_ID                "viommu"
+#define IOMMU_QOM               "/machine/peripheral/" IOMMU_ID         \
+                                "/virtio-backend"
+#define NOTIFY_OPTS             "id=" IOMMU_ID ",granule=4k,"           \
+                                "x-record-notifications=on"
+
+/* IOMMUAccessFlags, as the log prints them */
+#define PERM_RO                 1
+#define PERM_WO                 2
+#define PERM_RW                 3
+
+#define BOTH                    (-1)    /* an event both notifiers get */
+
+typedef struct Ev {
+    int n;                      /* notifier 0 or 1; BOTH when expected */
+    bool map;
+    uint32_t ep;
+    uint64_t iova;
+    uint64_t mask;
+    uint64_t pa;                /* meaningless for UNMAP: not compared */
+    int perm;
+} Ev;
+
+/* The log of one QEMU, and how much of it the test has looked at */
+typedef struct Notif {
+    QTestState *qts;
+    guint seen;
+    /* read endpoint ID @rename_from as @rename_to, if not 0 */
+    uint32_t rename_from;
+    uint32_t rename_to;
+} Notif;
+
+/* The log entries added since the last call */
+static GArray *notif_take(Notif *nt)
+{
+    QDict *rsp = qtest_qmp(nt->qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': %s, 'property': 'x-notifications' } }",
+                           IOMMU_QOM);
+    GArray *evs = g_array_new(false, true, sizeof(Ev));
+    QListEntry *e;
+    QList *list;
+    guint i = 0;
+
+    g_assert_true(qdict_haskey(rsp, "return"));
+    list = qdict_get_qlist(rsp, "return");
+    QLIST_FOREACH_ENTRY(list, e) {
+        const char *line;
+        char kind[8];
+        Ev ev = { 0 };
+
+        if (i++ < nt->seen) {
+            continue;
+        }
+        line = qstring_get_str(qobject_to(QString, qlist_entry_obj(e)));
+        if (sscanf(line, "n%d %7s ep=0x%" SCNx32 " iova=0x%" SCNx64
+                   " mask=0x%" SCNx64 " pa=0x%" SCNx64 " perm=%d", &ev.n,
+                   kind, &ev.ep, &ev.iova, &ev.mask, &ev.pa, &ev.perm) != 7 ||
+            (strcmp(kind, "MAP") && strcmp(kind, "UNMAP"))) {
+            report(__func__, __LINE__, "unparsable notification '%s'", line);
+            continue;
+        }
+        ev.map = !strcmp(kind, "MAP");
+        if (nt->rename_to && ev.ep == nt->rename_from) {
+            ev.ep = nt->rename_to;
+        }
+        g_array_append_val(evs, ev);
+    }
+    nt->seen = i;
+    qobject_unref(rsp);
+    return evs;
+}
+
+/* Start looking at the log from its current end */
+static void notif_start(Notif *nt, QTestState *qts)
+{
+    *nt = (Notif) { .qts = qts };
+    g_array_free(notif_take(nt), true);
+}
+
+static void want_ev(GArray *w, int n, bool map, uint32_t ep, uint64_t iova,
+                    uint64_t mask, uint64_t pa, int perm)
+{
+    Ev ev = { n, map, ep, iova, mask, pa, map ? perm : 0 };
+
+    g_array_append_val(w, ev);
+}
+
+typedef struct Mapping {
+    uint64_t start;
+    uint64_t end;
+    uint64_t pa;
+    uint32_t flags;
+} Mapping;
+
+static int map_perm(uint32_t flags)
+{
+    return (flags & VIRTIO_IOMMU_MAP_F_READ ? PERM_RO : 0) |
+           (flags & VIRTIO_IOMMU_MAP_F_WRITE ? PERM_WO : 0);
+}
+
+/* Expect @m as the fewest naturally aligned blocks, in IOVA order */
+static void want_blocks(GArray *w, int n, bool map, uint32_t ep,
+                        const Mapping *m)
+{
+    uint64_t iova = m->start;
+
+    for (;;) {
+        uint64_t align = iova ? (iova & -iova) - 1 : UINT64_MAX;
+        uint64_t span = m->end - iova;
+        uint64_t fit = span == UINT64_MAX ? UINT64_MAX :
+                       (1ull << (63 - clz64(span + 1))) - 1;
+        uint64_t mask = MIN(align, fit);
+
+        want_ev(w, n, map, ep, iova, mask, m->pa + (iova - m->start),
+                map_perm(m->flags));
+        if (iova + mask == m->end) {
+            return;
+        }
+        iova += mask + 1;
+    }
+}
+
+/* What MAPping @m tells notifier @n (BOTH) of @ep: nothing for MMIO */
+static void want_map(GArray *w, int n, uint32_t ep, const Mapping *m)
+{
+    if (!(m->flags & VIRTIO_IOMMU_MAP_F_MMIO)) {
+        want_blocks(w, n, true, ep, m);
+    }
+}
+
+static void want_unmap(GArray *w, uint32_t ep, const Mapping *m)
+{
+    want_blocks(w, BOTH, false, ep, m);
+}
+
+static void print_evs(const char *what, GArray *evs)
+{
+    guint i;
+
+    fprintf(stderr, "  %s (%u):\n", what, evs->len);
+    for (i = 0; i < evs->len; i++) {
+        Ev *e = &g_array_index(evs, Ev, i);
+
+        fprintf(stderr, "    n%d %s ep=0x%x iova=0x%" PRIx64 " mask=0x%" PRIx64
+                " pa=0x%" PRIx64 " perm=%d\n", e->n, e->map ? "MAP" : "UNMAP",
+                e->ep, e->iova, e->mask, e->pa, e->perm);
+    }
+}
+
+static bool ev_match(const Ev *got, const Ev *want)
+{
+    return got->map == want->map && got->ep == want->ep &&
+           got->iova == want->iova && got->mask == want->mask &&
+           got->perm == want->perm && (!want->map || got->pa == want->pa);
+}
+
+/* The events of notifier @n (or BOTH, in expectations) for @ep */
+static GArray *evs_of(GArray *evs, int n, uint32_t ep)
+{
+    GArray *r = g_array_new(false, true, sizeof(Ev));
+    guint i;
+
+    for (i = 0; i < evs->len; i++) {
+        Ev *e = &g_array_index(evs, Ev, i);
+
+        if ((e->n == n || e->n == BOTH) && e->ep == ep) {
+            g_array_append_val(r, *e);
+        }
+    }
+    return r;
+}
+
+static gint ev_cmp(gconstpointer a, gconstpointer b)
+{
+    const Ev *x = a, *y = b;
+
+    if (x->iova != y->iova) {
+        return x->iova < y->iova ? -1 : 1;
+    }
+    return x->mask < y->mask ? -1 : x->mask > y->mask;
+}
+
+/* The length of the run of events of one kind (MAP or UNMAP) at @i */
+static guint run_len(GArray *evs, guint i)
+{
+    guint j = i;
+
+    while (j < evs->len && g_array_index(evs, Ev, j).map ==
+           g_array_index(evs, Ev, i).map) {
+        j++;
+    }
+    return j - i;
+}
+
+/*
+ * Did notifier @n of @ep get what it should?  The same runs of MAPs and
+ * of UNMAPs in the same order, each run with the same blocks; the order
+ * of blocks within a run is free.
+ */
+static bool evs_agree(GArray *got_all, GArray *want_all, int n, uint32_t ep)
+{
+    g_autoptr(GArray) got = evs_of(got_all, n, ep);
+    g_autoptr(GArray) want = evs_of(want_all, n, ep);
+    guint i = 0, k, len;
+
+    if (got->len != want->len) {
+        return false;
+    }
+    while (i < got->len) {
+        len = run_len(got, i);
+        if (run_len(want, i) != len ||
+            g_array_index(got, Ev, i).map != g_array_index(want, Ev, i).map) {
+            return false;
+        }
+        qsort(&g_array_index(got, Ev, i), len, sizeof(Ev), ev_cmp);
+        qsort(&g_array_index(want, Ev, i), len, sizeof(Ev), ev_cmp);
+        for (k = i; k < i + len; k++) {
+            if (!ev_match(&g_array_index(got, Ev, k),
+                          &g_array_index(want, Ev, k))) {
+                return false;
+            }
+        }
+        i += len;
+    }
+    return true;
+}
+
+/*
+ * The events logged since the last check must be @want: for each notifier
+ * and each endpoint, the expected blocks, UNMAPs and MAPs in the expected
+ * order (see evs_agree; the order between notifiers, between endpoints and
+ * between the blocks of one run is free).  Empties @want.
+ */
+static bool check_events(const char *fn, int line, Notif *nt, GArray *want)
+{
+    g_autoptr(GArray) got = notif_take(nt);
+    bool ok = true;
+    guint i;
+    int n;
+
+    for (i = 0; i < got->len; i++) {
+        ok &= g_array_index(got, Ev, i).n == 0 ||
+              g_array_index(got, Ev, i).n == 1;
+    }
+    for (n = 0; n < 2 && ok; n++) {
+        for (i = 0; i < got->len && ok; i++) {
+            ok = evs_agree(got, want, n, g_array_index(got, Ev, i).ep);
+        }
+        for (i = 0; i < want->len && ok; i++) {
+            ok = evs_agree(got, want, n, g_array_index(want, Ev, i).ep);
+        }
+    }
+    if (!ok) {
+        report(fn, line, "IOMMU notifications differ (n-1: both n0 and n1; "
+               "UNMAP pa not compared)");
+        print_evs("expected", want);
+        print_evs("got", got);
+    }
+    g_array_set_size(want, 0);
+    return ok;
+}
+
+#define CHECK_EVENTS(nt, want)                                          \
+    check_events(__func__, __LINE__, nt, want)
+
+static Res map_m(QViommu *v, uint32_t domain, const Mapping *m)
+{
+    return map_req(v, domain, m->start, m->end, m->pa, m->flags);
+}
+
+static Res unmap_m(QViommu *v, uint32_t domain, const Mapping *m)
+{
+    return unmap_req(v, domain, m->start, m->end);
+}
+
+static void replay(QViommu *v, uint32_t ep)
+{
+    qtest_qmp_assert_success(v->qts, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': %s, 'property': 'x-replay', "
+                             "'value': %u } }", IOMMU_QOM, ep);
+}
+
+/*
+ * An endpoint behind a PCIe root port (q35 on x86, virt on Arm): its ID
+ * holds the bus number the guest gave the port's secondary bus.
+ */
+#define ROOT_PORT_SLOT          9
+#define EP_BEHIND_PORT          0x100   /* bus 1, 00.0 */
+#define ROOT_PORT                                                       \
+    " -device pcie-root-port,id=rp,chassis=1,addr=09.0"                 \
+    " -device virtio-rng-pci,bus=rp,addr=00.0," ENDPOINT_OPTS
+
+/* No firmware runs here: number the bus behind the port as it would */
+static void number_root_port(QViommu *v)
+{
+    QPCIDevice *port = qpci_device_find(v->transport->pdev->bus,
+                                        QPCI_DEVFN(ROOT_PORT_SLOT, 0));
+
+    g_assert_nonnull(port);
+    qpci_config_writeb(port, PCI_PRIMARY_BUS, 0);
+    qpci_config_writeb(port, PCI_SECONDARY_BUS, 1);
+    qpci_config_writeb(port, PCI_SUBORDINATE_BUS, 1);
+    g_free(port);
+}
+
+/* 3 pages at a 4-page boundary: a 2-page block, then a 1-page block */
+static const Mapping M3P = { 0x100000, 0x102fff, 0x200000, RW };
+/* 2 MiB at a 2 MiB boundary: one block */
+static const Mapping M2M = { 0x400000, 0x5fffff, 0x40000000, RO };
+/* one page */
+static const Mapping M1P = { 0x103000, 0x103fff, 0x300000, WO };
+/* device registers: never sent as MAP */
+static const Mapping MMIO = { 0x700000, 0x701fff, 0xfe000000,
+                              RW | VIRTIO_IOMMU_MAP_F_MMIO };
+
+static void test_notify_map(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    Notif nt;
+
+    notif_start(&nt, v->qts);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    /* the domain is empty: nothing to tell */
+    CHECK_EVENTS(&nt, w);
+
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, 0x100000, 0x1fff, 0x200000, PERM_RW);
+    want_ev(w, BOTH, true, EP1, 0x102000, 0xfff, 0x202000, PERM_RW);
+    CHECK_EVENTS(&nt, w);
+
+    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, 0x400000, 0x1fffff, 0x40000000, PERM_RO);
+    CHECK_EVENTS(&nt, w);
+
+    /* 7 pages from an odd page: 1, 2 and 4 pages; write-only */
+    EXPECT_STATUS(map_req(v, 1, 0x601000, 0x607fff, 0x10001000, WO),
+                  VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, 0x601000, 0xfff, 0x10001000, PERM_WO);
+    want_ev(w, BOTH, true, EP1, 0x602000, 0x1fff, 0x10002000, PERM_WO);
+    want_ev(w, BOTH, true, EP1, 0x604000, 0x3fff, 0x10004000, PERM_WO);
+    CHECK_EVENTS(&nt, w);
+
+    /* 6 pages from a 2-page boundary: 2 then 4 pages */
+    EXPECT_STATUS(map_req(v, 1, 0xa02000, 0xa07fff, 0x20000000, RW),
+                  VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, 0xa02000, 0x1fff, 0x20000000, PERM_RW);
+    want_ev(w, BOTH, true, EP1, 0xa04000, 0x3fff, 0x20002000, PERM_RW);
+    CHECK_EVENTS(&nt, w);
+
+    /* blocks follow the IOVA; the physical address needs no alignment */
+    EXPECT_STATUS(map_req(v, 1, 0x800000, 0x9fffff, 0x30001000, RW),
+                  VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, 0x800000, 0x1fffff, 0x30001000, PERM_RW);
+    CHECK_EVENTS(&nt, w);
+
+    /* IOVA 0 is aligned to everything */
+    EXPECT_STATUS(map_req(v, 1, 0, 0x2fff, 0x50000000, RO),
+                  VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, 0, 0x1fff, 0x50000000, PERM_RO);
+    want_ev(w, BOTH, true, EP1, 0x2000, 0xfff, 0x50002000, PERM_RO);
+    CHECK_EVENTS(&nt, w);
+
+    /* an endpoint that is not attached hears nothing */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP2, &M1P);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_map_large(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    uint64_t end = input_end(v);
+    Mapping top = { BIT64(32), end, 0, RW };
+    Notif nt;
+    int k;
+
+    notif_start(&nt, v->qts);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+
+    /* from 4 GiB to the end of the input range: one block per bit */
+    EXPECT_STATUS(map_m(v, 1, &top), VIRTIO_IOMMU_S_OK);
+    for (k = 32; k < 64 && BIT64(k) - 1 < end; k++) {
+        want_ev(w, BOTH, true, EP1, BIT64(k), BIT64(k) - 1,
+                BIT64(k) - BIT64(32), PERM_RW);
+    }
+    CHECK_EVENTS(&nt, w);
+
+    EXPECT_STATUS(unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
+    for (k = 32; k < 64 && BIT64(k) - 1 < end; k++) {
+        want_ev(w, BOTH, false, EP1, BIT64(k), BIT64(k) - 1, 0, 0);
+    }
+    CHECK_EVENTS(&nt, w);
+
+    /* the last page of the input range */
+    EXPECT_STATUS(map_req(v, 1, end - PAGE + 1, end, 0x1000, RW),
+                  VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, end - PAGE + 1, PAGE - 1, 0x1000, PERM_RW);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_unmap(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    Notif nt;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    notif_start(&nt, v->qts);
+
+    /* nothing in the range, or a range that would split a mapping */
+    EXPECT_STATUS(unmap_req(v, 1, 0, 0xfffff), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, 1, 0x101000, 0x103fff),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(unmap_req(v, 1, 0x400000, 0x400fff),
+                  VIRTIO_IOMMU_S_RANGE);
+    CHECK_EVENTS(&nt, w);
+
+    /* two adjacent mappings, each in its own blocks */
+    EXPECT_STATUS(unmap_req(v, 1, 0x100000, 0x103fff), VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, false, EP1, 0x100000, 0x1fff, 0, 0);
+    want_ev(w, BOTH, false, EP1, 0x102000, 0xfff, 0, 0);
+    want_ev(w, BOTH, false, EP1, 0x103000, 0xfff, 0, 0);
+    CHECK_EVENTS(&nt, w);
+
+    /* already gone */
+    EXPECT_STATUS(unmap_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    CHECK_EVENTS(&nt, w);
+
+    /* the whole input range */
+    EXPECT_STATUS(unmap_req(v, 1, 0, input_end(v)), VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, false, EP1, 0x400000, 0x1fffff, 0, 0);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_attach(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    Notif nt;
+
+    notif_start(&nt, v->qts);
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP2, &M3P);
+    want_map(w, BOTH, EP2, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* EP1 joins: it gets every mapping of the domain, EP2 nothing */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP1, &M3P);
+    want_map(w, BOTH, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* a new mapping goes to both endpoints */
+    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP1, &M1P);
+    want_map(w, BOTH, EP2, &M1P);
+    CHECK_EVENTS(&nt, w);
+
+    /* EP1 leaves: everything unmapped for it, the MMIO mapping too */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP1, &M3P);
+    want_unmap(w, EP1, &M1P);
+    want_unmap(w, EP1, &M2M);
+    want_unmap(w, EP1, &MMIO);
+    CHECK_EVENTS(&nt, w);
+
+    /* EP2 leaves last, destroying the domain: each UNMAP once */
+    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP2, &M3P);
+    want_unmap(w, EP2, &M1P);
+    want_unmap(w, EP2, &M2M);
+    want_unmap(w, EP2, &MMIO);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_move(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    Notif nt;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
+    notif_start(&nt, v->qts);
+
+    /* EP1 moves to domain 2: the old mappings go, then the new come */
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP1, &M3P);
+    want_map(w, BOTH, EP1, &M1P);
+    want_map(w, BOTH, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* re-attaching to a domain that survives: out, then in again */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP2, &M1P);
+    want_unmap(w, EP2, &M2M);
+    want_map(w, BOTH, EP2, &M1P);
+    want_map(w, BOTH, EP2, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* EP1 moves to a new, empty domain */
+    EXPECT_STATUS(attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP1, &M1P);
+    want_unmap(w, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* re-attaching to the domain it alone is in empties the domain */
+    EXPECT_STATUS(map_m(v, 3, &M3P), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP1, &M3P);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP1, &M3P);
+    CHECK_EVENTS(&nt, w);
+    CHECK(!is_mapped(v, 3, M3P.start, M3P.end));
+    want_map(w, BOTH, EP1, &(Mapping) { M3P.start, M3P.end, M3P.start, RW });
+    want_unmap(w, EP1, &M3P);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_mmio(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    const Mapping mmio_ro = { 0x800000, 0x800fff, 0xfe100000,
+                              RO | VIRTIO_IOMMU_MAP_F_MMIO };
+    Notif nt;
+
+    notif_start(&nt, v->qts);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &mmio_ro), VIRTIO_IOMMU_S_OK);
+    CHECK_EVENTS(&nt, w);
+
+    /* a normal mapping right before it is sent */
+    EXPECT_STATUS(map_req(v, 1, 0x6ff000, 0x6fffff, 0x1000, RW),
+                  VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
+    CHECK_EVENTS(&nt, w);
+
+    /* not replayed, and not sent to an endpoint that joins */
+    replay(v, EP1);
+    want_ev(w, 0, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, true, EP2, 0x6ff000, 0xfff, 0x1000, PERM_RW);
+    CHECK_EVENTS(&nt, w);
+
+    /* but unmapped like any mapping */
+    EXPECT_STATUS(unmap_req(v, 1, 0x6ff000, 0x701fff), VIRTIO_IOMMU_S_OK);
+    want_ev(w, BOTH, false, EP1, 0x6ff000, 0xfff, 0, 0);
+    want_unmap(w, EP1, &MMIO);
+    want_ev(w, BOTH, false, EP2, 0x6ff000, 0xfff, 0, 0);
+    want_unmap(w, EP2, &MMIO);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP2, &mmio_ro);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_reset(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    Notif nt;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    notif_start(&nt, v->qts);
+
+    /* device reset: every endpoint detached */
+    qviommu_start(v, qviommu_known_features(v));
+    want_unmap(w, EP1, &M3P);
+    want_unmap(w, EP1, &MMIO);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    CHECK_EVENTS(&nt, w);
+
+    /* system reset, with the driver still running */
+    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP1, &M2M);
+    want_map(w, BOTH, EP2, &M2M);
+    CHECK_EVENTS(&nt, w);
+    qtest_system_reset(v->qts);
+    want_unmap(w, EP1, &M2M);
+    want_unmap(w, EP2, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    qvirtio_pci_device_disable(v->transport);
+    qvirtio_pci_device_enable(v->transport);
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_reset_port(void *obj, void *data,
+                                   QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    Notif nt;
+
+    number_root_port(v);
+    notif_start(&nt, v->qts);
+    EXPECT_STATUS(attach_req(v, 1, EP_BEHIND_PORT, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP_BEHIND_PORT, &M3P);
+    want_map(w, BOTH, EP1, &M3P);
+    CHECK_EVENTS(&nt, w);
+
+    /* device reset */
+    qviommu_start(v, qviommu_known_features(v));
+    want_unmap(w, EP_BEHIND_PORT, &M3P);
+    want_unmap(w, EP1, &M3P);
+    CHECK_EVENTS(&nt, w);
+
+    EXPECT_STATUS(attach_req(v, 1, EP_BEHIND_PORT, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP_BEHIND_PORT, &M1P);
+    want_map(w, BOTH, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /*
+     * System reset: it also clears the port's bus number, which the log
+     * may then show as bus 0; but the endpoint's notifiers must hear that
+     * everything is gone, as EP1's do.
+     */
+    nt.rename_from = QPCI_DEVFN(0, 0);
+    nt.rename_to = EP_BEHIND_PORT;
+    qtest_system_reset(v->qts);
+    want_unmap(w, EP_BEHIND_PORT, &M1P);
+    want_unmap(w, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    qvirtio_pci_device_disable(v->transport);
+    qvirtio_pci_device_enable(v->transport);
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_bypass(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    Notif nt;
+
+    notif_start(&nt, v->qts);
+    EXPECT_STATUS(attach_req(v, 3, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    bypass_set(v, 0);
+    bypass_set(v, 1);
+    EXPECT_STATUS(map_m(v, 3, &M1P), VIRTIO_IOMMU_S_INVAL);
+    replay(v, EP1);
+    CHECK_EVENTS(&nt, w);
+
+    /* from a translating domain to the bypass domain: unmapped */
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP2, &M3P);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(attach_req(v, 3, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP2, &M3P);
+    CHECK_EVENTS(&nt, w);
+    replay(v, EP2);
+    CHECK_EVENTS(&nt, w);
+
+    /* from the bypass domain to a translating one: mapped */
+    EXPECT_STATUS(attach_req(v, 4, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 4, &M2M), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(attach_req(v, 4, EP2, 0), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP2, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* back again */
+    EXPECT_STATUS(attach_req(v, 5, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(detach_req(v, 5, EP1), VIRTIO_IOMMU_S_OK);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_replay(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    QDict *rsp;
+    Notif nt;
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    notif_start(&nt, v->qts);
+
+    /* n0 alone gets every mapping once, MMIO excepted */
+    replay(v, EP1);
+    want_map(w, 0, EP1, &M3P);
+    want_map(w, 0, EP1, &M1P);
+    want_map(w, 0, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+    /* and again on the next replay */
+    replay(v, EP1);
+    want_map(w, 0, EP1, &M3P);
+    want_map(w, 0, EP1, &M1P);
+    want_map(w, 0, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* unattached, or bypassing: nothing to replay */
+    replay(v, EP2);
+    CHECK_EVENTS(&nt, w);
+    bypass_set(v, 0);
+    replay(v, EP2);
+    CHECK_EVENTS(&nt, w);
+
+    /* after the replay, requests notify both as before */
+    EXPECT_STATUS(unmap_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP1, &M1P);
+    CHECK_EVENTS(&nt, w);
+    replay(v, EP1);
+    want_map(w, 0, EP1, &M3P);
+    want_map(w, 0, EP1, &M2M);
+    CHECK_EVENTS(&nt, w);
+
+    /* no such endpoint */
+    rsp = qtest_qmp(v->qts, "{ 'execute': 'qom-set', 'arguments': "
+                    "{ 'path': %s, 'property': 'x-replay', 'value': %u } }",
+                    IOMMU_QOM, EP_NO_SLOT);
+    CHECK(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    CHECK_EVENTS(&nt, w);
+}
+
+static void test_notify_failed(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    ReqBuf b;
+    uint32_t len;
+    Notif nt;
+
+    /* max-mappings=2,max-domains=1 */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    notif_start(&nt, v->qts);
+
+    /* MAP */
+    EXPECT_STATUS(map_req(v, 1, 0x101000, 0x101fff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x200800, 0x201fff, 0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, 0x202000, 0x201fff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x200fff, 0, RW | 0x100),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 3, 0x200000, 0x200fff, 0, RW),
+                  VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    want_map(w, BOTH, EP1, &M1P);
+    want_map(w, BOTH, EP2, &M1P);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_NOMEM);
+    len = enc_map(&b, 1, M2M.start, M2M.end, M2M.pa, M2M.flags);
+    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    CHECK_EVENTS(&nt, w);
+
+    /* UNMAP */
+    EXPECT_STATUS(unmap_req(v, 1, 0x100000, 0x100fff), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(unmap_req(v, 1, 0x101000, 0x103fff), VIRTIO_IOMMU_S_RANGE);
+    len = enc_unmap(&b, 1, M1P.start, M1P.end);
+    b.unmap.reserved[0] = 1;
+    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(unmap_req(v, 1, M1P.end, M1P.start), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(unmap_req(v, 2, 0, input_end(v)), VIRTIO_IOMMU_S_NOENT);
+    CHECK_EVENTS(&nt, w);
+
+    /* ATTACH and DETACH: a failing ATTACH does not detach */
+    len = enc_attach(&b, 3, EP1, 0);
+    b.attach.reserved[0] = 1;
+    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(attach_req(v, 3, EP1, 0x2), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_NOMEM);
+    EXPECT_STATUS(attach_req(v, 3, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_NOMEM);
+    EXPECT_STATUS(attach_req(v, 1, EP_NO_SLOT, 0), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(detach_req(v, 1, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
+    len = enc_detach(&b, 1, EP1);
+    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    /* unknown request type, no room for a status */
+    len = enc_unmap(&b, 1, 0, input_end(v));
+    b.head.type = 0x42;
+    EXPECT_UNUSED(send_req(v, &b, len, 4));
+    len = enc_unmap(&b, 1, 0, input_end(v));
+    EXPECT_UNUSED(send_req(v, &b, len, 3));
+    CHECK_EVENTS(&nt, w);
+
+    /* and everything is still there */
+    replay(v, EP1);
+    want_map(w, 0, EP1, &M3P);
+    want_map(w, 0, EP1, &M1P);
+    CHECK_EVENTS(&nt, w);
+}
+
+/* ------------------------------------------------------------------ */
 /* Endpoint DMA: a virtio-rng-pci driven by hand                       */
 
 typedef struct EpMap {
@@ -2366,13 +3221,855 @@ static void test_used_elem_straddle(void *obj, void *data,
 }
 
 /* ------------------------------------------------------------------ */
+/* Migration                                                           */
+
+#define MIG_TIMEOUT_US          (30 * G_USEC_PER_SEC)
+
+static char *mig_status(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+    QDict *ret;
+    char *status;
+
+    g_assert_true(qdict_haskey(rsp, "return"));
+    ret = qdict_get_qdict(rsp, "return");
+    status = g_strdup(qdict_haskey(ret, "status") ?
+                      qdict_get_str(ret, "status") : "none");
+    qobject_unref(rsp);
+    return status;
+}
+
+/* Wait until the migration to or from @qts ends; its final status */
+static char *mig_wait(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + MIG_TIMEOUT_US;
+
+    for (;;) {
+        char *status;
+
+        if (!qtest_probe_child(qts)) {
+            return g_strdup("QEMU exited");
+        }
+        status = mig_status(qts);
+        if (!strcmp(status, "completed") || !strcmp(status, "failed") ||
+            !strcmp(status, "cancelled") ||
+            g_get_monotonic_time() > deadline) {
+            return status;
+        }
+        g_free(status);
+        g_usleep(10 * 1000);
+    }
+}
+
+static bool wait_running(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + MIG_TIMEOUT_US;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+        bool running;
+
+        g_assert_true(qdict_haskey(rsp, "return"));
+        running = qdict_get_bool(qdict_get_qdict(rsp, "return"), "running");
+        qobject_unref(rsp);
+        if (running) {
+            return true;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            return false;
+        }
+        g_usleep(10 * 1000);
+    }
+}
+
+/* The command line of the current test, as the @cfg variant runs it */
+static GString *test_cmdline(const TestCfg *cfg)
+{
+    GString *cmd = g_string_new(qos_get_current_command_line());
+
+    if (cfg) {
+        before_cfg(cmd, (void *)cfg);
+    }
+    return cmd;
+}
+
+static void rm_dir(const char *path)
+{
+    GDir *dir = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *file = g_build_filename(path, name, NULL);
+
+        unlink(file);
+    }
+    if (dir) {
+        g_dir_close(dir);
+    }
+    rmdir(path);
+}
+
+/*
+ * Migrate the QEMU of @v, through a socket in @dir, to a new QEMU started
+ * with the same command line, and switch @v to the destination, which is
+ * returned.  Other users of the PCI bus (Ep) must switch themselves.
+ */
+static QTestState *migrate_to_new(QViommu *v, const TestCfg *cfg,
+                                  const char *dir)
+{
+    g_autoptr(GString) cmd = test_cmdline(cfg);
+    g_autofree char *uri = g_strdup_printf("unix:%s/mig.sock", dir);
+    g_autofree char *src_status = NULL;
+    g_autofree char *dst_status = NULL;
+    QTestState *dst;
+
+    dst = qtest_initf("%s -incoming defer", cmd->str);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(v->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    src_status = mig_wait(v->qts);
+    dst_status = mig_wait(dst);
+    g_assert_cmpstr(src_status, ==, "completed");
+    g_assert_cmpstr(dst_status, ==, "completed");
+    g_assert_true(wait_running(dst));
+    qviommu_set_qts(v, dst);
+    return dst;
+}
+
+static void test_migrate(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    g_autofree char *dir = g_dir_make_tmp("viommu-mig-XXXXXX", NULL);
+    QTestState *src = v->qts, *dst;
+    Ep *ep = ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    const Mapping d1_big = { 0x40000000, 0x401fffff, 0x80000000, RO };
+    const Mapping d1_mmio = { 0x50000000, 0x50000fff, 0xfe000000,
+                              RW | VIRTIO_IOMMU_MAP_F_MMIO };
+    const Mapping d2_a = { 0, 0x2fff, 0x100000, RW };
+    const Mapping d2_b = { 0x10000, 0x10fff, 0x200000, RO };
+    Mapping d1_ring, d1_buf;
+    uint32_t id, len;
+    Notif nt;
+
+    /* domain 1: EP1, its rings and a buffer, and more mappings */
+    bypass_set(v, 0);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    d1_ring = (Mapping) { RING_IOVA, RING_IOVA + PAGE - 1,
+                          ep_start_std(ep, 1, a, RW), RW };
+    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    d1_buf = (Mapping) { BUF_IOVA, BUF_IOVA + PAGE - 1, buf, RW };
+    EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_OK);
+    /* domain 2: EP2; domain 3: EP3, bypass */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 3, EP3, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+
+    /* the endpoint works before */
+    qtest_memset(src, buf, MARK, PAGE);
+    ep_submit(ep, 0, BUF_IOVA, 32);
+    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 0);
+    CHECK(count_not(src, buf, 32, MARK) > 16);
+
+    dst = migrate_to_new(v, NULL, dir);
+    ep->qts = dst;
+
+    /* the destination's notifiers heard of the restored mappings */
+    nt = (Notif) { .qts = dst };
+    want_map(w, BOTH, EP1, &d1_ring);
+    want_map(w, BOTH, EP1, &d1_buf);
+    want_map(w, BOTH, EP1, &d1_big);
+    want_map(w, BOTH, EP2, &d2_a);
+    want_map(w, BOTH, EP2, &d2_b);
+    CHECK_EVENTS(&nt, w);
+
+    CHECK_EQ(bypass_get(v), 0);
+    /* the mappings are there */
+    EXPECT_STATUS(map_m(v, 1, &d1_ring), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_m(v, 1, &d1_buf), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_INVAL);
+    /* and the domains are of the same kind */
+    EXPECT_STATUS(map_m(v, 3, &d2_a), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(attach_req(v, 3, EP2, 0), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(attach_req(v, 1, EP3, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(attach_req(v, 2, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_INVAL);
+    CHECK_EVENTS(&nt, w);
+
+    /* DMA lands where domain 1 maps it */
+    qtest_memset(dst, buf, MARK, PAGE);
+    ep_submit(ep, 1, BUF_IOVA + 0x100, 64);
+    if (ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
+        CHECK_EQ(id, 1);
+        CHECK_EQ(len, 64);
+        CHECK(count_not(dst, buf + 0x100, 64, MARK) > 32);
+        CHECK_EQ(count_not(dst, buf, 0x100, MARK), 0);
+        CHECK_EQ(count_not(dst, buf + 0x140, PAGE - 0x140, MARK), 0);
+    } else {
+        report(__func__, __LINE__, "EP1 DMA after migration not completed");
+    }
+
+    /* restored mappings can be unmapped, endpoints detached */
+    EXPECT_STATUS(unmap_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP2, &d2_b);
+    EXPECT_STATUS(unmap_req(v, 2, 0, input_end(v)), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP2, &d2_a);
+    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_INVAL);
+    CHECK_EVENTS(&nt, w);
+
+    /* EP3 bypasses in its domain although config bypass is 0 */
+    {
+        Ep *ep3 = ep_open(v, EP3_SLOT);
+        uint64_t buf3 = guest_alloc(a, PAGE);
+
+        qtest_memset(dst, buf3, MARK, PAGE);
+        ep_start_std(ep3, IDENTITY, a, RW);
+        ep_submit(ep3, 0, buf3, 64);
+        if (ep_wait_used(ep3, &id, &len, QVIOMMU_TIMEOUT_US)) {
+            CHECK(count_not(dst, buf3, 64, MARK) > 32);
+        } else {
+            report(__func__, __LINE__, "EP3 DMA after migration not "
+                   "completed");
+        }
+        ep_close(ep3);
+    }
+
+    /* EP2, detached, is blocked */
+    {
+        Ep *ep2 = ep_open(v, EP2_SLOT);
+        uint64_t ring2;
+        Faults fs;
+
+        qviommu_post_events(v, 8, 32, FILL);
+        ring2 = ep_start_std(ep2, IDENTITY, a, RW);
+        ep_submit(ep2, 0, ring2 + 0x800, 16);
+        collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+        FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP2,
+                   ring2, ring2 + PAGE - 1);
+        ep_close(ep2);
+    }
+
+    qviommu_set_qts(v, src);
+    ep->qts = src;
+    ep_close(ep);
+    qtest_quit(dst);
+    rm_dir(dir);
+}
+
+static void test_migrate_faults(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autofree char *dir = g_dir_make_tmp("viommu-mig-XXXXXX", NULL);
+    const uint64_t fa = BUF_IOVA, fb = BUF_IOVA + 0x10000;
+    QTestState *src = v->qts, *dst;
+    Ep *ep = ep_open(v, EP1_SLOT);
+    bool seen_b = false;
+    Faults fs;
+    unsigned i;
+
+    /* max-pending-faults=4; no eventq buffer: DMA to fa fills the ring */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, 1, a, RW);
+    ep_submit(ep, 0, fa, 64);
+    g_usleep(QUIET_WAIT_US);
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    /* the guest takes three reports, then DMA to fb wraps the ring */
+    qviommu_post_events(v, 3, 32, FILL);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               fa, fa + 63);
+    if (fs.n < 3) {
+        fprintf(stderr, "# %u fault reports from the first DMA: the "
+                "ring does not wrap\n", fs.n);
+    }
+    ep_submit(ep, 1, fb, 64);
+    g_usleep(QUIET_WAIT_US);
+    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+
+    dst = migrate_to_new(v, NULL, dir);
+    ep->qts = dst;
+
+    /* the destination delivers what was pending, in order */
+    qviommu_post_events(v, 8, 32, FILL);
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               fb, fb + 63);
+    CHECK(fs.n <= 4);
+    for (i = 0; i < fs.n; i++) {
+        bool in_a = fs.f[i].address - fa < 64;
+        bool in_b = fs.f[i].address - fb < 64;
+
+        if (!(in_a || in_b) || (in_a && seen_b)) {
+            report(__func__, __LINE__, "fault report %u out of place", i);
+            print_faults(&fs);
+            break;
+        }
+        seen_b |= in_b;
+    }
+
+    /* and the rest of the state */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+
+    qviommu_set_qts(v, src);
+    ep->qts = src;
+    ep_close(ep);
+    qtest_quit(dst);
+    rm_dir(dir);
+}
+
+static void test_migrate_bridge(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
+    g_autofree char *dir = g_dir_make_tmp("viommu-mig-XXXXXX", NULL);
+    QTestState *src = v->qts, *dst;
+    Notif nt;
+
+    number_root_port(v);
+    /* domain 7: the endpoint behind the port and EP2; domain 1: EP1 */
+    g_assert_cmpuint(attach_req(v, 7, EP_BEHIND_PORT, 0).tail[0], ==,
+                     VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 7, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+
+    dst = migrate_to_new(v, cfg, dir);
+
+    nt = (Notif) { .qts = dst };
+    want_map(w, BOTH, EP_BEHIND_PORT, &M3P);
+    want_map(w, BOTH, EP2, &M3P);
+    want_map(w, BOTH, EP1, &M1P);
+    CHECK_EVENTS(&nt, w);
+    CHECK(is_mapped(v, 7, M3P.start, M3P.end));
+    CHECK(is_mapped(v, 1, M1P.start, M1P.end));
+    EXPECT_STATUS(probe_req(v, EP_BEHIND_PORT, probe_size(v), NULL),
+                  VIRTIO_IOMMU_S_OK);
+    /* both endpoints of domain 7 came back */
+    EXPECT_STATUS(detach_req(v, 7, EP_BEHIND_PORT), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP_BEHIND_PORT, &M3P);
+    CHECK_EVENTS(&nt, w);
+    CHECK(is_mapped(v, 7, M3P.start, M3P.end));
+    EXPECT_STATUS(detach_req(v, 7, EP2), VIRTIO_IOMMU_S_OK);
+    want_unmap(w, EP2, &M3P);
+    CHECK_EVENTS(&nt, w);
+    EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_NOENT);
+
+    qviommu_set_qts(v, src);
+    qtest_quit(dst);
+    rm_dir(dir);
+}
+
+/*
+ * Hostile streams.  A valid stream is saved to a file, then loaded into
+ * new QEMUs after changing the virtio-iommu section, whose layout is
+ * stock QEMU's: a domain tree (be32 count; per domain 01, be64 key, be32
+ * id, mapping tree, endpoint list, bypass byte; 00), config bypass, then
+ * the pending-faults subsection.  Each bad stream must fail the migration
+ * cleanly: QEMU stays alive (exit-on-error off) or exits with status 1,
+ * never dies of a signal.
+ */
+
+#define SD1                     0x5a5a01u
+#define SD2                     0x5a5a02u
+#define SD3                     0x5a5a03u
+#define MAX_STREAM_DOMAINS      3
+#define MAX_STREAM_MAPPINGS     4
+#define FAULTS_SUBSECTION       "virtio-iommu-device/pending-faults"
+#define QEMU_VM_SECTION_FULL    0x04
+#define QEMU_VM_SUBSECTION      0x05
+
+static const Mapping SM_A = { 0xabc00000000ull, 0xabc00001fffull,
+                              0x7e5000000ull, RW };
+static const Mapping SM_B = { 0xabc00002000ull, 0xabc00002fffull,
+                              0x7e6000000ull, RO };
+static const Mapping SM_C = { 0xabc00100000ull, 0xabc00100fffull,
+                              0x7e7000000ull, RW };
+
+/* Offsets of the parts of the section */
+typedef struct StreamDomain {
+    gsize key;                  /* be64 */
+    gsize id;                   /* be32 */
+    gsize nr_mappings;          /* be32 */
+    gsize mapping[MAX_STREAM_MAPPINGS]; /* low, high, phys be64; flags be32 */
+    unsigned n_mappings;
+    gsize endpoints;            /* 01, be32 id, ..., 00 */
+    unsigned n_endpoints;
+    gsize bypass;               /* u8 */
+} StreamDomain;
+
+typedef struct StreamMap {
+    gsize section;
+    gsize tree;                 /* be32 count */
+    StreamDomain dom[MAX_STREAM_DOMAINS];
+    unsigned n_dom;
+    gsize config_bypass;        /* u8 */
+    gsize nr_faults;            /* be32 */
+} StreamMap;
+
+static uint64_t rd_be(const GByteArray *b, gsize off, int size)
+{
+    uint64_t v = 0;
+    int i;
+
+    g_assert_cmpuint(off + size, <=, b->len);
+    for (i = 0; i < size; i++) {
+        v = v << 8 | b->data[off + i];
+    }
+    return v;
+}
+
+static void wr_be(GByteArray *b, gsize off, int size, uint64_t v)
+{
+    int i;
+
+    g_assert_cmpuint(off + size, <=, b->len);
+    for (i = size - 1; i >= 0; i--) {
+        b->data[off + i] = v;
+        v >>= 8;
+    }
+}
+
+static gsize find_bytes(const GByteArray *b, gsize from, const void *pat,
+                        gsize len)
+{
+    gsize i;
+
+    for (i = from; i + len <= b->len; i++) {
+        if (!memcmp(b->data + i, pat, len)) {
+            return i;
+        }
+    }
+    return G_MAXSIZE;
+}
+
+/* The full section "<qdev path>/virtio-iommu", instance 0, version 2 */
+static gsize find_section(const GByteArray *b)
+{
+    static const char name[] = "/virtio-iommu\0\0\0\0\0\0\0\2";
+    gsize p = 0, q;
+    unsigned l;
+
+    while ((p = find_bytes(b, p, name, sizeof(name) - 1)) != G_MAXSIZE) {
+        for (l = 13; l < 256 && p + 13 >= l + 1 + 5; l++) {
+            q = p + 13 - l - 1;
+            if (b->data[q] == l && b->data[q - 5] == QEMU_VM_SECTION_FULL) {
+                return q - 5;
+            }
+        }
+        p++;
+    }
+    return G_MAXSIZE;
+}
+
+static void parse_stream(const GByteArray *b, StreamMap *m)
+{
+    uint8_t pat[13] = { 1 };
+    gsize off;
+    unsigned i, j;
+
+    memset(m, 0, sizeof(*m));
+    m->section = find_section(b);
+    g_assert_cmpuint(m->section, !=, G_MAXSIZE);
+
+    /* the first domain entry: 01, key SD1, id SD1 */
+    stq_be_p(pat + 1, SD1);
+    stl_be_p(pat + 9, SD1);
+    off = find_bytes(b, m->section, pat, sizeof(pat));
+    g_assert_cmpuint(off, !=, G_MAXSIZE);
+    m->tree = off - 4;
+    g_assert_cmpuint(rd_be(b, m->tree, 4), ==, 3);
+
+    off = m->tree + 4;
+    while (rd_be(b, off++, 1)) {
+        StreamDomain *d = &m->dom[m->n_dom++];
+
+        g_assert_cmpuint(m->n_dom, <=, MAX_STREAM_DOMAINS);
+        d->key = off;
+        d->id = off + 8;
+        d->nr_mappings = off + 12;
+        off += 16;
+        while (rd_be(b, off++, 1)) {
+            g_assert_cmpuint(d->n_mappings, <, MAX_STREAM_MAPPINGS);
+            d->mapping[d->n_mappings++] = off;
+            off += 28;
+        }
+        d->endpoints = off;
+        while (rd_be(b, off++, 1)) {
+            d->n_endpoints++;
+            off += 4;
+        }
+        d->bypass = off++;
+    }
+    m->config_bypass = off++;
+    g_assert_cmpuint(rd_be(b, off, 1), ==, QEMU_VM_SUBSECTION);
+    g_assert_cmpuint(rd_be(b, off + 1, 1), ==, strlen(FAULTS_SUBSECTION));
+    g_assert_true(!memcmp(b->data + off + 2, FAULTS_SUBSECTION,
+                          strlen(FAULTS_SUBSECTION)));
+    m->nr_faults = off + 2 + strlen(FAULTS_SUBSECTION) + 4;
+
+    /* what the source had */
+    g_assert_cmpuint(m->n_dom, ==, 3);
+    for (i = 0; i < 3; i++) {
+        g_assert_cmphex(rd_be(b, m->dom[i].id, 4), ==, SD1 + i);
+        g_assert_cmpuint(m->dom[i].n_endpoints, ==, 1);
+        g_assert_cmpuint(rd_be(b, m->dom[i].bypass, 1), ==, i == 2);
+        for (j = 0; j < m->dom[i].n_mappings; j++) {
+            g_assert_cmpuint(rd_be(b, m->dom[i].mapping[j], 8), <=,
+                             rd_be(b, m->dom[i].mapping[j] + 8, 8));
+        }
+    }
+    g_assert_cmphex(rd_be(b, m->dom[0].endpoints + 1, 4), ==, EP1);
+    g_assert_cmphex(rd_be(b, m->dom[1].endpoints + 1, 4), ==, EP2);
+    g_assert_cmphex(rd_be(b, m->dom[2].endpoints + 1, 4), ==, EP3);
+    g_assert_cmpuint(m->dom[0].n_mappings, ==, 3);   /* ring, A, B */
+    g_assert_cmpuint(m->dom[1].n_mappings, ==, 1);
+    g_assert_cmpuint(m->dom[2].n_mappings, ==, 0);
+    g_assert_cmpuint(rd_be(b, m->config_bypass, 1), ==, 0);
+    g_assert_cmpuint(rd_be(b, m->nr_faults, 4), >=, 1);
+}
+
+/* The mapping of domain @d that starts at @start */
+static gsize stream_mapping(const GByteArray *b, const StreamDomain *d,
+                            uint64_t start)
+{
+    unsigned i;
+
+    for (i = 0; i < d->n_mappings; i++) {
+        if (rd_be(b, d->mapping[i], 8) == start) {
+            return d->mapping[i];
+        }
+    }
+    g_assert_not_reached();
+}
+
+static void stream_splice(GByteArray *b, gsize off, gsize del,
+                          const void *ins, gsize ins_len)
+{
+    g_autoptr(GByteArray) tail = g_byte_array_new();
+
+    g_assert_cmpuint(off + del, <=, b->len);
+    g_byte_array_append(tail, b->data + off + del, b->len - off - del);
+    g_byte_array_set_size(b, off);
+    g_byte_array_append(b, ins, ins_len);
+    g_byte_array_append(b, tail->data, tail->len);
+}
+
+typedef enum StreamExpect {
+    STREAM_LOADS,
+    STREAM_FAILS,
+    STREAM_EXITS,               /* fails, with exit-on-error on */
+} StreamExpect;
+
+typedef struct StreamCase {
+    const char *name;
+    StreamExpect expect;
+} StreamCase;
+
+static const StreamCase stream_cases[] = {
+    { "unmodified", STREAM_LOADS },
+    { "mapping overlaps another", STREAM_FAILS },
+    { "mapping start not granule-aligned", STREAM_FAILS },
+    { "mapping end before its start", STREAM_FAILS },
+    { "mapping with an unknown flag", STREAM_FAILS },
+    { "mapping's physical end past 2^64", STREAM_FAILS },
+    { "mapping over the MSI window", STREAM_FAILS },
+    { "mapping outside input_range", STREAM_FAILS },
+    { "mapping in a bypass domain", STREAM_FAILS },
+    { "endpoint that does not exist", STREAM_FAILS },
+    { "endpoint ID above 16 bits", STREAM_FAILS },
+    { "the IOMMU itself as endpoint", STREAM_FAILS },
+    { "endpoint in two domains", STREAM_FAILS },
+    { "endpoint twice in one domain", STREAM_FAILS },
+    { "domain key is not its ID", STREAM_FAILS },
+    { "domain count too high", STREAM_FAILS },
+    { "domain count too low", STREAM_FAILS },
+    { "mapping count too low", STREAM_FAILS },
+    { "config bypass 2", STREAM_FAILS },
+    { "pending faults above max-pending-faults", STREAM_FAILS },
+    { "pending fault count 0x7fffffff", STREAM_FAILS },
+    { "pending fault count -1", STREAM_FAILS },
+    { "stream cut in the domain tree", STREAM_FAILS },
+    { "domain without endpoints (dropped)", STREAM_LOADS },
+    { "mapping overlaps another, exit-on-error", STREAM_EXITS },
+};
+
+/* A destination configured so that it cannot take the source's state */
+typedef struct StreamDestCase {
+    const char *name;
+    const char *from;           /* in the command line ... */
+    const char *to;             /* ... replaced by this */
+} StreamDestCase;
+
+/* The IOMMU's -device of test_migrate_stream, as the cases change it */
+#define STREAM_IOMMU_ARG        IOMMU_DEVICE_ARG ",id=" IOMMU_ID " "
+#define STREAM_IOMMU_WITH(prop) IOMMU_DEVICE_ARG ",id=" IOMMU_ID "," prop " "
+
+static const StreamDestCase stream_dest_cases[] = {
+    { "destination max-domain-id below the domains",
+      STREAM_IOMMU_ARG, STREAM_IOMMU_WITH("max-domain-id=4096") },
+    { "destination aw-bits below the mappings",
+      STREAM_IOMMU_ARG, STREAM_IOMMU_WITH("aw-bits=40") },
+    { "destination granule larger than the mappings",
+      STREAM_IOMMU_ARG, STREAM_IOMMU_WITH("granule=64k") },
+    { "destination max-mappings below the mappings",
+      STREAM_IOMMU_ARG, STREAM_IOMMU_WITH("max-mappings=3") },
+    { "destination max-domains below the domains",
+      STREAM_IOMMU_ARG, STREAM_IOMMU_WITH("max-domains=2") },
+    { "destination reserved region over a mapping",
+      STREAM_IOMMU_ARG,
+      "-device '{\"driver\":\"virtio-iommu-pci\",\"addr\":\""
+      QVIOMMU_PCI_ADDR_STR "\",\"id\":\"" IOMMU_ID "\","
+      "\"reserved-regions\":[\"0xabc00001000:0xabc00001fff:0\"]}' " },
+    { "destination without an attached endpoint",
+      " -device virtio-rng-pci,addr=08.0," ENDPOINT_OPTS, "" },
+};
+
+/* Make stream case @i of @b; false if it does not apply here */
+static bool corrupt_stream(GByteArray *b, const StreamMap *m, unsigned i,
+                           const Machine *mach, uint64_t in_end)
+{
+    const StreamDomain *d1 = &m->dom[0], *d2 = &m->dom[1], *d3 = &m->dom[2];
+    gsize ma = stream_mapping(b, d1, SM_A.start);
+    gsize mb = stream_mapping(b, d1, SM_B.start);
+    uint8_t ep_entry[5] = { 1 };
+
+    switch (i) {
+    case 0:
+        break;
+    case 1:
+    case 24:
+        wr_be(b, mb, 8, SM_A.start + PAGE);
+        break;
+    case 2:
+        wr_be(b, ma, 8, SM_A.start + 0x800);
+        break;
+    case 3:
+        wr_be(b, ma + 8, 8, SM_A.start - 1);
+        break;
+    case 4:
+        wr_be(b, ma + 24, 4, RW | 0x80);
+        break;
+    case 5:
+        wr_be(b, ma + 16, 8, UINT64_MAX - PAGE + 1);
+        break;
+    case 6:
+        wr_be(b, ma, 8, mach->msi.start);
+        wr_be(b, ma + 8, 8, mach->msi.start + PAGE - 1);
+        break;
+    case 7:
+        if (in_end == UINT64_MAX) {
+            return false;
+        }
+        wr_be(b, ma, 8, in_end + 1);
+        wr_be(b, ma + 8, 8, in_end + 2 * PAGE);
+        break;
+    case 8:
+        wr_be(b, d2->bypass, 1, 1);
+        break;
+    case 9:
+        wr_be(b, d2->endpoints + 1, 4, EP_NO_SLOT);
+        break;
+    case 10:
+        wr_be(b, d2->endpoints + 1, 4, 0x10000 | EP2);
+        break;
+    case 11:
+        wr_be(b, d2->endpoints + 1, 4, EP_SELF);
+        break;
+    case 12:
+        wr_be(b, d2->endpoints + 1, 4, EP1);
+        break;
+    case 13:
+        stl_be_p(ep_entry + 1, EP2);
+        stream_splice(b, d2->endpoints, 0, ep_entry, sizeof(ep_entry));
+        break;
+    case 14:
+        wr_be(b, d3->key, 8, SD3 + 1);
+        break;
+    case 15:
+        wr_be(b, m->tree, 4, 4);
+        break;
+    case 16:
+        wr_be(b, m->tree, 4, 2);
+        break;
+    case 17:
+        wr_be(b, d1->nr_mappings, 4, d1->n_mappings - 1);
+        break;
+    case 18:
+        wr_be(b, m->config_bypass, 1, 2);
+        break;
+    case 19:
+        wr_be(b, m->nr_faults, 4, 129);
+        break;
+    case 20:
+        wr_be(b, m->nr_faults, 4, 0x7fffffff);
+        break;
+    case 21:
+        wr_be(b, m->nr_faults, 4, 0xffffffff);
+        break;
+    case 22:
+        g_byte_array_set_size(b, d2->key + 4);
+        break;
+    case 23:
+        stream_splice(b, d2->endpoints, 5, NULL, 0);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    return true;
+}
+
+/* Load @path into a new QEMU; false (and a report) if it misbehaved */
+static bool load_stream(const char *cmdline, const char *path,
+                        const StreamCase *c)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *status = NULL;
+    QTestState *to = qtest_initf("%s -incoming defer", cmdline);
+    gint64 deadline;
+    bool ok = true;
+
+    if (c->expect == STREAM_EXITS) {
+        /* QEMU may be gone before it answers */
+        qtest_qmp_send(to, "{ 'execute': 'migrate-incoming', "
+                       "'arguments': { 'uri': %s } }", uri);
+        deadline = g_get_monotonic_time() + MIG_TIMEOUT_US;
+        while (qtest_probe_child(to) && g_get_monotonic_time() < deadline) {
+            g_usleep(10 * 1000);
+        }
+        if (qtest_probe_child(to)) {
+            report(__func__, __LINE__, "stream '%s': QEMU did not exit",
+                   c->name);
+            ok = false;
+        } else {
+            /* qtest_quit() aborts on a signal or another status */
+            fprintf(stderr, "# stream '%s': QEMU exited, expecting status "
+                    "1\n", c->name);
+            qtest_set_expected_status(to, 1);
+        }
+        qtest_quit(to);
+        return ok;
+    }
+
+    qtest_qmp_assert_success(to, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+    status = mig_wait(to);
+    if (!strcmp(status, "QEMU exited")) {
+        report(__func__, __LINE__, "stream '%s': QEMU exited while loading",
+               c->name);
+        qtest_quit(to);
+        return false;
+    }
+    if (strcmp(status, c->expect == STREAM_LOADS ? "completed" : "failed")) {
+        report(__func__, __LINE__, "stream '%s': expected migration %s, "
+               "got '%s'", c->name,
+               c->expect == STREAM_LOADS ? "completed" : "failed", status);
+        ok = false;
+    }
+    /* still alive and answering */
+    qtest_qmp_assert_success(to, "{ 'execute': 'query-status' }");
+    qtest_quit(to);
+    return ok;
+}
+
+static void test_migrate_stream(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autofree char *dir = g_dir_make_tmp("viommu-mig-XXXXXX", NULL);
+    g_autofree char *good = g_build_filename(dir, "good", NULL);
+    g_autofree char *bad = g_build_filename(dir, "bad", NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s", good);
+    g_autofree char *status = NULL;
+    g_autoptr(GString) cmd = test_cmdline(NULL);
+    g_autoptr(GByteArray) stream = NULL;
+    Ep *ep = ep_open(v, EP1_SLOT);
+    uint64_t in_end = input_end(v);
+    Machine mach;
+    StreamMap m;
+    gchar *contents;
+    gsize len;
+    unsigned i;
+
+    if (!machine_info(v, NULL, &mach)) {
+        ep_close(ep);
+        return;
+    }
+
+    /* three domains, config bypass 0, a pending fault */
+    bypass_set(v, 0);
+    EXPECT_STATUS(attach_req(v, SD1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, SD1, &SM_A), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, SD1, &SM_B), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, SD2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_m(v, SD2, &SM_C), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, SD3, EP3, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    ep_start_std(ep, SD1, a, RW);
+    ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
+    g_usleep(QUIET_WAIT_US);
+    EXPECT_STATUS(detach_req(v, SD1, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
+
+    qtest_qmp_assert_success(v->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    status = mig_wait(v->qts);
+    g_assert_cmpstr(status, ==, "completed");
+    g_assert_true(g_file_get_contents(good, &contents, &len, NULL));
+    stream = g_byte_array_new_take((guint8 *)contents, len);
+    parse_stream(stream, &m);
+
+    for (i = 0; i < ARRAY_SIZE(stream_cases); i++) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+
+        g_byte_array_append(b, stream->data, stream->len);
+        if (!corrupt_stream(b, &m, i, &mach, in_end)) {
+            fprintf(stderr, "# stream '%s': does not apply here\n",
+                    stream_cases[i].name);
+            continue;
+        }
+        g_assert_true(g_file_set_contents(bad, (char *)b->data, b->len,
+                                          NULL));
+        load_stream(cmd->str, bad, &stream_cases[i]);
+    }
+
+
+    /* the unmodified stream into destinations that cannot hold it */
+    g_assert_true(g_file_set_contents(bad, (char *)stream->data,
+                                      stream->len, NULL));
+    for (i = 0; i < ARRAY_SIZE(stream_dest_cases); i++) {
+        const StreamDestCase *c = &stream_dest_cases[i];
+        StreamCase sc = { c->name, STREAM_FAILS };
+        g_autoptr(GString) dcmd = g_string_new(cmd->str);
+
+        cmdline_replace(dcmd, c->from, c->to);
+        load_stream(dcmd->str, bad, &sc);
+    }
+
+    ep_close(ep);
+    rm_dir(dir);
+}
+
+/* ------------------------------------------------------------------ */
 
 static void add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
                      const TestCfg *cfg)
 {
     QOSGraphTestOptions opts = {
         .edge.extra_device_opts = dev_opts,
-        .edge.after_cmd_line = ENDPOINTS,
+        .edge.after_cmd_line = cfg && cfg->endpoints ? cfg->endpoints
+                                                     : ENDPOINTS,
         .before = cfg ? before_cfg : NULL,
         .arg = (void *)cfg,
         .subprocess = cfg && cfg->subprocess,
@@ -2384,6 +4081,11 @@ static void add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
 static void register_virtio_iommu_test(void)
 {
     static const TestCfg q35 = { .q35 = true };
+    static const TestCfg mig = { .endpoints = ENDPOINTS3 };
+    static const TestCfg port = {
+        .q35 = true,
+        .endpoints = ENDPOINTS ROOT_PORT,
+    };
     static const TestCfg user_regions = {
         .iommu_json = USER_RESV_JSON,
         .subprocess = true,
@@ -2458,6 +4160,29 @@ static void register_virtio_iommu_test(void)
     add_test("fault-overflow", test_fault_overflow,
              "max-pending-faults=2,boot-bypass=off", NULL);
     add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
+
+    add_test("notify-map", test_notify_map, NOTIFY_OPTS, NULL);
+    add_test("notify-map-large", test_notify_map_large, NOTIFY_OPTS, NULL);
+    add_test("notify-unmap", test_notify_unmap, NOTIFY_OPTS, NULL);
+    add_test("notify-attach", test_notify_attach, NOTIFY_OPTS, NULL);
+    add_test("notify-move", test_notify_move, NOTIFY_OPTS, NULL);
+    add_test("notify-mmio", test_notify_mmio, NOTIFY_OPTS, NULL);
+    add_test("notify-reset", test_notify_reset, NOTIFY_OPTS, NULL);
+    add_test("notify-reset-port", test_notify_reset_port, NOTIFY_OPTS, &port);
+    add_test("notify-bypass", test_notify_bypass, NOTIFY_OPTS, NULL);
+    add_test("notify-replay", test_notify_replay, NOTIFY_OPTS, NULL);
+    add_test("notify-failed", test_notify_failed,
+             NOTIFY_OPTS ",max-mappings=2,max-domains=1", NULL);
+
+    /*
+     * The source QEMU ends up stopped: each migration test has a command
+     * line of its own, so that the next test starts a new QEMU.
+     */
+    add_test("migrate", test_migrate, NOTIFY_OPTS, &mig);
+    add_test("migrate-faults", test_migrate_faults, "max-pending-faults=4",
+             NULL);
+    add_test("migrate-bridge", test_migrate_bridge, NOTIFY_OPTS, &port);
+    add_test("migrate-stream", test_migrate_stream, "id=" IOMMU_ID, &mig);
 
     /*
      * Last: if QEMU cannot start with user reserved-regions next to the

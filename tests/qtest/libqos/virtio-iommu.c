@@ -80,6 +80,12 @@ void qviommu_start(QViommu *v, uint64_t features)
     qvirtio_set_driver_ok(v->vdev);
 }
 
+void qviommu_set_qts(QViommu *v, QTestState *qts)
+{
+    v->qts = qts;
+    v->transport->pdev->bus->qts = qts;
+}
+
 uint8_t qviommu_config_readb(QViommu *v, uint64_t off)
 {
     return qvirtio_config_readb(v->vdev, off);

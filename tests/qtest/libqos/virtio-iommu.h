@@ -80,6 +80,15 @@ void qviommu_start(QViommu *v, uint64_t features);
 /* Reset the device and free the virtqueues */
 void qviommu_stop(QViommu *v);
 
+/*
+ * Drive another QEMU from now on: the destination of a migration, which
+ * has the device, its virtqueues and guest memory in the state this
+ * driver left them in on the source.  Every structure of the driver, and
+ * of other devices on the same PCI bus, stays valid; the PCI bus itself is
+ * switched to @qts as well.
+ */
+void qviommu_set_qts(QViommu *v, QTestState *qts);
+
 /* Device configuration space */
 uint8_t qviommu_config_readb(QViommu *v, uint64_t off);
 uint32_t qviommu_config_readl(QViommu *v, uint64_t off);
