@@ -185,6 +185,24 @@ static VirtIOIOMMUSpace *space_by_endpoint(VirtIOIOMMU *s, uint32_t ep_id)
     return search.bound ? search.bound : search.on_bus;
 }
 
+/* s->lock held.  Only a bound space can be attached to anything. */
+static VIOMMUEndpointMode space_mode(VirtIOIOMMUSpace *sp)
+{
+    VIOMMUCore *core = sp->viommu->core;
+
+    if (!sp->bound) {
+        return viommu_core_get_bypass(core) ? VIOMMU_EP_BYPASS
+                                            : VIOMMU_EP_BLOCKED;
+    }
+    return viommu_core_endpoint_mode(core, sp->bound_id);
+}
+
+static const VIOMMUDomain *space_domain(VirtIOIOMMUSpace *sp)
+{
+    return sp->bound ? viommu_core_endpoint_domain(sp->viommu->core,
+                                                   sp->bound_id) : NULL;
+}
+
 static bool cache_lookup(VIOMMUCache *cache, uint64_t addr,
                          IOMMUAccessFlags access, IOMMUTLBEntry *entry)
 {
@@ -411,11 +429,9 @@ typedef struct QueueSpaceEvents {
 static void queue_space_mapping(VirtIOIOMMUSpace *sp, void *opaque)
 {
     QueueSpaceEvents *q = opaque;
-    VIOMMUCore *core = sp->viommu->core;
 
     if ((!q->added && sp->cache.used) || sp->notifier_flags) {
-        if (viommu_core_endpoint_domain(core, space_endpoint_id(sp)) ==
-            q->domain) {
+        if (space_domain(sp) == q->domain) {
             if (!q->added) {
                 cache_flush(&sp->cache);
             }
@@ -486,7 +502,7 @@ static void space_update(VirtIOIOMMUSpace *sp, void *opaque)
     VIOMMUEndpointMode mode;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        mode = viommu_core_endpoint_mode(s->core, space_endpoint_id(sp));
+        mode = space_mode(sp);
     }
     trace_viommu_space_mode(space_endpoint_id(sp), mode);
     memory_region_transaction_begin();
@@ -676,7 +692,7 @@ static void translate_in_domain(VirtIOIOMMUSpace *sp, uint32_t ep_id,
                                 IOMMUTLBEntry *entry)
 {
     VirtIOIOMMU *s = sp->viommu;
-    const VIOMMUDomain *domain = viommu_core_endpoint_domain(s->core, ep_id);
+    const VIOMMUDomain *domain = space_domain(sp);
     const VIOMMUMapping *mapping = viommu_core_lookup(domain, addr);
     const VIOMMUResvRegion *resv;
 
@@ -732,7 +748,7 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
 
     QEMU_LOCK_GUARD(&s->lock);
     ep_id = space_endpoint_id(sp);
-    mode = viommu_core_endpoint_mode(s->core, ep_id);
+    mode = space_mode(sp);
     switch (mode) {
     case VIOMMU_EP_BYPASS:
         entry.perm = IOMMU_RW;
@@ -814,11 +830,9 @@ static void viommu_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ep_id = space_endpoint_id(sp);
-        if (viommu_core_endpoint_mode(s->core, ep_id) ==
-            VIOMMU_EP_TRANSLATED) {
-            viommu_domain_foreach_mapping(
-                viommu_core_endpoint_domain(s->core, ep_id),
-                replay_mapping, &r);
+        if (space_mode(sp) == VIOMMU_EP_TRANSLATED) {
+            viommu_domain_foreach_mapping(space_domain(sp), replay_mapping,
+                                          &r);
         }
     }
     trace_viommu_replay(ep_id, events->len);

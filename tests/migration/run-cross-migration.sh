@@ -1,0 +1,96 @@
+#!/bin/bash
+# Migrate a running Linux guest, mid-way through its DMA checks, between
+# QEMU builds: ours -> ours, and when the comparison build exists, stock
+# QEMU's device -> ours and ours -> stock.  The guest's disk pattern and
+# IOMMU checks must all pass on the destination.  TAP output.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/scripts/lib.sh"
+cd "$top"
+
+guest=$BUILD/guest/x86_64
+work=$BUILD/migration
+mkdir -p "$work"
+n=0
+rc=0
+
+boot_args=(-M q35 -accel tcg -m 1G -display none -no-reboot
+    -kernel "$guest/vmlinuz" -initrd "$guest/initramfs.cpio.gz"
+    -append "console=ttyS0 viommu.test=demo"
+    -device virtio-iommu-pci
+    -drive file="$work/disk.img",if=none,id=d0,format=raw
+    -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on)
+
+wait_for() {
+    local file=$1 pattern=$2 seconds=$3
+    while [ "$seconds" -gt 0 ]; do
+        grep -q "$pattern" "$file" 2>/dev/null && return 0
+        sleep 1
+        seconds=$((seconds - 1))
+    done
+    return 1
+}
+
+# migrate SRC-BUILD DST-BUILD NAME
+migrate() {
+    local src=$1/qemu-system-x86_64 dst=$2/qemu-system-x86_64 name=$3
+    local log=$work/$name
+    local ok=true
+
+    rm -f "$log".* "$work/stream"
+    truncate -s 64M "$work/disk.img"
+    timeout 300 "$src" "${boot_args[@]}" -serial file:"$log.src" \
+        -qmp unix:"$log.src.qmp",server,nowait > "$log.src.err" 2>&1 &
+    # The IOMMU is set up and the disk in use once the modules are in
+    if ! wait_for "$log.src" "VIOMMU-CHECK modules-loaded" 120; then
+        ok=false
+    fi
+    $ok && python3 tests/migration/qmp.py "$log.src.qmp" stop \
+        migrate "{\"uri\": \"exec:cat > $work/stream\"}" > "$log.qmp" 2>&1
+    $ok && for _ in $(seq 60); do
+        python3 tests/migration/qmp.py "$log.src.qmp" query-migrate \
+            > "$log.status" 2>&1
+        grep -qE '"status": "(completed|failed)"' "$log.status" && break
+        sleep 1
+    done
+    grep -q '"completed"' "$log.status" 2>/dev/null || ok=false
+    python3 tests/migration/qmp.py "$log.src.qmp" quit > /dev/null 2>&1
+    wait
+
+    if $ok; then
+        timeout 300 "$dst" "${boot_args[@]}" -serial file:"$log.dst" \
+            -incoming "exec:cat $work/stream" \
+            -qmp unix:"$log.dst.qmp",server,nowait > "$log.dst.err" 2>&1 &
+        # The stream loads first ("inmigrate"), then the VM waits paused
+        for _ in $(seq 120); do
+            python3 tests/migration/qmp.py "$log.dst.qmp" query-status \
+                > "$log.dst.status" 2>&1
+            grep -q '"status": "inmigrate"' "$log.dst.status" || break
+            sleep 1
+        done
+        python3 tests/migration/qmp.py "$log.dst.qmp" cont > /dev/null 2>&1 ||
+            ok=false
+        wait_for "$log.dst" "VIOMMU-DONE" 200 || ok=false
+        python3 tests/migration/qmp.py "$log.dst.qmp" quit > /dev/null 2>&1
+        wait
+        grep -q "VIOMMU-DONE checks=[0-9]* failed=0" "$log.dst" || ok=false
+        ! grep -q "VIOMMU-CHECK .* FAIL" "$log.dst" || ok=false
+    fi
+    n=$((n + 1))
+    if $ok; then
+        echo "ok $n - migration $name: guest checks pass after the move"
+    else
+        echo "not ok $n - migration $name (logs: $log.*)"
+        tail -n 5 "$log.dst" "$log.dst.err" 2>/dev/null | sed 's/^/#   /'
+        rc=1
+    fi
+}
+
+[ -f "$guest/vmlinuz" ] || die "no guest kernel in $guest"
+ours=$BUILD/qemu
+migrate "$ours" "$ours" ours-to-ours
+if [ -x "$BUILD/upstream/qemu-system-x86_64" ]; then
+    migrate "$BUILD/upstream" "$ours" upstream-to-ours
+    migrate "$ours" "$BUILD/upstream" ours-to-upstream
+fi
+exit $rc
