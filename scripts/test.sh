@@ -66,6 +66,7 @@ section fuzz bash tests/fuzz/run-fuzz.sh
 section qtest-x86_64 bash tests/qtest/run-qtests.sh x86_64
 section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
 section guest bash tests/guest/run-guest-tests.sh
+section migration bash tests/migration/run-cross-migration.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -639,6 +639,85 @@ static void test_reset(Fixture *f, gconstpointer data)
     g_assert_cmpuint(g_hash_table_size(f->changed), ==, 2);
 }
 
+/* Callbacks: a move is one detach then one attach; failures call none */
+static void test_callbacks(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(f->attached, ==, 1);
+    g_assert_cmpuint(f->detaching, ==, 0);
+    g_assert_cmpint(attach(f, 2, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(f->attached, ==, 2);
+    g_assert_cmpuint(f->detaching, ==, 1);
+    g_assert_cmpint(attach(f, 3, 0x20), ==, VIRTIO_IOMMU_S_NOENT);
+    g_assert_cmpint(detach(f, 3, EP_A), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpuint(f->attached, ==, 2);
+    g_assert_cmpuint(f->detaching, ==, 1);
+    g_assert_cmpint(map(f, 2, 0, PE(1), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 2, 0, PE(1), 0), ==, VIRTIO_IOMMU_S_INVAL);
+    g_assert_cmpuint(f->added, ==, 1);
+}
+
+/* Hot-unplug: the endpoint leaves its domain, which goes if empty */
+static void test_forget_endpoint(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 1, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_OK);
+    viommu_core_forget_endpoint(f->core, EP_A);
+    viommu_core_forget_endpoint(f->core, EP_C);
+    g_assert_cmpint(viommu_core_endpoint_mode(f->core, EP_A), ==,
+                    VIOMMU_EP_BLOCKED);
+    g_assert_cmpuint(nr_mappings(f), ==, 1);
+    viommu_core_forget_endpoint(f->core, EP_B);
+    g_assert_cmpuint(viommu_core_stats(f->core).nr_domains, ==, 0);
+    g_assert_cmpuint(nr_mappings(f), ==, 0);
+}
+
+/* A host IOMMU device raised the granule before the guest started */
+static void test_set_granule(Fixture *f, gconstpointer data)
+{
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    viommu_core_set_granule(f->core, 0x10000);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_RANGE);
+    g_assert_cmpint(map(f, 1, 0, 0xffff, 0x10000), ==, VIRTIO_IOMMU_S_OK);
+}
+
+static void count_domain(const VIOMMUDomain *domain, void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+static void count_endpoint(uint32_t ep_id, void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+static bool stop_after_first(const VIOMMUMapping *mapping, void *opaque)
+{
+    (*(int *)opaque)++;
+    return true;
+}
+
+static void test_iteration(Fixture *f, gconstpointer data)
+{
+    int domains = 0, endpoints = 0, mappings = 0;
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 1, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 2, EP_C), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, 0, PE(0), 0), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(map(f, 1, P(1), PE(1), 0), ==, VIRTIO_IOMMU_S_OK);
+    viommu_core_foreach_domain(f->core, count_domain, &domains);
+    viommu_domain_foreach_endpoint(viommu_core_endpoint_domain(f->core,
+                                                               EP_A),
+                                   count_endpoint, &endpoints);
+    viommu_domain_foreach_mapping(viommu_core_endpoint_domain(f->core, EP_A),
+                                  stop_after_first, &mappings);
+    g_assert_cmpint(domains, ==, 2);
+    g_assert_cmpint(endpoints, ==, 2);
+    g_assert_cmpint(mappings, ==, 1);
+}
+
 #define ADD(path, fn) \
     g_test_add("/virtio-iommu-core/" path, Fixture, NULL, fixture_setup, \
                fn, fixture_teardown)
@@ -669,6 +748,10 @@ int main(int argc, char **argv)
         g_test_add(path, Fixture, &unmap_examples[i], fixture_setup,
                    test_unmap_example, fixture_teardown);
     }
+    ADD("callbacks", test_callbacks);
+    ADD("forget-endpoint", test_forget_endpoint);
+    ADD("set-granule", test_set_granule);
+    ADD("iteration", test_iteration);
     ADD("probe", test_probe);
     ADD("reset", test_reset);
     g_test_add_func("/virtio-iommu-core/block-mask", test_block_mask);
