@@ -57,8 +57,10 @@ step_boot() {
         rc=$?
     echo "guest ran ${BOOT_SECONDS}s, QEMU exit status $rc"
     if [ "$rc" != 0 ]; then
-        echo "FAIL: QEMU exited with status $rc$([ "$rc" = 124 ] &&
-            echo " (killed after ${DEMO_TIMEOUT:-300}s)")"
+        echo "FAIL: QEMU exited with status $rc$(case "$rc" in
+            124) echo " (killed after ${DEMO_TIMEOUT:-300}s)" ;;
+            125) echo " (the guest finished its checks but hung instead of powering off)" ;;
+            esac)"
         fail=1
     fi
 }
@@ -93,7 +95,8 @@ step_summary() {
         [ "$res" = PASS ] || fail=1
     done < <(guest_checks "$log")
     if [ -z "$(guest_checks "$log")" ]; then
-        echo "  (none: the guest printed no results; see $log)"
+        echo "  (none: the guest printed no results; last console lines:)"
+        tail -n 5 "$log" | tr -d '\r' | sed 's/^/    | /'
         fail=1
     fi
     if guest_done "$log"; then

@@ -12,7 +12,7 @@ bash "$here/setup-apt.sh" || die "apt setup failed"
 backports="meson python3-pycotap"
 build="dpkg-dev ninja-build pkg-config gcc make libglib2.0-dev libfdt-dev
        libpixman-1-dev zlib1g-dev python3-venv python3-setuptools flex bison
-       ccache perl xz-utils libslirp-dev clang libclang-rt-14-dev"
+       ccache perl xz-utils libslirp-dev clang libclang-rt-14-dev kmod"
 # Runtime: firmware and tools the demo and tests use.
 runtime="seabios ipxe-qemu cpio gzip qemu-efi-aarch64 busybox-static
          libglib2.0-bin"

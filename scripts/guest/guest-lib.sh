@@ -22,8 +22,8 @@ qemu_build_dir() {
 # Boot build/guest/ARCH with the kernel command line APPEND (console and
 # panic settings are added) and the extra QEMU arguments (devices), under a
 # hard timeout of TIMEOUT seconds.  The console goes to LOG (and to stdout if
-# GUEST_CONSOLE=1).  Returns QEMU's exit status (124 on timeout).  Sets
-# BOOT_SECONDS.
+# GUEST_CONSOLE=1).  Returns QEMU's exit status (124 on timeout, 125 when
+# the guest finished but did not power off).  Sets BOOT_SECONDS.
 guest_boot() {
     local arch=$1 log=$2 limit=$3 append=$4
     shift 4
@@ -65,19 +65,38 @@ guest_boot() {
         printf ' %q' "${cmd[@]}"
         echo
     } > "$log"
-    local start rc errexit=
+    local start rc errexit='' qpid tailpid='' done_at='' hung=''
     case $- in *e*) errexit=1 ;; esac
-    start=$(date +%s.%N)
     set +e
+    start=$(date +%s.%N)
+    timeout -k 5 "$limit" "${cmd[@]}" < /dev/null >> "$log" 2>&1 &
+    qpid=$!
     if [ "${GUEST_CONSOLE:-0}" = 1 ]; then
-        timeout -k 5 "$limit" "${cmd[@]}" < /dev/null 2>&1 | tee -a "$log"
-        rc=${PIPESTATUS[0]}
-    else
-        timeout -k 5 "$limit" "${cmd[@]}" < /dev/null >> "$log" 2>&1
-        rc=$?
+        tail -n +1 -f --pid="$qpid" "$log" &
+        tailpid=$!
     fi
+    # A guest that reported VIOMMU-DONE but does not power off (hung on the
+    # way down) is stopped after POWEROFF_GRACE seconds instead of running
+    # into the hard timeout.
+    while kill -0 "$qpid" 2>/dev/null; do
+        if [ -z "$done_at" ]; then
+            grep -q 'VIOMMU-DONE' "$log" && done_at=$SECONDS
+        elif [ $((SECONDS - done_at)) -ge "${POWEROFF_GRACE:-30}" ]; then
+            hung=1
+            kill "$qpid"
+            break
+        fi
+        sleep 0.5
+    done
+    wait "$qpid"
+    rc=$?
+    [ -n "$tailpid" ] && wait "$tailpid"
     [ -n "$errexit" ] && set -e
     BOOT_SECONDS=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+    if [ -n "$hung" ]; then
+        echo "# guest did not power off within ${POWEROFF_GRACE:-30}s of VIOMMU-DONE; killed" >> "$log"
+        rc=125
+    fi
     [ "$rc" = 124 ] && echo "# killed after ${limit}s timeout" >> "$log"
     return "$rc"
 }

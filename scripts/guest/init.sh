@@ -54,6 +54,9 @@ now() { cut -d' ' -f1 /proc/uptime; }
 finish() {
     info "time done $(now)"
     echo "VIOMMU-DONE checks=$nchecks failed=$nfail"
+    # Show the shutdown on the console: a device that hangs the guest on
+    # the way down is visible in the log.
+    dmesg -n 7
     sync
     poweroff -f
     sleep 10
@@ -317,7 +320,7 @@ transfer() {
 # Kill the `sleep 120` that kept a listener's stdin open.
 pkill_sleep() {
     for _p in /proc/[0-9]*; do
-        [ "$(tr '\0' ' ' < "$_p/cmdline" 2>/dev/null)" = "sleep 120 " ] &&
+        [ "$(tr '\0' ' ' 2>/dev/null < "$_p/cmdline")" = "sleep 120 " ] &&
             kill "${_p##*/}" 2>/dev/null
     done
 }
