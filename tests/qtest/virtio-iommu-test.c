@@ -30,6 +30,7 @@
 #include "qemu/bswap.h"
 #include "qemu/host-utils.h"
 #include "qemu/module.h"
+#include "qemu/units.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qobject/qstring.h"
@@ -95,6 +96,8 @@ typedef struct TestCfg {
     const char *iommu_json;     /* the IOMMU's -device as JSON */
     const char *endpoints;      /* instead of ENDPOINTS */
     bool subprocess;            /* QEMU may not survive: run in a child */
+    const char *q35_args;       /* appended to the command line on q35 */
+    bool hp_port;               /* hot-plug behind a PCIe root port */
 } TestCfg;
 
 static bool arch_is_x86(void)
@@ -128,6 +131,9 @@ static void *before_cfg(GString *cmd_line, void *arg)
     if (cfg->q35 && arch_is_x86()) {
         g_assert_true(g_str_has_prefix(cmd_line->str, "-M pc "));
         cmdline_replace(cmd_line, "-M pc ", "-M q35 ");
+        if (cfg->q35_args) {
+            g_string_append_printf(cmd_line, " %s", cfg->q35_args);
+        }
     }
     if (cfg->iommu_json) {
         g_autofree char *dev = g_strdup_printf("-device '%s'",
@@ -2461,15 +2467,16 @@ typedef struct Ep {
     unsigned nr_map;
 } Ep;
 
-static Ep *ep_open(QViommu *v, unsigned slot)
+/* The virtio-rng-pci at requester ID @id (bus << 8 | devfn), started */
+static Ep *ep_open_id(QViommu *v, uint32_t id)
 {
-    QPCIAddress addr = { .devfn = QPCI_DEVFN(slot, 0) };
+    QPCIAddress addr = { .devfn = id };
     Ep *ep = g_new0(Ep, 1);
     uint64_t f;
 
     ep->v = v;
     ep->qts = v->qts;
-    ep->id = QPCI_DEVFN(slot, 0);
+    ep->id = id;
     ep->dev = virtio_pci_new(v->transport->pdev->bus, &addr);
     g_assert_nonnull(ep->dev);
     g_assert_cmpuint(ep->dev->vdev.device_type, ==, VIRTIO_ID_RNG);
@@ -2480,6 +2487,11 @@ static Ep *ep_open(QViommu *v, unsigned slot)
     qvirtio_set_features(&ep->dev->vdev, BIT64(VIRTIO_F_VERSION_1) |
                          BIT64(VIRTIO_F_ACCESS_PLATFORM));
     return ep;
+}
+
+static Ep *ep_open(QViommu *v, unsigned slot)
+{
+    return ep_open_id(v, QPCI_DEVFN(slot, 0));
 }
 
 static void ep_close(Ep *ep)
@@ -3218,6 +3230,714 @@ static void test_used_elem_straddle(void *obj, void *data,
                "address instead of the next IOVA page (core patch "
                "missing?)", le32_to_cpu(val));
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* Host IOMMU devices                                                  */
+
+/*
+ * x-test-host-iommu=<bdf>:<mask>[:<start>-<end>...] plugs a fake host
+ * IOMMU device (what VFIO gives the IOMMU) at endpoint <bdf>: it maps only
+ * pages of <mask>, and only the usable IOVA ranges listed.  On the command
+ * line it plugs when that PCI function is realized; through qom-set it
+ * plugs at once, and a refusal is the QMP error.
+ * x-test-host-iommu-unplug=<bdf> removes it.
+ */
+#define HOST_EP_STR             "0x28"          /* EP1 */
+#define HOST_MASK_2M            0xffffffffffe00000ull
+#define HOST_MASK_2M_STR        "0xffffffffffe00000"
+/* 4 KiB, 2 MiB and 1 GiB pages */
+#define HOST_MASK_4K_STR        "0x40201000"
+#define HOST_USABLE                                                     \
+    "0x200000-0x7ffffff:0x10000000-0xfebfffff:0x100000000-0x3fffffffff"
+#define HOST_COLD_OPTS          "id=" IOMMU_ID ",x-test-host-iommu="    \
+                                HOST_EP_STR ":" HOST_MASK_2M_STR ":"    \
+                                HOST_USABLE
+
+QEMU_BUILD_BUG_ON(EP1 != 0x28);
+
+/*
+ * The ranges of HOST_USABLE.  The holes between them hold the MSI window
+ * of every machine: pc and q35 at 0xfee00000, virt at 0x08020000 (GICv2m)
+ * or 0x08090000 (ITS).
+ */
+static const Resv host_usable[] = {
+    { 0x200000, 0x7ffffff },
+    { 0x10000000, 0xfebfffff },
+    { 0x100000000ull, 0x3fffffffffull },
+};
+
+#define MAX_RESV                64
+
+static void resv_push(Resv *out, unsigned *n, uint64_t start, uint64_t end,
+                      uint8_t subtype)
+{
+    g_assert_cmpuint(*n, <, MAX_RESV);
+    out[(*n)++] = (Resv) { start, end, subtype };
+}
+
+/* Add [start, end] as RESERVED, cut around the MSI window @msi */
+static void resv_push_cut(Resv *out, unsigned *n, uint64_t start,
+                          uint64_t end, const Resv *msi)
+{
+    if (msi->end < start || msi->start > end) {
+        resv_push(out, n, start, end, VIRTIO_IOMMU_RESV_MEM_T_RESERVED);
+        return;
+    }
+    if (start < msi->start) {
+        resv_push(out, n, start, msi->start - 1,
+                  VIRTIO_IOMMU_RESV_MEM_T_RESERVED);
+    }
+    if (msi->end < end) {
+        resv_push(out, n, msi->end + 1, end,
+                  VIRTIO_IOMMU_RESV_MEM_T_RESERVED);
+    }
+}
+
+static int resv_cmp(const void *a, const void *b)
+{
+    const Resv *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * What PROBE must list for an endpoint whose host IOMMU maps only @usable
+ * (sorted, disjoint): RESERVED regions for the rest of the input range,
+ * cut around the machine's MSI window, which stays MSI; in address order.
+ */
+static unsigned host_resv_want(const Machine *m, const Resv *usable,
+                               unsigned nr_usable, Resv *out)
+{
+    uint64_t last = aw_mask(m->aw_bits);
+    uint64_t next = 0;
+    bool covered = false;       /* usable up to the end of the space */
+    unsigned i, n = 0;
+
+    for (i = 0; i < nr_usable; i++) {
+        g_assert_cmphex(usable[i].start, >=, next);
+        if (usable[i].start > next) {
+            resv_push_cut(out, &n, next, usable[i].start - 1, &m->msi);
+        }
+        if (usable[i].end >= last) {
+            covered = true;
+            break;
+        }
+        next = usable[i].end + 1;
+    }
+    if (!covered) {
+        resv_push_cut(out, &n, next, last, &m->msi);
+    }
+    resv_push(out, &n, m->msi.start, m->msi.end, m->msi.subtype);
+    qsort(out, n, sizeof(*out), resv_cmp);
+    return n;
+}
+
+/* PROBE @ep and compare its properties with @want */
+static void check_probe(const char *fn, int line, QViommu *v, uint32_t ep,
+                        const Resv *want, unsigned n)
+{
+    uint32_t size = probe_size(v);
+    g_autofree uint8_t *out = g_malloc(size + 4);
+    Res r = probe_req(v, ep, size, out);
+
+    if (expect_status(fn, line, "PROBE", r, VIRTIO_IOMMU_S_OK)) {
+        check_props(fn, line, out, size, want, n);
+    }
+}
+
+#define CHECK_PROBE(v, ep, want, n)                                     \
+    check_probe(__func__, __LINE__, v, ep, want, n)
+
+/* The error of a QMP command's response, NULL if it succeeded */
+static char *qmp_error(QDict *rsp)
+{
+    char *err = NULL;
+
+    g_assert_nonnull(rsp);
+    if (qdict_haskey(rsp, "error")) {
+        err = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+    } else {
+        g_assert_true(qdict_haskey(rsp, "return"));
+    }
+    qobject_unref(rsp);
+    return err;
+}
+
+static char *host_plug(QViommu *v, const char *spec)
+{
+    return qmp_error(qtest_qmp(v->qts, "{ 'execute': 'qom-set', "
+                               "'arguments': { 'path': %s, 'property': "
+                               "'x-test-host-iommu', 'value': %s } }",
+                               IOMMU_QOM, spec));
+}
+
+static char *host_unplug(QViommu *v, uint32_t bdf)
+{
+    return qmp_error(qtest_qmp(v->qts, "{ 'execute': 'qom-set', "
+                               "'arguments': { 'path': %s, 'property': "
+                               "'x-test-host-iommu-unplug', 'value': %u } }",
+                               IOMMU_QOM, bdf));
+}
+
+/* A qom-set that must fail; its error must contain @what if given */
+static void expect_refused(const char *fn, int line, const char *call,
+                           char *err, const char *what)
+{
+    if (!err) {
+        report(fn, line, "%s: expected a QMP error, got success", call);
+    } else if (what && !strstr(err, what)) {
+        report(fn, line, "%s: expected a QMP error mentioning '%s', got "
+               "'%s'", call, what, err);
+    }
+    g_free(err);
+}
+
+static void expect_accepted(const char *fn, int line, const char *call,
+                            char *err)
+{
+    if (err) {
+        report(fn, line, "%s: expected success, got QMP error '%s'", call,
+               err);
+    }
+    g_free(err);
+}
+
+#define EXPECT_REFUSED(call, what)                                      \
+    expect_refused(__func__, __LINE__, #call, (call), (what))
+#define EXPECT_ACCEPTED(call)                                           \
+    expect_accepted(__func__, __LINE__, #call, (call))
+
+static uint64_t page_size_mask(QViommu *v)
+{
+    return qviommu_config_readq(v, CFG_OFF(page_size_mask));
+}
+
+#define M2                      (2 * MiB)
+
+/* A 2 MiB page at @iova */
+static Res map_2m(QViommu *v, uint32_t domain, uint64_t iova)
+{
+    return map_req(v, domain, iova, iova + M2 - 1, 0x40000000, RW);
+}
+
+/*
+ * Cold-plugged host IOMMU device on EP1 that maps 2 MiB pages only, and
+ * HOST_USABLE.
+ */
+static void test_host_iommu_cold(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    Resv want[MAX_RESV];
+    uint64_t last;
+    unsigned n;
+    Machine m;
+
+    if (skip_variant(cfg) || !machine_info(v, cfg, &m)) {
+        return;
+    }
+    last = aw_mask(m.aw_bits);
+
+    /* page sizes both can map: the granule is 2 MiB */
+    CHECK_EQ(page_size_mask(v), HOST_MASK_2M & last);
+
+    /* what the host cannot map is reserved, for EP1 only */
+    n = host_resv_want(&m, host_usable, ARRAY_SIZE(host_usable), want);
+    CHECK_PROBE(v, EP1, want, n);
+    CHECK_PROBE(v, EP2, &m.msi, 1);
+
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x200fff, 0, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x3fffff, 0x1000, RW),
+                  VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(map_2m(v, 1, 0x200000), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0x400000, 0x7fffff, 0x40000000, RW),
+                  VIRTIO_IOMMU_S_OK);
+
+    /* the host-reserved ranges, and across their edges */
+    EXPECT_STATUS(map_2m(v, 1, 0), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 1, 0x8000000), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x7e00000, 0x81fffff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 1, 0xfe00000), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 1, 0xfec00000), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 1, 0xff000000), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 1, 0xffe00000), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0xfea00000, 0xfedfffff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 1, 0x4000000000ull), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x3fffe00000ull, 0x40001fffffull, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 1, last - M2 + 1), VIRTIO_IOMMU_S_INVAL);
+    /* next to them is usable */
+    EXPECT_STATUS(map_2m(v, 1, 0x7e00000), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 1, 0x10000000), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 1, 0xfea00000), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 1, 0x100000000ull), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 1, 0x3fffe00000ull), VIRTIO_IOMMU_S_OK);
+
+    /* EP2 has no host IOMMU: its domain may map there */
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 2, 0x4000000000ull), VIRTIO_IOMMU_S_OK);
+    /* so EP1 cannot join that domain, and stays where it was */
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_UNSUPP);
+    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+    CHECK(is_mapped(v, 1, 0x200000, 0x3fffff));
+    CHECK(is_mapped(v, 2, 0, M2 - 1));
+    EXPECT_STATUS(unmap_req(v, 2, 0, M2 - 1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_UNSUPP);
+    /* once the domain maps only what EP1's host can map, it can */
+    EXPECT_STATUS(unmap_req(v, 2, 0x4000000000ull, 0x40001fffffull),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 2, 0x200000), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    /* domain 1 lost its only endpoint */
+    EXPECT_STATUS(map_2m(v, 1, 0xa00000), VIRTIO_IOMMU_S_NOENT);
+    /* with EP1 in it, domain 2 cannot map EP1's reserved ranges */
+    EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_2m(v, 2, 0x8000000), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_OK);
+
+    /* device and system resets leave the host IOMMU device in place */
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_EQ(page_size_mask(v), HOST_MASK_2M & last);
+    CHECK_PROBE(v, EP1, want, n);
+    CHECK_PROBE(v, EP2, &m.msi, 1);
+    qviommu_stop(v);
+    qtest_system_reset(v->qts);
+    qvirtio_pci_device_disable(v->transport);
+    qvirtio_pci_device_enable(v->transport);
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_EQ(page_size_mask(v), HOST_MASK_2M & last);
+    CHECK_PROBE(v, EP1, want, n);
+    CHECK_PROBE(v, EP2, &m.msi, 1);
+}
+
+/* A host IOMMU device plugged at run time, with granule=4k */
+static void test_host_iommu_hotplug(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    uint64_t mask = page_size_mask(v);
+    uint32_t cap = probe_size(v) /
+                   sizeof(struct virtio_iommu_probe_resv_mem);
+    g_autoptr(GString) many = g_string_new(HOST_EP_STR ":0x1000");
+    Resv want[MAX_RESV];
+    unsigned n, i;
+    Machine m;
+
+    /* what this test plugs outlives a system reset: next test, new QEMU */
+    qos_invalidate_command_line();
+    if (!machine_info(v, NULL, &m)) {
+        return;
+    }
+    CHECK_EQ(mask, ~(PAGE - 1) & aw_mask(m.aw_bits));
+    n = host_resv_want(&m, host_usable, ARRAY_SIZE(host_usable), want);
+
+    /*
+     * The guest may have read page_size_mask: a host that needs pages
+     * larger than the granule is refused, and nothing changes.
+     */
+    EXPECT_REFUSED(host_plug(v, HOST_EP_STR ":" HOST_MASK_2M_STR ":"
+                             HOST_USABLE), "granule");
+    CHECK_EQ(page_size_mask(v), mask);
+    CHECK_PROBE(v, EP1, &m.msi, 1);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(unmap_req(v, 1, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+
+    /* one that maps 4 KiB pages is taken; the mask stays as it was */
+    EXPECT_ACCEPTED(host_plug(v, HOST_EP_STR ":" HOST_MASK_4K_STR ":"
+                              HOST_USABLE));
+    CHECK_EQ(page_size_mask(v), mask);
+    CHECK_PROBE(v, EP1, want, n);
+    CHECK_PROBE(v, EP2, &m.msi, 1);
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x1ff000, 0x200fff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x200fff, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0xfebff000, 0xfebfffff, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 1, 0xfec00000, 0xfec00fff, 0, RW),
+                  VIRTIO_IOMMU_S_INVAL);
+
+    /* one host IOMMU device per endpoint */
+    EXPECT_REFUSED(host_plug(v, HOST_EP_STR ":0x1000"), NULL);
+    CHECK_PROBE(v, EP1, want, n);
+    /* no PCI function there, or the IOMMU itself */
+    EXPECT_REFUSED(host_plug(v, "0x38:0x1000"), NULL);
+    EXPECT_REFUSED(host_plug(v, "0x20:0x1000"), NULL);
+    /* malformed */
+    EXPECT_REFUSED(host_plug(v, "0x30"), NULL);
+    EXPECT_REFUSED(host_plug(v, "0x30:0x1000:0x2000-0x1000"), NULL);
+    EXPECT_REFUSED(host_unplug(v, EP2), NULL);
+    CHECK_PROBE(v, EP2, &m.msi, 1);
+
+    /* unplugged: the endpoint is back to the machine's regions */
+    EXPECT_ACCEPTED(host_unplug(v, EP1));
+    CHECK_PROBE(v, EP1, &m.msi, 1);
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_REFUSED(host_unplug(v, EP1), NULL);
+    CHECK_EQ(page_size_mask(v), mask);
+
+    /* more reserved regions than PROBE can hold: refused */
+    for (i = 0; i <= cap; i++) {
+        g_string_append_printf(many, ":0x%" PRIx64 "-0x%" PRIx64,
+                               (2 * i + 1) * 16 * MiB,
+                               (2 * i + 2) * 16 * MiB - 1);
+    }
+    EXPECT_REFUSED(host_plug(v, many->str), NULL);
+    CHECK_PROBE(v, EP1, &m.msi, 1);
+
+    /* and a plug after all that works on either endpoint */
+    EXPECT_ACCEPTED(host_plug(v, "0x30:" HOST_MASK_4K_STR ":" HOST_USABLE));
+    CHECK_PROBE(v, EP2, want, n);
+    CHECK_PROBE(v, EP1, &m.msi, 1);
+    EXPECT_ACCEPTED(host_unplug(v, EP2));
+    CHECK_PROBE(v, EP2, &m.msi, 1);
+
+    /*
+     * Holes that overlap the MSI window in part: one ends in it, one
+     * starts in it.  The window stays whole, the holes lose the overlap.
+     */
+    {
+        uint64_t q = (m.msi.end - m.msi.start + 1) / 4;
+        Resv usable[] = {
+            { 0, m.msi.start - 0x10001 },
+            { m.msi.start + q, m.msi.start + 2 * q - 1 },
+            { m.msi.end + 0x10001, BIT64(40) - 1 },
+        };
+        g_autofree char *spec =
+            g_strdup_printf("0x30:0x1000:0x%" PRIx64 "-0x%" PRIx64
+                            ":0x%" PRIx64 "-0x%" PRIx64 ":0x%" PRIx64
+                            "-0x%" PRIx64, usable[0].start, usable[0].end,
+                            usable[1].start, usable[1].end,
+                            usable[2].start, usable[2].end);
+
+        n = host_resv_want(&m, usable, ARRAY_SIZE(usable), want);
+        CHECK_EQ(n, 4);
+        EXPECT_ACCEPTED(host_plug(v, spec));
+        CHECK_PROBE(v, EP2, want, n);
+        EXPECT_ACCEPTED(host_unplug(v, EP2));
+    }
+
+}
+
+/* ------------------------------------------------------------------ */
+/* Endpoint hot-unplug                                                 */
+
+/*
+ * A virtio-rng-pci is hot-plugged, attached, unplugged, and a new one is
+ * plugged at the same address: it must start unattached.  On pc it sits
+ * on the root bus and is unplugged through ACPI (the guest's part: write
+ * the eject register).  Behind a PCIe root port (q35, virt) it is
+ * unplugged natively: device_del presses the attention button, and the
+ * guest's part is to power the slot off; plugging into a powered-off slot
+ * needs the slot powered on again.
+ */
+#define HP_ID                   "hp"
+#define HP_SLOT                 10
+#define HP_ADDR_STR             "0a.0"
+#define EP_HP_PC                QPCI_DEVFN(HP_SLOT, 0)
+#define HP_PORT                 ENDPOINTS                               \
+    " -device pcie-root-port,id=rp,chassis=1,addr=09.0"
+/* q35: the root port's hot-plug is native, not ACPI */
+#define HP_PORT_Q35_ARGS                                                \
+    "-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
+
+typedef struct Hotplug {
+    QViommu *v;
+    bool port;
+    uint32_t ep;                /* endpoint ID of the hot-plugged function */
+} Hotplug;
+
+static QPCIDevice *root_port(QViommu *v)
+{
+    QPCIDevice *port = qpci_device_find(v->transport->pdev->bus,
+                                        QPCI_DEVFN(ROOT_PORT_SLOT, 0));
+
+    g_assert_nonnull(port);
+    return port;
+}
+
+/* The guest powers the root port's slot on or off */
+static void port_slot_power(QViommu *v, bool on)
+{
+    g_autofree QPCIDevice *port = root_port(v);
+    uint8_t exp = qpci_find_capability(port, PCI_CAP_ID_EXP, 0);
+    uint16_t ctl;
+
+    g_assert_cmpuint(exp, !=, 0);
+    ctl = qpci_config_readw(port, exp + PCI_EXP_SLTCTL);
+    ctl &= ~(PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_PCC);
+    ctl |= on ? PCI_EXP_SLTCTL_PWR_IND_ON | PCI_EXP_SLTCTL_PWR_ON
+              : PCI_EXP_SLTCTL_PWR_IND_OFF | PCI_EXP_SLTCTL_PWR_OFF;
+    qpci_config_writew(port, exp + PCI_EXP_SLTCTL, ctl);
+}
+
+/*
+ * No firmware runs: open a 1 MiB memory window on the port where libqos
+ * puts the next BAR, so that the device behind it can be driven.
+ */
+static void port_window(QViommu *v)
+{
+    g_autofree QPCIDevice *port = root_port(v);
+    QPCIBus *bus = port->bus;
+    uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
+
+    g_assert_cmphex(base + MiB, <=, bus->mmio_limit);
+    g_assert_cmphex(base + MiB, <=, 0x100000000ull);
+    bus->mmio_alloc_ptr = base;
+    qpci_config_writew(port, PCI_MEMORY_BASE, (base >> 16) & 0xfff0);
+    qpci_config_writew(port, PCI_MEMORY_LIMIT,
+                       ((base + MiB - 1) >> 16) & 0xfff0);
+    /* no prefetchable or I/O window */
+    qpci_config_writew(port, PCI_PREF_MEMORY_BASE, 0xfff0);
+    qpci_config_writew(port, PCI_PREF_MEMORY_LIMIT, 0);
+    qpci_config_writel(port, PCI_PREF_BASE_UPPER32, 0);
+    qpci_config_writel(port, PCI_PREF_LIMIT_UPPER32, 0);
+    qpci_config_writeb(port, PCI_IO_BASE, 0xf0);
+    qpci_config_writeb(port, PCI_IO_LIMIT, 0);
+    qpci_config_writew(port, PCI_COMMAND,
+                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
+
+static void hp_init(Hotplug *hp, QViommu *v, bool port)
+{
+    *hp = (Hotplug) {
+        .v = v,
+        .port = port,
+        .ep = port ? EP_BEHIND_PORT : EP_HP_PC,
+    };
+    if (port) {
+        number_root_port(v);
+    }
+}
+
+static void hp_plug(Hotplug *hp)
+{
+    QTestState *qts = hp->v->qts;
+
+    if (hp->port) {
+        qtest_qmp_device_add(qts, "virtio-rng-pci", HP_ID,
+                             "{ 'bus': 'rp', 'addr': '00.0', "
+                             "'iommu_platform': true, "
+                             "'disable-legacy': 'on' }");
+        port_slot_power(hp->v, true);
+    } else {
+        qtest_qmp_device_add(qts, "virtio-rng-pci", HP_ID,
+                             "{ 'addr': %s, 'iommu_platform': true, "
+                             "'disable-legacy': 'on' }", HP_ADDR_STR);
+    }
+}
+
+static void wait_deleted(QTestState *qts, const char *id)
+{
+    for (;;) {
+        QDict *rsp = qtest_qmp_eventwait_ref(qts, "DEVICE_DELETED");
+        QDict *data = qdict_get_qdict(rsp, "data");
+        bool found = data && qdict_haskey(data, "device") &&
+                     !strcmp(qdict_get_str(data, "device"), id);
+
+        qobject_unref(rsp);
+        if (found) {
+            return;
+        }
+    }
+}
+
+static void hp_unplug(Hotplug *hp)
+{
+    QTestState *qts = hp->v->qts;
+
+    if (hp->port) {
+        qtest_qmp_device_del_send(qts, HP_ID);
+        port_slot_power(hp->v, false);
+        wait_deleted(qts, HP_ID);
+    } else {
+        qpci_unplug_acpi_device_test(qts, HP_ID, HP_SLOT);
+    }
+}
+
+static Ep *hp_open(Hotplug *hp)
+{
+    if (hp->port) {
+        port_window(hp->v);
+    }
+    return ep_open_id(hp->v, hp->ep);
+}
+
+/* Start one DMA of @ep: rings at IOVA @ring (= their PA), 64 bytes to @buf */
+static void hp_dma_start(Ep *ep, uint64_t ring, uint64_t buf)
+{
+    ep_view(ep, ring, ring, PAGE);
+    ep_start(ep, RING_SIZE, ring, ring + 0x100, ring + 0x200);
+    ep_submit(ep, 0, buf, 64);
+}
+
+/* Wait for that DMA; false if the device did not complete it */
+static bool hp_dma_wait(Ep *ep)
+{
+    uint32_t id, len;
+
+    if (!ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
+        return false;
+    }
+    CHECK_EQ(id, 0);
+    CHECK_EQ(len, 64);
+    return true;
+}
+
+/* Pages of a hot-unplug test */
+typedef struct HpPages {
+    uint64_t ring;
+    uint64_t buf;
+    uint64_t decoy;
+} HpPages;
+
+/*
+ * In @domain, the rings at their own address and @buf at @decoy: DMA
+ * through the domain lands in @decoy, DMA in bypass in @buf.
+ */
+static void hp_map(QViommu *v, uint32_t domain, const HpPages *p)
+{
+    EXPECT_STATUS(map_req(v, domain, p->ring, p->ring + PAGE - 1, p->ring,
+                          RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, domain, p->buf, p->buf + PAGE - 1, p->decoy,
+                          RW), VIRTIO_IOMMU_S_OK);
+}
+
+/* The endpoint's DMA goes through its domain */
+static void hp_check_translated(Hotplug *hp, const HpPages *p)
+{
+    QTestState *qts = hp->v->qts;
+    g_autoptr(Ep) ep = hp_open(hp);
+
+    qtest_memset(qts, p->buf, MARK, PAGE);
+    qtest_memset(qts, p->decoy, MARK, PAGE);
+    hp_dma_start(ep, p->ring, p->buf);
+    if (!hp_dma_wait(ep)) {
+        report(__func__, __LINE__, "endpoint 0x%x: DMA through its domain "
+               "not completed", hp->ep);
+        return;
+    }
+    CHECK(count_not(qts, p->decoy, 64, MARK) > 32);
+    CHECK_EQ(count_not(qts, p->buf, PAGE, MARK), 0);
+}
+
+/*
+ * The endpoint is attached to no domain: with config bypass 1 its DMA is
+ * identity, with 0 it faults with reason DOMAIN.
+ */
+static void hp_check_unattached(Hotplug *hp, const HpPages *p)
+{
+    QViommu *v = hp->v;
+    g_autoptr(Ep) ep = hp_open(hp);
+    bool bypass = bypass_get(v);
+    Faults fs;
+
+    qviommu_post_events(v, 8, 32, FILL);
+    qtest_memset(v->qts, p->buf, MARK, PAGE);
+    qtest_memset(v->qts, p->decoy, MARK, PAGE);
+    hp_dma_start(ep, p->ring, p->buf);
+    if (bypass) {
+        if (!hp_dma_wait(ep)) {
+            report(__func__, __LINE__, "endpoint 0x%x: DMA in bypass not "
+                   "completed", hp->ep);
+        }
+        collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
+        CHECK(count_not(v->qts, p->buf, 64, MARK) > 32);
+        if (fs.n) {
+            report(__func__, __LINE__, "unexpected fault reports");
+            print_faults(&fs);
+        }
+    } else {
+        collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+        CHECK_EQ(ep_used_idx(ep), 0);
+        FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, hp->ep,
+                   p->ring, p->ring + PAGE - 1);
+        CHECK_EQ(count_not(v->qts, p->buf, PAGE, MARK), 0);
+    }
+    /* nothing of the old domain applies */
+    if (!CHECK_EQ(count_not(v->qts, p->decoy, PAGE, MARK), 0)) {
+        report(__func__, __LINE__, "endpoint 0x%x: the new device's DMA "
+               "went through the old device's domain", hp->ep);
+    }
+}
+
+static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    HpPages p = {
+        .ring = guest_alloc(a, PAGE),
+        .buf = guest_alloc(a, PAGE),
+        .decoy = guest_alloc(a, PAGE),
+    };
+    Hotplug hp;
+
+    /* the machine will have a device its command line does not */
+    qos_invalidate_command_line();
+    if (!cfg->hp_port && !arch_is_x86()) {
+        g_test_skip("ACPI hot-plug on the root bus: pc only");
+        return;
+    }
+    hp_init(&hp, v, cfg->hp_port);
+
+    /*
+     * 1. Alone in domain 5.  Each check that the new device is unattached
+     * comes before any request about it, which could detach it.
+     */
+    hp_plug(&hp);
+    EXPECT_STATUS(attach_req(v, 5, hp.ep, 0), VIRTIO_IOMMU_S_OK);
+    hp_map(v, 5, &p);
+    hp_check_translated(&hp, &p);
+    hp_unplug(&hp);
+    /* no endpoint there any more, and its domain went with it */
+    EXPECT_STATUS(probe_req(v, hp.ep, probe_size(v), NULL),
+                  VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(map_req(v, 5, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+
+    hp_plug(&hp);
+    hp_check_unattached(&hp, &p);
+    EXPECT_STATUS(detach_req(v, 5, hp.ep), VIRTIO_IOMMU_S_INVAL);
+    EXPECT_STATUS(map_req(v, 5, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+
+    /* 2. In domain 6 with EP2, which keeps the domain alive */
+    EXPECT_STATUS(attach_req(v, 6, hp.ep, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 6, EP2, 0), VIRTIO_IOMMU_S_OK);
+    hp_map(v, 6, &p);
+    hp_check_translated(&hp, &p);
+    hp_unplug(&hp);
+    CHECK(is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
+
+    hp_plug(&hp);
+    hp_check_unattached(&hp, &p);
+    EXPECT_STATUS(detach_req(v, 6, hp.ep), VIRTIO_IOMMU_S_INVAL);
+
+    /* the new device joins the domain like any endpoint */
+    EXPECT_STATUS(attach_req(v, 6, hp.ep, 0), VIRTIO_IOMMU_S_OK);
+    hp_check_translated(&hp, &p);
+
+    /* 3. Unplugged while attached: requests about it fail with NOENT */
+    hp_unplug(&hp);
+    EXPECT_STATUS(detach_req(v, 6, hp.ep), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 6, hp.ep, 0), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(attach_req(v, 7, hp.ep, 0), VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(probe_req(v, hp.ep, probe_size(v), NULL),
+                  VIRTIO_IOMMU_S_NOENT);
+    EXPECT_STATUS(map_req(v, 7, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    /* domain 6 has EP2 alone; it goes when EP2 leaves */
+    CHECK(is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
+    EXPECT_STATUS(detach_req(v, 6, EP2), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 6, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
 }
 
 /* ------------------------------------------------------------------ */
@@ -4086,6 +4806,13 @@ static void register_virtio_iommu_test(void)
         .q35 = true,
         .endpoints = ENDPOINTS ROOT_PORT,
     };
+    static const TestCfg hp_pc = { 0 };
+    static const TestCfg hp_port = {
+        .q35 = true,
+        .endpoints = HP_PORT,
+        .q35_args = HP_PORT_Q35_ARGS,
+        .hp_port = true,
+    };
     static const TestCfg user_regions = {
         .iommu_json = USER_RESV_JSON,
         .subprocess = true,
@@ -4173,6 +4900,20 @@ static void register_virtio_iommu_test(void)
     add_test("notify-replay", test_notify_replay, NOTIFY_OPTS, NULL);
     add_test("notify-failed", test_notify_failed,
              NOTIFY_OPTS ",max-mappings=2,max-domains=1", NULL);
+
+    add_test("host-iommu-cold", test_host_iommu_cold, HOST_COLD_OPTS, NULL);
+    add_test("host-iommu-cold-q35", test_host_iommu_cold, HOST_COLD_OPTS,
+             &q35);
+    add_test("host-iommu-hotplug", test_host_iommu_hotplug,
+             "id=" IOMMU_ID ",granule=4k", NULL);
+
+    /* pc: ACPI hot-plug on the root bus; q35 and virt: a PCIe root port */
+    add_test("unplug-replug", test_unplug_replug, NULL, &hp_pc);
+    add_test("unplug-replug-nobypass", test_unplug_replug, "boot-bypass=off",
+             &hp_pc);
+    add_test("unplug-replug-port", test_unplug_replug, NULL, &hp_port);
+    add_test("unplug-replug-port-nobypass", test_unplug_replug,
+             "boot-bypass=off", &hp_port);
 
     /*
      * The source QEMU ends up stopped: each migration test has a command
