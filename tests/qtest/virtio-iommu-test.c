@@ -1501,6 +1501,16 @@ static void test_no_mmio(void *obj, void *data, QGuestAllocator *a)
 /* ------------------------------------------------------------------ */
 /* Config bypass and reset                                             */
 
+/* System reset, then bring the driver up again as firmware and OS would */
+static void system_reset_restart(QViommu *v)
+{
+    qviommu_stop(v);
+    qtest_system_reset(v->qts);
+    qvirtio_pci_device_disable(v->transport);
+    qvirtio_pci_device_enable(v->transport);
+    qviommu_start(v, qviommu_known_features(v));
+}
+
 static uint8_t bypass_get(QViommu *v)
 {
     return qviommu_config_readb(v, CFG_OFF(bypass));
@@ -1566,11 +1576,7 @@ static void test_bypass_config_reset(void *obj, void *data,
     CHECK_EQ(bypass_get(v), 0);
 
     /* a system reset goes back to boot-bypass */
-    qviommu_stop(v);
-    qtest_system_reset(v->qts);
-    qvirtio_pci_device_disable(v->transport);
-    qvirtio_pci_device_enable(v->transport);
-    qviommu_start(v, qviommu_known_features(v));
+    system_reset_restart(v);
     CHECK_EQ(bypass_get(v), 1);
 }
 
@@ -1582,11 +1588,7 @@ static void test_boot_bypass_off(void *obj, void *data, QGuestAllocator *a)
     CHECK_EQ(bypass_get(v), 0);
     bypass_set(v, 1);
     CHECK_EQ(bypass_get(v), 1);
-    qviommu_stop(v);
-    qtest_system_reset(v->qts);
-    qvirtio_pci_device_disable(v->transport);
-    qvirtio_pci_device_enable(v->transport);
-    qviommu_start(v, qviommu_known_features(v));
+    system_reset_restart(v);
     CHECK_EQ(bypass_get(v), 0);
 }
 
@@ -3507,11 +3509,7 @@ static void test_host_iommu_cold(void *obj, void *data, QGuestAllocator *a)
     CHECK_EQ(page_size_mask(v), HOST_MASK_2M & last);
     CHECK_PROBE(v, EP1, want, n);
     CHECK_PROBE(v, EP2, &m.msi, 1);
-    qviommu_stop(v);
-    qtest_system_reset(v->qts);
-    qvirtio_pci_device_disable(v->transport);
-    qvirtio_pci_device_enable(v->transport);
-    qviommu_start(v, qviommu_known_features(v));
+    system_reset_restart(v);
     CHECK_EQ(page_size_mask(v), HOST_MASK_2M & last);
     CHECK_PROBE(v, EP1, want, n);
     CHECK_PROBE(v, EP2, &m.msi, 1);
