@@ -24,3 +24,18 @@ qemu_version() {
 
 # Let ccache share objects between our build and the comparison build.
 export CCACHE_BASEDIR=$BUILD
+
+# TAP lines for the test scripts: tap ok|not-ok DESCRIPTION [DIAGNOSTIC].
+# Counts go to $n (checks) and $failed.
+n=0
+failed=0
+tap() {
+    n=$((n + 1))
+    if [ "$1" = ok ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        failed=$((failed + 1))
+    fi
+    [ -z "${3:-}" ] || printf '%s\n' "$3" | sed 's/^/#   /'
+}

@@ -68,6 +68,7 @@ section qtest-x86_64 bash tests/qtest/run-qtests.sh x86_64
 section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
 section guest bash tests/guest/run-guest-tests.sh
 section migration bash tests/migration/run-cross-migration.sh
+section libvirt bash tests/libvirt/run-libvirt-test.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

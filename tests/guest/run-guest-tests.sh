@@ -29,18 +29,6 @@ EXTRA_SCENARIOS="aarch64-net"
 logdir=$BUILD/guest-tests
 mkdir -p "$logdir"
 
-n=0
-failed=0
-tap() {  # tap ok|not-ok DESCRIPTION [DIAGNOSTIC]
-    n=$((n + 1))
-    if [ "$1" = ok ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        failed=$((failed + 1))
-    fi
-    [ -z "${3:-}" ] || echo "#   $3"
-}
 
 declare -A guest_built=()
 ensure_guest() {
