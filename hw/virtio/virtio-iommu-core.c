@@ -72,6 +72,15 @@ static bool all_zero(const uint8_t *bytes, size_t len)
     return true;
 }
 
+/* The 4 reserved bytes of ATTACH and UNMAP, for log lines */
+static uint32_t reserved_word(const uint8_t *bytes)
+{
+    uint32_t word;
+
+    memcpy(&word, bytes, sizeof(word));
+    return le32_to_cpu(word);
+}
+
 static bool has_feature(const VIOMMUCore *core, unsigned int bit)
 {
     return core->features & (1ULL << bit);
@@ -245,7 +254,8 @@ static uint8_t handle_attach(VIOMMUCore *core, const VIOMMURequest *req)
     uint32_t nr_domains_after;
 
     if (!all_zero(req->attach.reserved, sizeof(req->attach.reserved))) {
-        guest_error("ATTACH: reserved field is not zero");
+        guest_error("ATTACH: reserved is 0x%08" PRIx32 ", not zero",
+                    reserved_word(req->attach.reserved));
         return VIRTIO_IOMMU_S_INVAL;
     }
     if (flags & ~VIRTIO_IOMMU_ATTACH_F_BYPASS) {
@@ -253,7 +263,8 @@ static uint8_t handle_attach(VIOMMUCore *core, const VIOMMURequest *req)
         return VIRTIO_IOMMU_S_INVAL;
     }
     if (bypass && !has_feature(core, VIRTIO_IOMMU_F_BYPASS_CONFIG)) {
-        guest_error("ATTACH: flag BYPASS without feature BYPASS_CONFIG");
+        guest_error("ATTACH: flags 0x%" PRIx32 " has BYPASS without feature "
+                    "BYPASS_CONFIG", flags);
         return VIRTIO_IOMMU_S_INVAL;
     }
     if (!endpoint_exists(core, ep_id)) {
@@ -390,7 +401,8 @@ static uint8_t handle_map(VIOMMUCore *core, const VIOMMURequest *req)
     }
     if ((flags & VIRTIO_IOMMU_MAP_F_MMIO) &&
         !has_feature(core, VIRTIO_IOMMU_F_MMIO)) {
-        guest_error("MAP: flag MMIO without feature MMIO");
+        guest_error("MAP: flags 0x%" PRIx32 " has MMIO without feature MMIO",
+                    flags);
         return VIRTIO_IOMMU_S_INVAL;
     }
     domain = mapping_domain(core, "MAP", domain_id, &status);
@@ -459,7 +471,8 @@ static uint8_t handle_unmap(VIOMMUCore *core, const VIOMMURequest *req)
     uint8_t status;
 
     if (!all_zero(req->unmap.reserved, sizeof(req->unmap.reserved))) {
-        guest_error("UNMAP: reserved field is not zero");
+        guest_error("UNMAP: reserved is 0x%08" PRIx32 ", not zero",
+                    reserved_word(req->unmap.reserved));
         return VIRTIO_IOMMU_S_INVAL;
     }
     domain = mapping_domain(core, "UNMAP", domain_id, &status);

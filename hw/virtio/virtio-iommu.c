@@ -1526,6 +1526,46 @@ static void viommu_set_bypass(VirtIOIOMMU *s, bool bypass)
     viommu_update_spaces(s);
 }
 
+/* Name each read-only config field the guest wrote, and what it wrote */
+static void viommu_log_config_writes(const struct virtio_iommu_config *cur,
+                                     const struct virtio_iommu_config *new)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+        size_t size;
+    } fields[] = {
+#define CONFIG_FIELD(f) \
+        { #f, offsetof(struct virtio_iommu_config, f), \
+          sizeof(((struct virtio_iommu_config *)0)->f) }
+        CONFIG_FIELD(page_size_mask),
+        CONFIG_FIELD(input_range.start),
+        CONFIG_FIELD(input_range.end),
+        CONFIG_FIELD(domain_range.start),
+        CONFIG_FIELD(domain_range.end),
+        CONFIG_FIELD(probe_size),
+        CONFIG_FIELD(reserved),
+#undef CONFIG_FIELD
+    };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(fields); i++) {
+        uint64_t value = 0;
+
+        if (!memcmp((const uint8_t *)cur + fields[i].offset,
+                    (const uint8_t *)new + fields[i].offset,
+                    fields[i].size)) {
+            continue;
+        }
+        /* Little endian on the wire: the low bytes come first */
+        memcpy(&value, (const uint8_t *)new + fields[i].offset,
+               fields[i].size);
+        qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: config write of "
+                      "read-only %s = 0x%" PRIx64 " ignored\n",
+                      fields[i].name, le64_to_cpu(value));
+    }
+}
+
 static void viommu_set_config(VirtIODevice *vdev, const uint8_t *config)
 {
     VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
@@ -1547,10 +1587,7 @@ static void viommu_set_config(VirtIODevice *vdev, const uint8_t *config)
         }
     }
     new.bypass = cur.bypass;
-    if (memcmp(&new, &cur, sizeof(new))) {
-        qemu_log_mask(LOG_GUEST_ERROR, "virtio-iommu: config write to a "
-                      "read-only field ignored\n");
-    }
+    viommu_log_config_writes(&cur, &new);
     /* The core re-reads config on every access; drop what was written */
     viommu_get_config(vdev, vdev->config);
 }
