@@ -2150,35 +2150,36 @@ static bool viommu_load_resv_regions(VirtIOIOMMU *s, Error **errp)
     return true;
 }
 
-static void viommu_realize(DeviceState *dev, Error **errp)
+/* Check the properties and derive what they fix for the device's life */
+static bool viommu_check_properties(VirtIOIOMMU *s, Error **errp)
 {
-    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
-    VirtIOIOMMU *s = VIRTIO_IOMMU(dev);
-    BusState *parent_bus = qdev_get_parent_bus(dev);
-    VIOMMUCoreConfig config;
-
     if (!s->primary_bus) {
         error_setg(errp, "virtio-iommu: primary-bus is not set");
-        return;
+        return false;
     }
     if (s->aw_bits < 32 || s->aw_bits > 64) {
         error_setg(errp, "aw-bits must be within [32, 64]");
-        return;
+        return false;
     }
     if (!s->max_pending_faults) {
         error_setg(errp, "max-pending-faults must be at least 1");
-        return;
+        return false;
     }
     if (!viommu_resolve_granule(s, errp) ||
         !viommu_load_resv_regions(s, errp)) {
-        return;
+        return false;
     }
     s->page_size_mask = ~(s->granule - 1) & MAKE_64BIT_MASK(0, s->aw_bits);
+    /* Room for every region we know of, and host IOMMU ranges to come */
     s->probe_size = QEMU_ALIGN_UP((s->nr_resv + VIOMMU_PROBE_SPARE) *
                                   sizeof(struct virtio_iommu_probe_resv_mem),
                                   64);
+    return true;
+}
 
-    config = (VIOMMUCoreConfig) {
+static void viommu_state_init(VirtIOIOMMU *s)
+{
+    VIOMMUCoreConfig config = {
         .granule = s->granule,
         .input_start = 0,
         .input_end = MAKE_64BIT_MASK(0, s->aw_bits),
@@ -2188,6 +2189,7 @@ static void viommu_realize(DeviceState *dev, Error **errp)
         .limits.max_domains = s->max_domains,
         .limits.max_mappings = s->max_mappings,
     };
+
     qemu_mutex_init(&s->lock);
     s->core = viommu_core_new(&config, &viommu_core_ops, s);
     viommu_core_set_bypass(s->core, s->boot_bypass);
@@ -2196,13 +2198,64 @@ static void viommu_realize(DeviceState *dev, Error **errp)
     s->bus_spaces = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     s->events = g_array_new(false, false, sizeof(VIOMMUPendingEvent));
     s->notification_log = g_ptr_array_new_with_free_func(g_free);
-    s->fault_bh = virtio_bh_new_guarded(dev, viommu_deliver_faults, s);
+}
 
-    /* Our own PCI function, when we sit on a PCI transport */
-    if (parent_bus && object_dynamic_cast(OBJECT(parent_bus->parent),
-                                          TYPE_PCI_DEVICE)) {
-        s->self = PCI_DEVICE(parent_bus->parent);
+static void viommu_state_free(VirtIOIOMMU *s)
+{
+    mig_free(s);
+    g_ptr_array_free(s->notification_log, true);
+    g_array_free(s->events, true);
+    g_hash_table_destroy(s->bus_spaces);
+    g_free(s->faults);
+    g_free(s->probe_buf);
+    g_free(s->resv);
+    viommu_core_free(s->core);
+    qemu_mutex_destroy(&s->lock);
+}
+
+/* What the rest of QEMU calls us for: PCI DMA, device life, resets */
+static void viommu_hook(VirtIOIOMMU *s)
+{
+    pci_setup_iommu(s->primary_bus, &viommu_pci_ops, s);
+    s->device_listener = (DeviceListener) {
+        .realize = viommu_device_realize,
+        .unrealize = viommu_device_unrealize,
+    };
+    device_listener_register(&s->device_listener);
+    s->machine_done.notify = viommu_machine_done;
+    qemu_add_machine_init_done_notifier(&s->machine_done);
+    qemu_register_reset(viommu_system_reset, s);
+}
+
+static void viommu_unhook(VirtIOIOMMU *s)
+{
+    qemu_unregister_reset(viommu_system_reset, s);
+    qemu_remove_machine_init_done_notifier(&s->machine_done);
+    device_listener_unregister(&s->device_listener);
+}
+
+/* Our own PCI function, when we sit on a PCI transport */
+static PCIDevice *viommu_own_function(DeviceState *dev)
+{
+    BusState *bus = qdev_get_parent_bus(dev);
+
+    if (bus && object_dynamic_cast(OBJECT(bus->parent), TYPE_PCI_DEVICE)) {
+        return PCI_DEVICE(bus->parent);
     }
+    return NULL;
+}
+
+static void viommu_realize(DeviceState *dev, Error **errp)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    VirtIOIOMMU *s = VIRTIO_IOMMU(dev);
+
+    if (!viommu_check_properties(s, errp)) {
+        return;
+    }
+    viommu_state_init(s);
+    s->self = viommu_own_function(dev);
+    s->fault_bh = virtio_bh_new_guarded(dev, viommu_deliver_faults, s);
 
     virtio_init(vdev, VIRTIO_ID_IOMMU, sizeof(struct virtio_iommu_config));
     s->req_vq = virtio_add_queue(vdev, VIOMMU_QUEUE_SIZE,
@@ -2210,37 +2263,20 @@ static void viommu_realize(DeviceState *dev, Error **errp)
     s->event_vq = virtio_add_queue(vdev, VIOMMU_QUEUE_SIZE,
                                    viommu_handle_eventq);
     viommu_get_config(vdev, vdev->config);
-
-    pci_setup_iommu(s->primary_bus, &viommu_pci_ops, s);
-    s->device_listener.realize = viommu_device_realize;
-    s->device_listener.unrealize = viommu_device_unrealize;
-    device_listener_register(&s->device_listener);
-    s->machine_done.notify = viommu_machine_done;
-    qemu_add_machine_init_done_notifier(&s->machine_done);
-    qemu_register_reset(viommu_system_reset, s);
+    viommu_hook(s);
 }
 
 static void viommu_unrealize(DeviceState *dev)
 {
-    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     VirtIOIOMMU *s = VIRTIO_IOMMU(dev);
 
-    qemu_unregister_reset(viommu_system_reset, s);
-    device_listener_unregister(&s->device_listener);
-    qemu_remove_machine_init_done_notifier(&s->machine_done);
+    viommu_unhook(s);
     qemu_bh_delete(s->fault_bh);
-    virtio_delete_queue(s->req_vq);
+    /* virtio_cleanup() does not free the virtqueues themselves */
     virtio_delete_queue(s->event_vq);
-    virtio_cleanup(vdev);
-    viommu_core_free(s->core);
-    g_hash_table_destroy(s->bus_spaces);
-    g_array_free(s->events, true);
-    g_ptr_array_free(s->notification_log, true);
-    g_free(s->faults);
-    g_free(s->probe_buf);
-    g_free(s->resv);
-    mig_free(s);
-    qemu_mutex_destroy(&s->lock);
+    virtio_delete_queue(s->req_vq);
+    virtio_cleanup(VIRTIO_DEVICE(dev));
+    viommu_state_free(s);
 }
 
 static const Property viommu_properties[] = {

@@ -4,6 +4,10 @@
  * transcribed from the IOMMU device chapter of the virtio specification
  * (VIRTIO 1.2 onwards).  All multi-byte fields are little endian.
  *
+ * The constants come first, grouped by the field they go in; then the
+ * layouts, in the order a driver meets them: configuration, requests,
+ * PROBE properties, fault reports.
+ *
  * BSD licensed so that drivers and devices alike can use it.
  */
 #ifndef _LINUX_VIRTIO_IOMMU_H
@@ -11,72 +15,107 @@
 
 #include "standard-headers/linux/types.h"
 
-/* Feature bits (spec "Feature bits") */
-#define VIRTIO_IOMMU_F_INPUT_RANGE      0   /* input_range is valid */
-#define VIRTIO_IOMMU_F_DOMAIN_RANGE     1   /* domain_range is valid */
+/* Feature bits, as bit numbers */
+#define VIRTIO_IOMMU_F_INPUT_RANGE      0   /* config input_range valid */
+#define VIRTIO_IOMMU_F_DOMAIN_RANGE     1   /* config domain_range valid */
 #define VIRTIO_IOMMU_F_MAP_UNMAP        2   /* MAP and UNMAP requests */
 #define VIRTIO_IOMMU_F_BYPASS           3   /* legacy: unattached bypass */
 #define VIRTIO_IOMMU_F_PROBE            4   /* PROBE request */
 #define VIRTIO_IOMMU_F_MMIO             5   /* VIRTIO_IOMMU_MAP_F_MMIO */
 #define VIRTIO_IOMMU_F_BYPASS_CONFIG    6   /* config bypass, ATTACH_F_BYPASS */
 
-/* Device configuration layout */
-struct virtio_iommu_range_64 {
-    uint64_t start;
-    uint64_t end;
-};
-
-struct virtio_iommu_range_32 {
-    uint32_t start;
-    uint32_t end;
-};
-
-struct virtio_iommu_config {
-    uint64_t page_size_mask;
-    struct virtio_iommu_range_64 input_range;
-    struct virtio_iommu_range_32 domain_range;
-    uint32_t probe_size;
-    uint8_t bypass;
-    uint8_t reserved[3];
-};
-
-/* Request types */
+/* Request head, field type */
 #define VIRTIO_IOMMU_T_ATTACH           0x01
 #define VIRTIO_IOMMU_T_DETACH           0x02
 #define VIRTIO_IOMMU_T_MAP              0x03
 #define VIRTIO_IOMMU_T_UNMAP            0x04
 #define VIRTIO_IOMMU_T_PROBE            0x05
 
-/* Request status */
-#define VIRTIO_IOMMU_S_OK               0x00
-#define VIRTIO_IOMMU_S_IOERR            0x01
-#define VIRTIO_IOMMU_S_UNSUPP           0x02
-#define VIRTIO_IOMMU_S_DEVERR           0x03
-#define VIRTIO_IOMMU_S_INVAL            0x04
-#define VIRTIO_IOMMU_S_RANGE            0x05
-#define VIRTIO_IOMMU_S_NOENT            0x06
-#define VIRTIO_IOMMU_S_FAULT            0x07
-#define VIRTIO_IOMMU_S_NOMEM            0x08
+/* Request tail, field status */
+#define VIRTIO_IOMMU_S_OK               0x00    /* success */
+#define VIRTIO_IOMMU_S_IOERR            0x01    /* virtio communication */
+#define VIRTIO_IOMMU_S_UNSUPP           0x02    /* unsupported request */
+#define VIRTIO_IOMMU_S_DEVERR           0x03    /* internal device error */
+#define VIRTIO_IOMMU_S_INVAL            0x04    /* invalid parameters */
+#define VIRTIO_IOMMU_S_RANGE            0x05    /* out-of-range parameters */
+#define VIRTIO_IOMMU_S_NOENT            0x06    /* entry not found */
+#define VIRTIO_IOMMU_S_FAULT            0x07    /* bad address */
+#define VIRTIO_IOMMU_S_NOMEM            0x08    /* insufficient resources */
 
-/* Every request starts with a head (device-readable) ... */
-struct virtio_iommu_req_head {
-    uint8_t type;
-    uint8_t reserved[3];
-};
-
-/* ... and ends with a tail (the last bytes that are device-writable). */
-struct virtio_iommu_req_tail {
-    uint8_t status;
-    uint8_t reserved[3];
-};
-
+/* ATTACH, field flags */
 #define VIRTIO_IOMMU_ATTACH_F_BYPASS    (1 << 0)
 
+/* MAP, field flags */
+#define VIRTIO_IOMMU_MAP_F_READ         (1 << 0)
+#define VIRTIO_IOMMU_MAP_F_WRITE        (1 << 1)
+#define VIRTIO_IOMMU_MAP_F_MMIO         (1 << 2)
+#define VIRTIO_IOMMU_MAP_F_MASK         (VIRTIO_IOMMU_MAP_F_READ |     \
+                                         VIRTIO_IOMMU_MAP_F_WRITE |    \
+                                         VIRTIO_IOMMU_MAP_F_MMIO)
+
+/* PROBE property header, field type (bits 0-11) */
+#define VIRTIO_IOMMU_PROBE_T_NONE       0
+#define VIRTIO_IOMMU_PROBE_T_RESV_MEM   1
+#define VIRTIO_IOMMU_PROBE_T_MASK       0xfff
+
+/* RESV_MEM property, field subtype */
+#define VIRTIO_IOMMU_RESV_MEM_T_RESERVED 0
+#define VIRTIO_IOMMU_RESV_MEM_T_MSI      1
+
+/* Fault report, field reason */
+#define VIRTIO_IOMMU_FAULT_R_UNKNOWN    0
+#define VIRTIO_IOMMU_FAULT_R_DOMAIN     1
+#define VIRTIO_IOMMU_FAULT_R_MAPPING    2
+
+/* Fault report, field flags */
+#define VIRTIO_IOMMU_FAULT_F_READ       (1 << 0)
+#define VIRTIO_IOMMU_FAULT_F_WRITE      (1 << 1)
+#define VIRTIO_IOMMU_FAULT_F_EXEC       (1 << 2)
+#define VIRTIO_IOMMU_FAULT_F_ADDRESS    (1 << 8)
+
+/* An inclusive range of 64-bit addresses */
+struct virtio_iommu_range_64 {
+    uint64_t start;
+    uint64_t end;
+};
+
+/* An inclusive range of domain IDs */
+struct virtio_iommu_range_32 {
+    uint32_t start;
+    uint32_t end;
+};
+
+/* Configuration space (40 bytes) */
+struct virtio_iommu_config {
+    uint64_t page_size_mask;                    /* mappable page sizes */
+    struct virtio_iommu_range_64 input_range;   /* F_INPUT_RANGE */
+    struct virtio_iommu_range_32 domain_range;  /* F_DOMAIN_RANGE */
+    uint32_t probe_size;                        /* F_PROBE */
+    uint8_t bypass;                             /* F_BYPASS_CONFIG, 0/1 */
+    uint8_t reserved[3];
+};
+
+/* First 4 device-readable bytes of every request */
+struct virtio_iommu_req_head {
+    uint8_t type;                               /* VIRTIO_IOMMU_T_* */
+    uint8_t reserved[3];
+};
+
+/* Last 4 device-writable bytes of every request */
+struct virtio_iommu_req_tail {
+    uint8_t status;                             /* VIRTIO_IOMMU_S_* */
+    uint8_t reserved[3];
+};
+
+/*
+ * The request layouts: head, device-readable body, tail.  The readable
+ * part of a request is its structure without the tail.
+ */
 struct virtio_iommu_req_attach {
     struct virtio_iommu_req_head head;
     uint32_t domain;
     uint32_t endpoint;
-    uint32_t flags;
+    uint32_t flags;                             /* ATTACH_F_* */
     uint8_t reserved[4];
     struct virtio_iommu_req_tail tail;
 };
@@ -89,20 +128,13 @@ struct virtio_iommu_req_detach {
     struct virtio_iommu_req_tail tail;
 };
 
-#define VIRTIO_IOMMU_MAP_F_READ         (1 << 0)
-#define VIRTIO_IOMMU_MAP_F_WRITE        (1 << 1)
-#define VIRTIO_IOMMU_MAP_F_MMIO         (1 << 2)
-#define VIRTIO_IOMMU_MAP_F_MASK         (VIRTIO_IOMMU_MAP_F_READ |     \
-                                         VIRTIO_IOMMU_MAP_F_WRITE |    \
-                                         VIRTIO_IOMMU_MAP_F_MMIO)
-
 struct virtio_iommu_req_map {
     struct virtio_iommu_req_head head;
     uint32_t domain;
     uint64_t virt_start;
-    uint64_t virt_end;
+    uint64_t virt_end;                          /* inclusive */
     uint64_t phys_start;
-    uint32_t flags;
+    uint32_t flags;                             /* MAP_F_* */
     struct virtio_iommu_req_tail tail;
 };
 
@@ -110,15 +142,14 @@ struct virtio_iommu_req_unmap {
     struct virtio_iommu_req_head head;
     uint32_t domain;
     uint64_t virt_start;
-    uint64_t virt_end;
+    uint64_t virt_end;                          /* inclusive */
     uint8_t reserved[4];
     struct virtio_iommu_req_tail tail;
 };
 
 /*
- * PROBE: the device-readable part is the head, the endpoint and 64
- * reserved bytes; the device-writable part is probe_size bytes of
- * properties followed by the tail.
+ * PROBE: the readable part is head, endpoint and 64 reserved bytes; the
+ * writable part is probe_size bytes of properties, then the tail.
  */
 struct virtio_iommu_req_probe {
     struct virtio_iommu_req_head head;
@@ -127,44 +158,28 @@ struct virtio_iommu_req_probe {
     uint8_t properties[];
 };
 
-/* PROBE properties */
-#define VIRTIO_IOMMU_PROBE_T_NONE       0
-#define VIRTIO_IOMMU_PROBE_T_RESV_MEM   1
-#define VIRTIO_IOMMU_PROBE_T_MASK       0xfff
-
+/* Every property starts with this; length counts the bytes after it */
 struct virtio_iommu_probe_property {
-    uint16_t type;      /* bits 0-11: type, bits 12-15: reserved */
-    uint16_t length;    /* bytes that follow this header */
+    uint16_t type;                              /* PROBE_T_*, bits 12-15 0 */
+    uint16_t length;
 };
-
-#define VIRTIO_IOMMU_RESV_MEM_T_RESERVED 0
-#define VIRTIO_IOMMU_RESV_MEM_T_MSI      1
 
 struct virtio_iommu_probe_resv_mem {
-    struct virtio_iommu_probe_property head;
-    uint8_t subtype;
+    struct virtio_iommu_probe_property head;    /* PROBE_T_RESV_MEM */
+    uint8_t subtype;                            /* RESV_MEM_T_* */
     uint8_t reserved[3];
     uint64_t start;
-    uint64_t end;
+    uint64_t end;                               /* inclusive */
 };
 
-/* Fault reports, written by the device into eventq buffers */
-#define VIRTIO_IOMMU_FAULT_R_UNKNOWN    0
-#define VIRTIO_IOMMU_FAULT_R_DOMAIN     1
-#define VIRTIO_IOMMU_FAULT_R_MAPPING    2
-
-#define VIRTIO_IOMMU_FAULT_F_READ       (1 << 0)
-#define VIRTIO_IOMMU_FAULT_F_WRITE      (1 << 1)
-#define VIRTIO_IOMMU_FAULT_F_EXEC       (1 << 2)
-#define VIRTIO_IOMMU_FAULT_F_ADDRESS    (1 << 8)
-
+/* Written by the device into an eventq buffer */
 struct virtio_iommu_fault {
-    uint8_t reason;
+    uint8_t reason;                             /* FAULT_R_* */
     uint8_t reserved[3];
-    uint32_t flags;
+    uint32_t flags;                             /* FAULT_F_* */
     uint32_t endpoint;
     uint8_t reserved1[4];
-    uint64_t address;
+    uint64_t address;                           /* with FAULT_F_ADDRESS */
 };
 
 #endif /* _LINUX_VIRTIO_IOMMU_H */
