@@ -24,6 +24,9 @@ qemu_build_dir() {
 # hard timeout of TIMEOUT seconds.  The console goes to LOG (and to stdout if
 # GUEST_CONSOLE=1).  Returns QEMU's exit status (124 on timeout, 125 when
 # the guest finished but did not power off).  Sets BOOT_SECONDS.
+# GUEST_REBOOT=1 lets a guest reset restart the machine (no -no-reboot);
+# GUEST_DONES=N: the guest prints VIOMMU-DONE N times (once per boot) before
+# it powers off.
 guest_boot() {
     local arch=$1 log=$2 limit=$3 append=$4
     shift 4
@@ -55,8 +58,9 @@ guest_boot() {
         echo "guest_boot: guest for $arch not built (scripts/guest/build-guest.sh $arch)" | tee -a "$log" >&2
         return 2
     fi
+    [ "${GUEST_REBOOT:-0}" = 1 ] || set -- -no-reboot "$@"
     local cmd=("$bin" "${machine[@]}" -m 1G -nodefaults -display none
-               -serial stdio -no-reboot
+               -serial stdio
                -kernel "$gdir/vmlinuz" -initrd "$gdir/initramfs.cpio.gz"
                -append "console=$console panic=-1 $extra $append" "$@")
     {
@@ -80,7 +84,8 @@ guest_boot() {
     # into the hard timeout.
     while kill -0 "$qpid" 2>/dev/null; do
         if [ -z "$done_at" ]; then
-            grep -q 'VIOMMU-DONE' "$log" && done_at=$SECONDS
+            [ "$(grep -c 'VIOMMU-DONE' "$log")" -ge "${GUEST_DONES:-1}" ] &&
+                done_at=$SECONDS
         elif [ $((SECONDS - done_at)) -ge "${POWEROFF_GRACE:-30}" ]; then
             hung=1
             kill "$qpid"

@@ -10,6 +10,15 @@
 #   viommu.expect_type=T[/T] accepted domain types of the devices under test
 #                            (default DMA/DMA-FQ; identity for passthrough)
 #   viommu.timeout=S         guest-side watchdog (default 240)
+#   viommu.reboot=1          demo on two boots: the first writes a boot marker
+#                            at 48 MiB of /dev/vda and resets the machine with
+#                            sysrq-b (domains still live); the second, which
+#                            finds the marker, uses seed+1000 and powers off
+#   viommu.reboot=host       the same, but the first boot prints VIOMMU-WAIT
+#                            reset and waits for the host's QMP system_reset
+#   viommu.test=hotplug      host-driven PCIe hotplug of virtio-blk disks:
+#                            prints VIOMMU-WAIT hotplug-N / unplug-N and polls
+#                            for the host's device_add / device_del
 #   MOD.PARAM=VALUE          passed to insmod of module MOD
 #
 # Output, one line each, for the host to parse:
@@ -53,6 +62,23 @@ now() { cut -d' ' -f1 /proc/uptime; }
 
 finish() {
     info "time done $(now)"
+    if [ "$(arg reboot 0)" != 0 ] && [ "$boot" -lt 2 ]; then
+        # Mark the disk for the next boot, then reset at once: no device
+        # shutdown, so the endpoints are still attached to their DMA
+        # domains, with mappings, when the machine resets.
+        printf 'VIOMMU-BOOT-%s' $((boot + 1)) |
+            dd of=/dev/vda bs=512 seek=$((48 * 2048)) conv=sync,fsync 2> /dev/null
+        sync
+        echo "VIOMMU-DONE checks=$nchecks failed=$nfail boot=$boot"
+        if [ "$(arg reboot 0)" = host ]; then
+            echo "VIOMMU-WAIT reset"
+            sleep 60
+        else
+            info "boot $boot rebooting"
+            echo b > /proc/sysrq-trigger
+            sleep 10
+        fi
+    fi
     echo "VIOMMU-DONE checks=$nchecks failed=$nfail"
     # Show the shutdown on the console: a device that hangs the guest on
     # the way down is visible in the log.
@@ -214,14 +240,17 @@ make_pattern() {
     sh /etc/viommu/pattern.sh "$1" "$2" > "$3"
 }
 
+# check_disk_pattern [NAME DEV SEED]: defaults disk-pattern, /dev/vda and
+# viommu.seed (plus 1000 per reboot).
 check_disk_pattern() {
-    _dev=/dev/vda
+    _cn=${1:-disk-pattern}
+    _dev=${2:-/dev/vda}
     if ! wait_for 20 test -b "$_dev"; then
-        check disk-pattern FAIL "$_dev did not appear"
+        check "$_cn" FAIL "$_dev did not appear"
         return
     fi
     _mib=$(arg mib 8)
-    _seed=$(arg seed 1)
+    _seed=${3:-$(($(arg seed 1) + (boot - 1) * 1000))}
     _bytes=$((_mib * 1048576))
     _t0=$(now)
     make_pattern "$_seed" "$_bytes" /tmp/pattern
@@ -234,7 +263,7 @@ check_disk_pattern() {
     fi
     # shellcheck disable=SC2086
     if ! _err=$(dd if=/tmp/pattern of="$_dev" bs=1M $_wflag conv=fsync 2>&1); then
-        check disk-pattern FAIL "write failed: $(echo "$_err" | tr '\n' ' ')"
+        check "$_cn" FAIL "write failed: $(echo "$_err" | tr '\n' ' ')"
         return
     fi
     sync
@@ -249,9 +278,9 @@ check_disk_pattern() {
     info "time disk-pattern generate $_t0-$_t1 write -$_t2 read -$_t3"
     info "disk $_dev seed $_seed bytes $_bytes method $_method written $_want read $_got read-buffered $_got2"
     if [ "$_want" = "$_got" ] && [ "$_want" = "$_got2" ]; then
-        check disk-pattern PASS "$_bytes bytes seed $_seed $_method written=$_want read=$_got"
+        check "$_cn" PASS "$_bytes bytes seed $_seed $_method written=$_want read=$_got"
     else
-        check disk-pattern FAIL "$_bytes bytes seed $_seed $_method written=$_want read=$_got read-buffered=$_got2"
+        check "$_cn" FAIL "$_bytes bytes seed $_seed $_method written=$_want read=$_got read-buffered=$_got2"
     fi
 }
 
@@ -378,6 +407,38 @@ test_net() {
     kill "$nspid" 2>/dev/null
 }
 
+# ---------------------------------------------------------------- hotplug
+
+# The host (tests/guest/run-guest-tests.sh, x86-hotplug) device_adds a
+# virtio-blk behind a pcie-root-port when it sees "VIOMMU-WAIT hotplug-N"
+# and device_dels it on "VIOMMU-WAIT unplug-N"; pciehp does the rest.
+test_hotplug() {
+    _hwant=$(arg expect_type DMA/DMA-FQ)
+    for _hi in 1 2; do
+        echo "VIOMMU-WAIT hotplug-$_hi"
+        if ! wait_for 120 test -b /dev/vda; then
+            check "hotplug-$_hi-appeared" FAIL "/dev/vda did not appear within 120s"
+            return
+        fi
+        _hb=$(pci_of /sys/block/vda)
+        check "hotplug-$_hi-appeared" PASS "/dev/vda at $_hb after $(now)s"
+        _t=none
+        _hg=$(group_of "$_hb") && _t=$(type_of "$_hg")
+        case "/$_hwant/" in
+            */"$_t"/*) check "hotplug-$_hi-group" PASS "$_hb group $_hg type $_t" ;;
+            *) check "hotplug-$_hi-group" FAIL "$_hb group ${_hg:-none} type $_t, want $_hwant" ;;
+        esac
+        check_disk_pattern "hotplug-$_hi-pattern" /dev/vda $(($(arg seed 1) + _hi))
+        echo "VIOMMU-WAIT unplug-$_hi"
+        if wait_for 120 sh -c "! test -e /sys/bus/pci/devices/$_hb && ! test -e /dev/vda"; then
+            check "hotplug-$_hi-removed" PASS "$_hb and /dev/vda gone after $(now)s"
+        else
+            check "hotplug-$_hi-removed" FAIL "$_hb still present after 120s"
+            return
+        fi
+    done
+}
+
 # ---------------------------------------------------------------- main
 
 timeout_s=$(arg timeout 240)
@@ -391,6 +452,7 @@ info "cmdline $cmdline"
 load_modules
 info "time modules-loaded $(now)"
 tests=$(arg test demo | tr , ' ')
+boot=1
 
 # Devices under test, whose domain type is checked.
 dut=""
@@ -399,7 +461,14 @@ for t in $tests; do
     case "$t" in
         demo)
             wait_for 20 test -b /dev/vda
+            if [ "$(arg reboot 0)" != 0 ]; then
+                _m=$(dd if=/dev/vda bs=512 skip=$((48 * 2048)) count=1 2> /dev/null |
+                     tr -dc 'A-Z0-9-')
+                case "$_m" in VIOMMU-BOOT-[0-9]*) boot=${_m#VIOMMU-BOOT-} ;; esac
+                info "boot $boot"
+            fi
             dut="$dut $(pci_of /sys/block/vda 2>/dev/null)" ;;
+        hotplug) ;;
         net)
             find_net_devices
             dut="$dut $net_pcis" ;;
@@ -410,12 +479,16 @@ done
 # the checks below read dmesg.
 dmesg -n 1
 info "time devices-ready $(now)"
-check_endpoints "$dut"
-# shellcheck disable=SC2086
-check_domain_type $dut
+case "$dut" in *[!\ ]*) has_dut=1 ;; *) has_dut="" ;; esac
+if [ -n "$has_dut" ]; then
+    check_endpoints "$dut"
+    # shellcheck disable=SC2086
+    check_domain_type $dut
+fi
 for t in $tests; do
     case "$t" in
         demo) check_disk_pattern ;;
+        hotplug) test_hotplug ;;
         net) test_net ;;
     esac
 done

@@ -22,7 +22,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
 . "$top/scripts/guest/guest-lib.sh"
 
-SCENARIOS="x86-demo x86-net x86-strict x86-identity x86-no-boot-bypass aarch64-demo"
+SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug aarch64-demo"
 # Not run by default (time), but selectable by name.
 EXTRA_SCENARIOS="aarch64-net"
 
@@ -125,6 +125,7 @@ host_disk_check() {
 }
 
 # demo_scenario NAME ARCH TIMEOUT "EXTRA APPEND" [EXTRA QEMU ARGS...]
+# DEMO_BLK_OPTS: extra options of the virtio-blk device (",bus=...").
 demo_scenario() {
     local sc=$1 arch=$2 limit=$3 append=$4
     shift 4
@@ -133,7 +134,7 @@ demo_scenario() {
         "viommu.test=demo viommu.seed=$SEED viommu.mib=$MIB $append" "$DEMO_CHECKS" \
         "$@" \
         -drive "file=$DISK,if=none,id=d0,format=raw" \
-        -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on ||
+        -device "virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on${DEMO_BLK_OPTS:-}" ||
         return 1
     host_disk_check "$sc"
 }
@@ -179,6 +180,195 @@ scenario_x86_identity() {
 scenario_x86_no_boot_bypass() {
     demo_scenario x86-no-boot-bypass x86_64 150 "" \
         -device virtio-iommu-pci,boot-bypass=off
+}
+
+# The demo with the disk behind a pcie-root-port (bus 1, not pcie.0).
+scenario_x86_root_port() {
+    DEMO_BLK_OPTS=,bus=rp1 demo_scenario x86-root-port x86_64 150 "" \
+        -device virtio-iommu-pci \
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0
+}
+
+# Reboot with live DMA-FQ domains: the guest runs the demo checks, writes a
+# boot marker to the disk and resets the machine with sysrq-b (no device
+# shutdown: the disk is still attached to its domain, with mappings); the
+# second boot finds the marker, runs the checks again with another seed and
+# powers off.
+scenario_x86_reboot() {
+    reboot_scenario x86-reboot 1
+}
+
+# The same with a QMP system_reset from the host while the guest idles with
+# its domains live.
+scenario_x86_reset() {
+    reboot_scenario x86-reset host
+}
+
+# reboot_scenario NAME 1|host
+reboot_scenario() {
+    local sc=$1 how=$2 dones sock drv='' qmpargs=() rc=0
+    new_disk "$sc"
+    LOG=$logdir/$sc.log
+    : > "$LOG"
+    if [ "$how" = host ]; then
+        sock=$logdir/$sc.qmp
+        rm -f "$sock"
+        qmpargs=(-qmp "unix:$sock,server=on,wait=off")
+        ( if hotplug_wait "$LOG" "VIOMMU-WAIT reset" 200; then
+              qmp "$sock" system_reset > /dev/null
+          fi ) &
+        drv=$!
+    fi
+    GUEST_REBOOT=1 GUEST_DONES=2 run_guest "$sc" x86_64 240 \
+        "viommu.test=demo viommu.reboot=$how viommu.expect_type=DMA-FQ viommu.seed=$SEED viommu.mib=$MIB" \
+        "$DEMO_CHECKS" \
+        "${qmpargs[@]}" \
+        -device virtio-iommu-pci \
+        -drive "file=$DISK,if=none,id=d0,format=raw" \
+        -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on || rc=1
+    if [ -n "$drv" ]; then
+        kill "$drv" 2>/dev/null
+        wait "$drv" 2>/dev/null
+        rm -f "$sock"
+    fi
+    [ "$rc" = 0 ] || return 1
+    dones=$(guest_lines "$LOG" | grep -cE '^VIOMMU-DONE checks=[1-9][0-9]* failed=0( |$)')
+    if [ "$dones" = 2 ] && guest_lines "$LOG" | grep -q '^VIOMMU-INFO boot 2$'; then
+        tap ok "$sc: both boots finished with failed=0"
+    else
+        tap not-ok "$sc: both boots finished with failed=0" \
+            "$(guest_lines "$LOG" | grep -E '^VIOMMU-(DONE|INFO boot)' | tr '\n' ' ')"
+    fi
+    if [ "$(guest_checks "$LOG" | grep -c '^disk-pattern PASS')" = 2 ]; then
+        tap ok "$sc: disk pattern verified on both boots"
+    else
+        tap not-ok "$sc: disk pattern verified on both boots" \
+            "$(guest_checks "$LOG" | grep '^disk-pattern' | cut -c1-100 | tr '\n' ' ')"
+    fi
+    # The image holds the second boot's pattern.
+    SEED=$((SEED + 1000))
+    host_disk_check "$sc"
+}
+
+# PCIe native hotplug (pciehp) of virtio-blk disks behind a root port.  The
+# guest prints "VIOMMU-WAIT hotplug-N" / "unplug-N"; the host answers with
+# device_add / device_del over QMP.  Each disk gets a group and a pattern.
+HOTPLUG_CHECKS="driver-bound hotplug-1-appeared hotplug-1-group hotplug-1-pattern hotplug-1-removed hotplug-2-appeared hotplug-2-group hotplug-2-pattern hotplug-2-removed no-iommu-errors no-kernel-oops"
+
+# qmp SOCKET CMD [JSON]...
+qmp() { python3 "$top/tests/migration/qmp.py" "$@"; }
+
+# hotplug_wait LOG LINE SECONDS: wait for LINE on the console.
+hotplug_wait() {
+    local i
+    for ((i = 0; i < $3 * 2; i++)); do
+        tr -d '\r' < "$1" | grep -q "$2" && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+iommu_attached() {
+    qmp "$1" qom-get '{"path":"/machine/peripheral/viommu0/virtio-backend","property":"stats"}' |
+        grep -oE '"attached-endpoints": *[0-9]+' | grep -oE '[0-9]+$'
+}
+
+# hotplug_driver LOG SOCK RESULTS: the host side; one "ok|not-ok|info TEXT"
+# line per step in RESULTS.
+hotplug_driver() {
+    local log=$1 sock=$2 res=$3 i out t0 gone
+    local -a with=() without=()
+    for i in 1 2; do
+        if ! hotplug_wait "$log" "VIOMMU-WAIT hotplug-$i" 200; then
+            echo "not-ok hotplug-$i: guest never asked for the disk" >> "$res"
+            return
+        fi
+        t0=$SECONDS
+        if out=$(qmp "$sock" device_add \
+                 "{\"driver\":\"virtio-blk-pci\",\"id\":\"hpblk$i\",\"drive\":\"hp$i\",\"bus\":\"rp1\",\"addr\":\"0.0\",\"iommu_platform\":true,\"disable-legacy\":\"on\"}" 2>&1); then
+            echo "ok host device_add hpblk$i (drive hp$i, bus rp1)" >> "$res"
+        else
+            echo "not-ok host device_add hpblk$i: $out" >> "$res"
+            return
+        fi
+        hotplug_wait "$log" "VIOMMU-WAIT unplug-$i" 200 || {
+            echo "not-ok hotplug-$i: guest never asked for the unplug" >> "$res"
+            return
+        }
+        with[i]=$(iommu_attached "$sock")
+        if ! out=$(qmp "$sock" device_del "{\"id\":\"hpblk$i\"}" 2>&1); then
+            echo "not-ok host device_del hpblk$i: $out" >> "$res"
+            return
+        fi
+        # After the last unplug the guest powers off as soon as it sees the
+        # disk go: its hotplug-2-removed check covers that one.
+        if [ "$i" = 2 ]; then
+            echo "ok host device_del hpblk$i accepted" >> "$res"
+            break
+        fi
+        gone=""
+        for ((t0 = 0; t0 < 240; t0++)); do
+            if ! qmp "$sock" query-pci | grep -q '"qdev_id": "hpblk'"$i"'"'; then
+                gone=1
+                break
+            fi
+            sleep 0.5
+        done
+        if [ -n "$gone" ]; then
+            echo "ok host device_del hpblk$i: gone from query-pci" >> "$res"
+        else
+            echo "not-ok host device_del hpblk$i: still in query-pci after 120s" >> "$res"
+            return
+        fi
+        without[i]=$(iommu_attached "$sock")
+    done
+    # The device's stats: one endpoint more while a disk is plugged.
+    local d="with hpblk1 ${with[1]:-?}, after its removal ${without[1]:-?}, with hpblk2 ${with[2]:-?}"
+    if [ -z "${with[1]:-}${without[1]:-}${with[2]:-}" ]; then
+        # A device without the stats property (QEMU's own).
+        echo "info no attached-endpoints in the IOMMU's stats; not checked" >> "$res"
+    elif [ -n "${with[1]:-}" ] && [ -n "${without[1]:-}" ] &&
+       [ "${with[1]}" = $((without[1] + 1)) ] && [ "${with[2]:-}" = "${with[1]}" ]; then
+        echo "ok attached-endpoints in the stats follow the hotplug ($d)" >> "$res"
+    else
+        echo "not-ok attached-endpoints in the stats follow the hotplug ($d)" >> "$res"
+    fi
+}
+
+scenario_x86_hotplug() {
+    local sc=x86-hotplug sock res drv line d1 d2 seed
+    LOG=$logdir/$sc.log
+    sock=$logdir/$sc.qmp
+    res=$logdir/$sc.host
+    rm -f "$sock" "$res"
+    : > "$LOG"
+    new_disk "$sc-1"; d1=$DISK; seed=$SEED
+    new_disk "$sc-2"; d2=$DISK
+    hotplug_driver "$LOG" "$sock" "$res" &
+    drv=$!
+    run_guest "$sc" x86_64 300 "viommu.test=hotplug viommu.seed=$seed viommu.mib=$MIB" \
+        "$HOTPLUG_CHECKS" \
+        -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
+        -qmp "unix:$sock,server=on,wait=off" \
+        -device virtio-iommu-pci,id=viommu0 \
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0 \
+        -drive "file=$d1,if=none,id=hp1,format=raw" \
+        -drive "file=$d2,if=none,id=hp2,format=raw"
+    local rc=$?
+    kill "$drv" 2>/dev/null
+    wait "$drv" 2>/dev/null
+    [ "$rc" = 0 ] || { rm -f "$sock" "$d1" "$d2"; return 1; }
+    touch "$res"
+    while read -r line; do
+        case "$line" in
+            "ok "*) tap ok "$sc: ${line#ok }" ;;
+            "not-ok "*) tap not-ok "$sc: ${line#not-ok }" ;;
+            "info "*) echo "# $sc: ${line#info }" ;;
+        esac
+    done < "$res"
+    rm -f "$sock"
+    SEED=$((seed + 1)) DISK=$d1 host_disk_check "$sc"
+    SEED=$((seed + 2)) DISK=$d2 host_disk_check "$sc"
 }
 
 # arm virt, device tree (no firmware, so no ACPI VIOT): the iommu-map path.
