@@ -261,6 +261,8 @@ check_disk_pattern() {
     else
         _wflag="" _rflag="" _method=buffered+drop_caches
     fi
+    # The host may act on this line mid-write (tests/migration migrates)
+    info "$_cn writing $_mib MiB to $_dev"
     # shellcheck disable=SC2086
     if ! _err=$(dd if=/tmp/pattern of="$_dev" bs=1M $_wflag conv=fsync 2>&1); then
         check "$_cn" FAIL "write failed: $(echo "$_err" | tr '\n' ' ')"

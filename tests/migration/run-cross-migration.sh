@@ -1,11 +1,13 @@
 #!/bin/bash
-# Migrate a running Linux guest, mid-way through its DMA checks, between
-# QEMU builds: ours -> ours, and when the comparison build exists, stock
-# QEMU's device -> ours and ours -> stock.  The guest's disk pattern and
-# IOMMU checks must all pass on the destination.  TAP output.
+# Migrate a running Linux guest in the middle of an O_DIRECT disk write
+# through the IOMMU, between QEMU builds: ours -> ours, and when the
+# comparison build exists, stock QEMU's device -> ours and ours -> stock.
+# The guest's read-back of the whole pattern, its IOMMU checks, and the
+# host's check of the disk image must all pass on the destination.  TAP.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/scripts/guest/guest-lib.sh"
 cd "$top"
 
 guest=$BUILD/guest/x86_64
@@ -18,7 +20,7 @@ rc=0
 boot_args() {
     args=(-M q35 -accel tcg -m 1G -display none -no-reboot
         -kernel "$guest/vmlinuz" -initrd "$guest/initramfs.cpio.gz"
-        -append "console=ttyS0 viommu.test=demo"
+        -append "console=ttyS0 viommu.test=demo viommu.mib=32 viommu.seed=7"
         -device "virtio-iommu-pci$1"
         -drive file="$work/disk.img",if=none,id=d0,format=raw
         -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on)
@@ -34,25 +36,34 @@ wait_for() {
     return 1
 }
 
+# pattern_matches SEED MIB: the disk image holds the guest's pattern
+pattern_matches() {
+    local bytes=$(($2 * 1048576))
+
+    [ "$(pattern_bytes "$1" "$bytes" | sha256sum)" = \
+      "$(head -c "$bytes" "$work/disk.img" | sha256sum)" ]
+}
+
 # migrate SRC-BUILD SRC-OPTS DST-BUILD DST-OPTS NAME
 migrate() {
     local src=$1/qemu-system-x86_64 src_opts=$2
     local dst=$3/qemu-system-x86_64 dst_opts=$4 name=$5
-    local args
+    local args inflight=
     local log=$work/$name
     local ok=true
 
     rm -f "$log".* "$work/stream"
+    # A fresh, zeroed disk: the image check must see this leg's writes
+    rm -f "$work/disk.img"
     truncate -s 64M "$work/disk.img"
     boot_args "$src_opts"
     timeout 300 "$src" "${args[@]}" -serial file:"$log.src" \
         -qmp unix:"$log.src.qmp",server,nowait > "$log.src.err" 2>&1 &
-    # The IOMMU is set up and the disk in use once the modules are in
-    if ! wait_for "$log.src" "VIOMMU-CHECK modules-loaded" 120; then
+    # Stop the moment the guest starts writing its pattern
+    python3 tests/migration/qmp.py "$log.src.qmp" \
+        --when "$log.src" "disk-pattern writing" stop \
+        migrate "{\"uri\": \"exec:cat > $work/stream\"}" > "$log.qmp" 2>&1 ||
         ok=false
-    fi
-    $ok && python3 tests/migration/qmp.py "$log.src.qmp" stop \
-        migrate "{\"uri\": \"exec:cat > $work/stream\"}" > "$log.qmp" 2>&1
     $ok && for _ in $(seq 60); do
         python3 tests/migration/qmp.py "$log.src.qmp" query-migrate \
             > "$log.status" 2>&1
@@ -62,6 +73,12 @@ migrate() {
     grep -q '"completed"' "$log.status" 2>/dev/null || ok=false
     python3 tests/migration/qmp.py "$log.src.qmp" quit > /dev/null 2>&1
     wait
+    # Diagnostic only (timing): was the write still in flight at the move?
+    if pattern_matches 7 32; then
+        inflight="the write had already finished"
+    else
+        inflight="the write was in flight"
+    fi
 
     if $ok; then
         boot_args "$dst_opts"
@@ -82,10 +99,14 @@ migrate() {
         wait
         grep -q "VIOMMU-DONE checks=[0-9]* failed=0" "$log.dst" || ok=false
         ! grep -q "VIOMMU-CHECK .* FAIL" "$log.dst" || ok=false
+        # The write went on after the move: the disk holds all of it
+        grep -q "VIOMMU-CHECK disk-pattern PASS" "$log.dst" || ok=false
+        pattern_matches 7 32 || ok=false
     fi
     n=$((n + 1))
     if $ok; then
-        echo "ok $n - migration $name: guest checks pass after the move"
+        echo "ok $n - migration $name: guest checks pass after the move" \
+             "($inflight)"
     else
         echo "not ok $n - migration $name (logs: $log.*)"
         tail -n 5 "$log.dst" "$log.dst.err" 2>/dev/null | sed 's/^/#   /'
