@@ -186,21 +186,22 @@ static VirtIOIOMMUSpace *space_by_endpoint(VirtIOIOMMU *s, uint32_t ep_id)
 }
 
 /* s->lock held.  Only a bound space can be attached to anything. */
-static VIOMMUEndpointMode space_mode(VirtIOIOMMUSpace *sp)
-{
-    VIOMMUCore *core = sp->viommu->core;
-
-    if (!sp->bound) {
-        return viommu_core_get_bypass(core) ? VIOMMU_EP_BYPASS
-                                            : VIOMMU_EP_BLOCKED;
-    }
-    return viommu_core_endpoint_mode(core, sp->bound_id);
-}
-
 static const VIOMMUDomain *space_domain(VirtIOIOMMUSpace *sp)
 {
     return sp->bound ? viommu_core_endpoint_domain(sp->viommu->core,
                                                    sp->bound_id) : NULL;
+}
+
+/* What DMA through a space in @domain (NULL: unattached) does */
+static VIOMMUEndpointMode domain_mode(VirtIOIOMMU *s,
+                                      const VIOMMUDomain *domain)
+{
+    if (!domain) {
+        return viommu_core_get_bypass(s->core) ? VIOMMU_EP_BYPASS
+                                               : VIOMMU_EP_BLOCKED;
+    }
+    return viommu_domain_is_bypass(domain) ? VIOMMU_EP_BYPASS
+                                           : VIOMMU_EP_TRANSLATED;
 }
 
 static bool cache_lookup(VIOMMUCache *cache, uint64_t addr,
@@ -502,7 +503,7 @@ static void space_update(VirtIOIOMMUSpace *sp, void *opaque)
     VIOMMUEndpointMode mode;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        mode = space_mode(sp);
+        mode = domain_mode(s, space_domain(sp));
     }
     trace_viommu_space_mode(space_endpoint_id(sp), mode);
     memory_region_transaction_begin();
@@ -688,11 +689,10 @@ static void viommu_handle_eventq(VirtIODevice *vdev, VirtQueue *vq)
 
 /* Translate @addr for a translated endpoint; s->lock held */
 static void translate_in_domain(VirtIOIOMMUSpace *sp, uint32_t ep_id,
-                                hwaddr addr, IOMMUAccessFlags access,
-                                IOMMUTLBEntry *entry)
+                                const VIOMMUDomain *domain, hwaddr addr,
+                                IOMMUAccessFlags access, IOMMUTLBEntry *entry)
 {
     VirtIOIOMMU *s = sp->viommu;
-    const VIOMMUDomain *domain = space_domain(sp);
     const VIOMMUMapping *mapping = viommu_core_lookup(domain, addr);
     const VIOMMUResvRegion *resv;
 
@@ -737,6 +737,7 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
         .addr_mask = s->granule - 1,
         .perm = IOMMU_NONE,
     };
+    const VIOMMUDomain *domain;
     VIOMMUEndpointMode mode;
     uint32_t ep_id;
 
@@ -748,7 +749,8 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
 
     QEMU_LOCK_GUARD(&s->lock);
     ep_id = space_endpoint_id(sp);
-    mode = space_mode(sp);
+    domain = space_domain(sp);
+    mode = domain_mode(s, domain);
     switch (mode) {
     case VIOMMU_EP_BYPASS:
         entry.perm = IOMMU_RW;
@@ -760,7 +762,7 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
         }
         break;
     case VIOMMU_EP_TRANSLATED:
-        translate_in_domain(sp, ep_id, addr, access, &entry);
+        translate_in_domain(sp, ep_id, domain, addr, access, &entry);
         break;
     }
     trace_viommu_translate(ep_id, addr, access, mode, entry.translated_addr,
@@ -822,6 +824,7 @@ static void viommu_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
     g_autoptr(GArray) events = g_array_new(false, false,
                                            sizeof(IOMMUTLBEvent));
     ReplayMapping r = { .notifier = n, .events = events };
+    const VIOMMUDomain *domain;
     uint32_t ep_id;
     guint i;
 
@@ -830,9 +833,9 @@ static void viommu_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ep_id = space_endpoint_id(sp);
-        if (space_mode(sp) == VIOMMU_EP_TRANSLATED) {
-            viommu_domain_foreach_mapping(space_domain(sp), replay_mapping,
-                                          &r);
+        domain = space_domain(sp);
+        if (domain_mode(s, domain) == VIOMMU_EP_TRANSLATED) {
+            viommu_domain_foreach_mapping(domain, replay_mapping, &r);
         }
     }
     trace_viommu_replay(ep_id, events->len);
