@@ -117,6 +117,29 @@ guest_checks() {
     guest_lines "$1" | sed -n 's/^VIOMMU-CHECK //p'
 }
 
+# tap_guest_checks PREFIX LOG [REQUIRED...]: one TAP line per check the
+# guest reported in LOG, and a failure for each REQUIRED check it did not
+# report (uses tap from scripts/lib.sh).
+tap_guest_checks() {
+    local prefix=$1 log=$2 name res detail seen=" "
+    shift 2
+    while read -r name res detail; do
+        [ -n "$name" ] || continue
+        seen="$seen$name "
+        if [ "$res" = PASS ]; then
+            tap ok "$prefix$name"
+        else
+            tap not-ok "$prefix$name" "$detail"
+        fi
+    done < <(guest_checks "$log")
+    for name in "$@"; do
+        case "$seen" in
+            *" $name "*) ;;
+            *) tap not-ok "$prefix$name" "not reported by the guest" ;;
+        esac
+    done
+}
+
 guest_done() {
     guest_lines "$1" | grep -q '^VIOMMU-DONE'
 }

@@ -286,24 +286,26 @@ check_disk_pattern() {
     fi
 }
 
-check_no_iommu_errors() {
-    _e=$(dmesg | grep -iE 'fault from EP|unknown fault|iommu fault|DMAR|DMA error|dma.*fault|I/O error|blk_update_request|virtio_iommu.*(fail|error|timeout)|AMD-Vi|transmit (queue )?timed out|Detected Hardware Unit Hang' | head -n 5)
+# check_dmesg_clean NAME WHAT GREP-FLAGS REGEX: NAME fails, listing the
+# first lines, if dmesg matches REGEX
+check_dmesg_clean() {
+    _e=$(dmesg | grep "$3" "$4" | head -n 5)
     if [ -z "$_e" ]; then
-        check no-iommu-errors PASS "no IOMMU fault or DMA error in dmesg"
+        check "$1" PASS "no $2 in dmesg"
     else
         echo "$_e" | while read -r _l; do info "dmesg $_l"; done
-        check no-iommu-errors FAIL "$(echo "$_e" | head -n 1)"
+        check "$1" FAIL "$(echo "$_e" | head -n 1)"
     fi
 }
 
+check_no_iommu_errors() {
+    check_dmesg_clean no-iommu-errors "IOMMU fault or DMA error" -iE \
+        'fault from EP|unknown fault|iommu fault|DMAR|DMA error|dma.*fault|I/O error|blk_update_request|virtio_iommu.*(fail|error|timeout)|AMD-Vi|transmit (queue )?timed out|Detected Hardware Unit Hang'
+}
+
 check_no_kernel_oops() {
-    _e=$(dmesg | grep -E 'BUG:|Oops|general protection fault|Call Trace|kernel BUG|WARNING: CPU|soft lockup|hung_task|rcu.*stall' | head -n 5)
-    if [ -z "$_e" ]; then
-        check no-kernel-oops PASS "no oops, warning or stall in dmesg"
-    else
-        echo "$_e" | while read -r _l; do info "dmesg $_l"; done
-        check no-kernel-oops FAIL "$(echo "$_e" | head -n 1)"
-    fi
+    check_dmesg_clean no-kernel-oops "oops, warning or stall" -E \
+        'BUG:|Oops|general protection fault|Call Trace|kernel BUG|WARNING: CPU|soft lockup|hung_task|rcu.*stall'
 }
 
 # ---------------------------------------------------------------- network

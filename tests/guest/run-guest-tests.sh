@@ -61,22 +61,8 @@ run_guest() {
             "no results on the console; last lines: $(tail -n 3 "$LOG" | tr -d '\r' | tr '\n' ' ')"
         return 1
     fi
-    local name res detail seen=" "
-    while read -r name res detail; do
-        [ -n "$name" ] || continue
-        seen="$seen$name "
-        if [ "$res" = PASS ]; then
-            tap ok "$sc: $name"
-        else
-            tap not-ok "$sc: $name" "$detail"
-        fi
-    done < <(guest_checks "$LOG")
-    for name in $required; do
-        case "$seen" in
-            *" $name "*) ;;
-            *) tap not-ok "$sc: $name" "not reported by the guest" ;;
-        esac
-    done
+    # shellcheck disable=SC2086
+    tap_guest_checks "$sc: " "$LOG" $required
     if guest_done "$LOG"; then
         tap ok "$sc: guest finished its checks"
     else

@@ -354,22 +354,8 @@ else
     tap not-ok "guest powered off" "domain still running ($state)"
 fi
 
-seen=" "
-while read -r name res detail; do
-    [ -n "$name" ] || continue
-    seen="$seen$name "
-    if [ "$res" = PASS ]; then
-        tap ok "guest: $name"
-    else
-        tap not-ok "guest: $name" "$detail"
-    fi
-done < <(guest_checks "$console")
-for name in modules-loaded driver-bound endpoint-groups domain-type disk-pattern; do
-    case "$seen" in
-        *" $name "*) ;;
-        *) tap not-ok "guest: $name" "not reported by the guest" ;;
-    esac
-done
+tap_guest_checks "guest: " "$console" modules-loaded driver-bound \
+    endpoint-groups domain-type disk-pattern
 
 bytes=$((MIB * 1048576))
 want=$(pattern_bytes "$seed" "$bytes" | sha256sum | cut -d' ' -f1)
