@@ -12,21 +12,25 @@
 # Initramfs: busybox-static of the same architecture, the kernel modules the
 # tests need plus everything modules.dep says they depend on (decompressed,
 # because busybox insmod cannot read .ko.xz), scripts/guest/init.sh as /init
-# and the ordered module list it loads.
+# and the ordered module list it loads, the test modules
+# scripts/guest/test-*.sh (sourced by init.sh) and the guest tools
+# scripts/guest/tools/*.c, each compiled statically into /bin/NAME (gcc on
+# x86_64, aarch64-linux-gnu-gcc on aarch64).
 #
 # Packages are fetched with `apt-get download` and unpacked with
 # `dpkg-deb -x` below build/; nothing is installed on the host.  Re-running
 # is cheap: downloads are kept, and the initramfs is rebuilt only when the
 # kernel or one of its inputs changed.
 set -euo pipefail
+shopt -s nullglob
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
 
 arch=${1:-}
 case "$arch" in
-    x86_64) debarch=amd64 ;;
-    aarch64) debarch=arm64 ;;
+    x86_64) debarch=amd64 guest_cc=gcc ;;
+    aarch64) debarch=arm64 guest_cc=aarch64-linux-gnu-gcc ;;
     *) echo "usage: $0 x86_64|aarch64" >&2; exit 2 ;;
 esac
 
@@ -203,7 +207,8 @@ guest_inputs() {
     {
         echo "$kpkg $kver $bbver $MODULES"
         cat "$top/scripts/guest/init.sh" "$top/scripts/guest/pattern.sh" \
-            "$top/scripts/guest/build-guest.sh"
+            "$top/scripts/guest/build-guest.sh" \
+            "$top"/scripts/guest/test-*.sh "$top"/scripts/guest/tools/*.[ch]
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -223,6 +228,14 @@ step_initramfs() {
     ln -s busybox "$root/bin/sh"
     install -m 0755 "$top/scripts/guest/init.sh" "$root/init"
     install -m 0755 "$top/scripts/guest/pattern.sh" "$root/etc/viommu/pattern.sh"
+    for f in "$top"/scripts/guest/test-*.sh; do
+        install -m 0644 "$f" "$root/etc/viommu/${f##*/}"
+    done
+    for f in "$top"/scripts/guest/tools/*.c; do
+        m=${f##*/}
+        "$guest_cc" -static -O2 -Wall -Wextra -Werror -o "$root/bin/${m%.c}" "$f" ||
+            die "$guest_cc could not build guest tool $f"
+    done
 
     : > "$root/etc/viommu/modules"
     for f in "${order[@]}"; do
@@ -257,10 +270,14 @@ step_initramfs() {
     echo "initramfs: $(du -h "$out/initramfs.cpio.gz" | cut -f1)"
 }
 
-for tool in apt-get apt-cache dpkg-deb cpio gzip xz sha256sum; do
+for tool in apt-get apt-cache dpkg-deb cpio gzip xz sha256sum "$guest_cc"; do
     command -v "$tool" >/dev/null ||
         { STEP="check tools"; die "$tool is not installed (scripts/install-deps.sh)"; }
 done
+
+# Two test runs may build the same guest at once: one at a time.
+exec 9> "$out/.lock"
+flock 9
 
 run_step "apt setup ($arch)" step_apt_setup
 run_step "find kernel package ($debarch)" step_find_kernel
