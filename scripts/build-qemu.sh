@@ -184,13 +184,23 @@ step_verify() {
     fi
 }
 
-run_step "fetch QEMU source" step_fetch
-run_step "unpack QEMU source" step_unpack
-run_step "apply core patches" step_core_patches
-[ "$flavour" = ours ] && run_step "place our virtio-iommu files" step_place_ours
-run_step "configure QEMU ($flavour)" step_configure
-run_step "build QEMU ($flavour)" step_build
-run_step "link firmware ($flavour)" step_firmware_links
-run_step "build x86 option ROMs ($flavour)" step_optionroms
-run_step "verify device ($flavour)" step_verify
-echo "build-qemu: QEMU $(cat "$src/.debian-version") ($flavour) ready in $out"
+# The whole run is one function, read before it starts, so that editing
+# this file cannot disturb a build in progress; one build per flavour at a
+# time (two ninjas in one directory corrupt it).
+main() {
+    mkdir -p "$BUILD"
+    exec 9> "$BUILD/.build-$flavour.lock"
+    flock 9
+    run_step "fetch QEMU source" step_fetch
+    run_step "unpack QEMU source" step_unpack
+    run_step "apply core patches" step_core_patches
+    [ "$flavour" = ours ] && run_step "place our virtio-iommu files" step_place_ours
+    run_step "configure QEMU ($flavour)" step_configure
+    run_step "build QEMU ($flavour)" step_build
+    run_step "link firmware ($flavour)" step_firmware_links
+    run_step "build x86 option ROMs ($flavour)" step_optionroms
+    run_step "verify device ($flavour)" step_verify
+    echo "build-qemu: QEMU $(cat "$src/.debian-version") ($flavour) ready in $out"
+}
+
+main "$@"; exit
