@@ -32,6 +32,7 @@ tests/qtest/libqos/virtio-iommu.h
 ADDED_FILES="
 hw/virtio/virtio-iommu-core.c
 include/hw/virtio/virtio-iommu-core.h
+include/hw/virtio/virtio-iommu-cache.h
 "
 
 # Each build directory sits inside its source tree, so that both flavours
