@@ -15,7 +15,6 @@
 #include "qemu/iov.h"
 #include "qemu/log.h"
 #include "qemu/range.h"
-#include "qemu/seqlock.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "qapi/qapi-builtin-visit.h"
@@ -29,6 +28,7 @@
 #include "hw/virtio/virtio.h"
 #include "hw/virtio/virtio-iommu.h"
 #include "hw/virtio/virtio-iommu-core.h"
+#include "hw/virtio/virtio-iommu-cache.h"
 #include "hw/pci/pci_host.h"
 #include "system/host_iommu_device.h"
 #include "system/system.h"
@@ -60,33 +60,11 @@ typedef struct VIOMMURecorder {
     int index;
 } VIOMMURecorder;
 
-/*
- * Translation cache
- *
- * Each address space keeps the last few blocks translate returned.  A hit
- * takes no lock: the entries sit behind a seqlock whose writers hold
- * s->lock.  Anything that can take a translation away (UNMAP, DETACH, a
- * re-ATTACH, reset) empties the caches of the spaces concerned under
- * s->lock, before the request completes, so no translation outlives the
- * request that removed it.  MAP never invalidates: it only adds.
- */
-#define VIOMMU_CACHE_WAYS 4
-
-typedef struct VIOMMUCacheEntry {
-    uint64_t iova;              /* naturally aligned block start */
-    uint64_t mask;              /* block size - 1; 0 with perm NONE: empty */
-    uint64_t pa;
-    IOMMUAccessFlags perm;
-} VIOMMUCacheEntry;
-
-typedef struct VIOMMUCache {
-    QemuSeqLock seq;
-    unsigned int next;          /* round-robin victim, under s->lock */
-    bool used;                  /* anything cached, under s->lock */
-    VIOMMUCacheEntry entries[VIOMMU_CACHE_WAYS];
-    uint64_t hits;              /* statistics, updated without a lock */
+/* Translation cache statistics, updated without a lock */
+typedef struct VIOMMUCacheStats {
+    uint64_t hits;
     uint64_t misses;
-} VIOMMUCache;
+} VIOMMUCacheStats;
 
 /* The DMA address space of one PCI function (or requester ID alias) */
 struct VirtIOIOMMUSpace {
@@ -106,7 +84,8 @@ struct VirtIOIOMMUSpace {
     MemoryRegion bypass_mr;     /* identity: an alias of system memory */
     AddressSpace as;
     IOMMUNotifierFlag notifier_flags;
-    VIOMMUCache cache;
+    VIOMMUCache cache;          /* see virtio-iommu-cache.h */
+    VIOMMUCacheStats cache_stats;
     VIOMMURecorder recorders[2];
     /* A host IOMMU device (VFIO) behind this function, and with it */
     HostIOMMUDevice *hiod;
@@ -207,56 +186,29 @@ static VIOMMUEndpointMode domain_mode(VirtIOIOMMU *s,
 static bool cache_lookup(VIOMMUCache *cache, uint64_t addr,
                          IOMMUAccessFlags access, IOMMUTLBEntry *entry)
 {
-    unsigned int start, i;
-    bool hit;
+    VIOMMUCacheEntry hit;
 
-    do {
-        start = seqlock_read_begin(&cache->seq);
-        hit = false;
-        for (i = 0; i < VIOMMU_CACHE_WAYS; i++) {
-            VIOMMUCacheEntry e = cache->entries[i];
-
-            if (e.perm != IOMMU_NONE && (addr & ~e.mask) == e.iova &&
-                (access & e.perm) == access) {
-                entry->iova = e.iova;
-                entry->addr_mask = e.mask;
-                entry->translated_addr = e.pa;
-                entry->perm = e.perm;
-                hit = true;
-                break;
-            }
-        }
-    } while (seqlock_read_retry(&cache->seq, start));
-    return hit;
+    if (!viommu_cache_lookup(cache, addr, access, &hit)) {
+        return false;
+    }
+    entry->iova = hit.iova;
+    entry->addr_mask = hit.mask;
+    entry->translated_addr = hit.pa;
+    entry->perm = hit.perm;
+    return true;
 }
 
 /* s->lock held */
 static void cache_insert(VIOMMUCache *cache, const IOMMUTLBEntry *entry)
 {
-    VIOMMUCacheEntry *e = &cache->entries[cache->next];
-
-    seqlock_write_begin(&cache->seq);
-    *e = (VIOMMUCacheEntry) {
+    VIOMMUCacheEntry e = {
         .iova = entry->iova,
         .mask = entry->addr_mask,
         .pa = entry->translated_addr,
         .perm = entry->perm,
     };
-    seqlock_write_end(&cache->seq);
-    cache->next = (cache->next + 1) % VIOMMU_CACHE_WAYS;
-    cache->used = true;
-}
 
-/* s->lock held */
-static void cache_flush(VIOMMUCache *cache)
-{
-    if (!cache->used) {
-        return;
-    }
-    seqlock_write_begin(&cache->seq);
-    memset(cache->entries, 0, sizeof(cache->entries));
-    seqlock_write_end(&cache->seq);
-    cache->used = false;
+    viommu_cache_insert(cache, &e);
 }
 
 /* Core callbacks; called with s->lock held */
@@ -401,7 +353,7 @@ static void queue_endpoint(VirtIOIOMMU *s, uint32_t ep_id,
     if (!q.sp) {
         return;
     }
-    cache_flush(&q.sp->cache);
+    viommu_cache_flush(&q.sp->cache);
     if (q.sp->notifier_flags && !viommu_domain_is_bypass(domain)) {
         viommu_domain_foreach_mapping(domain, queue_domain_mapping, &q);
     }
@@ -434,7 +386,7 @@ static void queue_space_mapping(VirtIOIOMMUSpace *sp, void *opaque)
     if ((!q->added && sp->cache.used) || sp->notifier_flags) {
         if (space_domain(sp) == q->domain) {
             if (!q->added) {
-                cache_flush(&sp->cache);
+                viommu_cache_flush(&sp->cache);
             }
             queue_mapping(sp, q->mapping, q->added);
         }
@@ -742,10 +694,12 @@ static IOMMUTLBEntry viommu_translate(IOMMUMemoryRegion *iommu_mr,
     uint32_t ep_id;
 
     if (cache_lookup(&sp->cache, addr, access, &entry)) {
-        qatomic_set(&sp->cache.hits, qatomic_read(&sp->cache.hits) + 1);
+        qatomic_set(&sp->cache_stats.hits,
+                    qatomic_read(&sp->cache_stats.hits) + 1);
         return entry;
     }
-    qatomic_set(&sp->cache.misses, qatomic_read(&sp->cache.misses) + 1);
+    qatomic_set(&sp->cache_stats.misses,
+                qatomic_read(&sp->cache_stats.misses) + 1);
 
     QEMU_LOCK_GUARD(&s->lock);
     ep_id = space_endpoint_id(sp);
@@ -956,8 +910,8 @@ static void count_space(VirtIOIOMMUSpace *sp, void *opaque)
     SpaceTotals *t = opaque;
 
     t->spaces++;
-    t->cache_hits += qatomic_read(&sp->cache.hits);
-    t->cache_misses += qatomic_read(&sp->cache.misses);
+    t->cache_hits += qatomic_read(&sp->cache_stats.hits);
+    t->cache_misses += qatomic_read(&sp->cache_stats.misses);
 }
 
 static bool visit_counter(Visitor *v, const char *name, uint64_t value,
@@ -1037,7 +991,7 @@ static VirtIOIOMMUSpace *space_new(VirtIOIOMMU *s, PCIBus *bus, int devfn)
     sp->viommu = s;
     sp->bus = bus;
     sp->devfn = devfn;
-    seqlock_init(&sp->cache.seq);
+    viommu_cache_init(&sp->cache);
     memory_region_init_iommu(&sp->iommu_mr, sizeof(sp->iommu_mr),
                              TYPE_VIRTIO_IOMMU_MEMORY_REGION, OBJECT(s),
                              name, UINT64_MAX);
@@ -1284,7 +1238,7 @@ static void viommu_device_unrealize(DeviceListener *listener,
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         viommu_core_forget_endpoint(s->core, space_endpoint_id(sp));
-        cache_flush(&sp->cache);
+        viommu_cache_flush(&sp->cache);
         s->spaces_stale = true;
     }
     viommu_update_spaces(s);

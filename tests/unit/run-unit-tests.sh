@@ -13,3 +13,4 @@ if [ ! -f "$dir/build.ninja" ]; then
 fi
 ninja -C "$dir" > /dev/null || die "unit test build failed"
 "$dir/test-virtio-iommu-core" --tap
+"$dir/test-virtio-iommu-cache" --tap
