@@ -18,6 +18,7 @@
 #include "standard-headers/linux/virtio_iommu.h"
 #include "hw/virtio/virtio-iommu-core.h"
 #include "hw/virtio/virtio-iommu-cache.h"
+#include "libc-alloc.h"
 
 #define PAGE        0x1000ULL
 #define STRIDE      0x2000ULL   /* mapping i at i * STRIDE, a hole after */
@@ -28,12 +29,6 @@
 #define LOOKUPS     2000000
 
 /* Every allocation of the process, GLib's included */
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t size);
-extern void *__libc_memalign(size_t align, size_t size);
-extern void __libc_free(void *p);
-
 static uint64_t nr_allocs;
 
 void *malloc(size_t size)
@@ -115,7 +110,7 @@ static void map(VIOMMUCore *core, uint64_t iova, uint64_t pa)
     };
 
     if (handle(core, &req, sizeof(req)) != VIRTIO_IOMMU_S_OK) {
-        fprintf(stderr, "MAP %#" PRIx64 " failed\n", iova);
+        fprintf(stderr, "MAP 0x%" PRIx64 " failed\n", iova);
         exit(1);
     }
 }
@@ -130,7 +125,7 @@ static void unmap(VIOMMUCore *core, uint64_t iova)
     };
 
     if (handle(core, &req, sizeof(req)) != VIRTIO_IOMMU_S_OK) {
-        fprintf(stderr, "UNMAP %#" PRIx64 " failed\n", iova);
+        fprintf(stderr, "UNMAP 0x%" PRIx64 " failed\n", iova);
         exit(1);
     }
 }
