@@ -5,6 +5,10 @@
 #   scripts/build-qemu.sh            our device  -> build/qemu/
 #   scripts/build-qemu.sh --upstream upstream's  -> build/upstream/  (comparison
 #                                    only, same core patches, never shipped)
+#   scripts/build-qemu.sh --sanitize our device built with clang, ASan, UBSan
+#                                    and libFuzzer -> build/asan/ (x86_64
+#                                    only; also qemu-fuzz-x86_64 with our
+#                                    fuzz target)
 #
 # Every step names itself when it fails.  Re-running is incremental: the
 # source is fetched and unpacked once, our files are symlinked into the tree,
@@ -15,7 +19,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 
 flavour=ours
-[ "${1:-}" = "--upstream" ] && flavour=upstream
+case "${1:-}" in
+    --upstream) flavour=upstream ;;
+    --sanitize) flavour=asan ;;
+esac
 
 # Our files, relative to both our repository and QEMU's tree.  Upstream's
 # versions of the first group are removed from the tree; the second group is
@@ -35,12 +42,21 @@ include/hw/virtio/virtio-iommu-core.h
 include/hw/virtio/virtio-iommu-cache.h
 "
 
+# QEMU's fuzz targets of ours, for the sanitize flavour only; each is added
+# to tests/qtest/fuzz/meson.build.
+FUZZ_FILES="
+tests/qtest/fuzz/virtio_iommu_fuzz.c
+"
+
 # Each build directory sits inside its source tree, so that both flavours
 # see their sources at the same relative path and ccache shares objects.
 src=$BUILD/src-$flavour
 out=$src/build
-link=$BUILD/upstream
-[ "$flavour" = ours ] && link=$BUILD/qemu
+case "$flavour" in
+    ours) link=$BUILD/qemu ;;
+    upstream) link=$BUILD/upstream ;;
+    asan) link=$BUILD/asan ;;
+esac
 
 step_fetch() {
     mkdir -p "$DL"
@@ -101,6 +117,20 @@ step_place_ours() {
     step_trace_events
 }
 
+# Sanitize flavour: our fuzz targets join QEMU's in tests/qtest/fuzz.
+step_place_fuzz() {
+    local f name mb="$src/tests/qtest/fuzz/meson.build"
+    for f in $FUZZ_FILES; do
+        [ -f "$top/$f" ] || die "our file $f is missing"
+        [ -L "$src/$f" ] || ln -sfn "$top/$f" "$src/$f"
+        name=$(basename "$f")
+        grep -q "'$name'" "$mb" ||
+            printf "specific_fuzz_ss.add(when: 'CONFIG_VIRTIO_IOMMU', if_true: files('%s'))\n" \
+                "$name" >> "$mb"
+        grep -q "'$name'" "$mb" || die "could not add $name to $mb"
+    done
+}
+
 # Our trace events go at the end of hw/virtio/trace-events, between
 # markers, replaced whenever our file changes.
 step_trace_events() {
@@ -118,12 +148,20 @@ step_configure() {
     ln -sfn "src-$flavour/build" "$link"
     [ -f "$out/build.ninja" ] && return 0
     mkdir -p "$out"
-    local cc=gcc
-    [ -x /usr/lib/ccache/gcc ] && cc=/usr/lib/ccache/gcc
+    local cc=gcc cxx=g++ targets=x86_64-softmmu,aarch64-softmmu extra=()
+    if [ "$flavour" = asan ]; then
+        # libFuzzer needs clang; fuzzing-enabled trees still build
+        # qemu-system (linked with -fsanitize=fuzzer-no-link).
+        cc=clang cxx=clang++ targets=x86_64-softmmu
+        extra=(--enable-asan --enable-ubsan --enable-fuzzing)
+    fi
+    [ -x "/usr/lib/ccache/$cc" ] && cc=/usr/lib/ccache/$cc
+    [ -x "/usr/lib/ccache/$cxx" ] && cxx=/usr/lib/ccache/$cxx
     (cd "$out" && "$src/configure" \
         --python=/usr/bin/python3 \
-        --cc="$cc" \
-        --target-list=x86_64-softmmu,aarch64-softmmu \
+        --cc="$cc" --cxx="$cxx" \
+        --target-list="$targets" \
+        "${extra[@]}" \
         --without-default-features \
         --enable-kvm --enable-tcg --enable-fdt=system --enable-slirp \
         --disable-docs --disable-install-blobs \
@@ -136,6 +174,8 @@ step_configure() {
 
 step_build() {
     local targets="qemu-system-x86_64 qemu-system-aarch64 tests/qtest/qos-test"
+    [ "$flavour" = asan ] &&
+        targets="qemu-system-x86_64 tests/qtest/qos-test qemu-fuzz-x86_64"
     # shellcheck disable=SC2086
     ninja -C "$out" $targets ${QEMU_NINJA_EXTRA:-} > "$out/ninja.log" 2>&1 ||
         { grep -E 'error|Error' "$out/ninja.log" | head -n 30 >&2;
@@ -175,11 +215,20 @@ step_optionroms() {
 # The build must never silently fall back to upstream's device: check that
 # the binary holds our device's marker string.
 step_verify() {
-    local bin="$out/qemu-system-x86_64"
-    if [ "$flavour" = ours ]; then
+    local bin="$out/qemu-system-x86_64" fuzz="$out/qemu-fuzz-x86_64"
+    if [ "$flavour" != upstream ]; then
         grep -q "$OUR_MARKER" "$bin" ||
             die "$bin does not contain our virtio-iommu (marker '$OUR_MARKER')"
-    else
+    fi
+    if [ "$flavour" = asan ]; then
+        grep -q "$OUR_MARKER" "$fuzz" ||
+            die "$fuzz does not contain our virtio-iommu (marker '$OUR_MARKER')"
+        # Without arguments it lists its targets
+        local targets
+        targets=$(ASAN_OPTIONS=detect_leaks=0 "$fuzz" 2>&1) || true
+        grep -q '^ \* virtio-iommu-fuzz ' <<< "$targets" ||
+            die "$fuzz has no virtio-iommu-fuzz target"
+    elif [ "$flavour" = upstream ]; then
         ! grep -q "$OUR_MARKER" "$bin" ||
             die "$bin should be upstream's device but contains ours"
     fi
@@ -195,7 +244,9 @@ main() {
     run_step "fetch QEMU source" step_fetch
     run_step "unpack QEMU source" step_unpack
     run_step "apply core patches" step_core_patches
-    [ "$flavour" = ours ] && run_step "place our virtio-iommu files" step_place_ours
+    [ "$flavour" != upstream ] &&
+        run_step "place our virtio-iommu files" step_place_ours
+    [ "$flavour" = asan ] && run_step "place our fuzz targets" step_place_fuzz
     run_step "configure QEMU ($flavour)" step_configure
     run_step "build QEMU ($flavour)" step_build
     run_step "link firmware ($flavour)" step_firmware_links
