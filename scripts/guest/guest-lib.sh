@@ -27,6 +27,11 @@ qemu_build_dir() {
 # GUEST_REBOOT=1 lets a guest reset restart the machine (no -no-reboot);
 # GUEST_DONES=N: the guest prints VIOMMU-DONE N times (once per boot) before
 # it powers off.
+# GUEST_FIRMWARE=uefi (aarch64 only): boot through UEFI firmware (Debian's
+# qemu-efi-aarch64, $GUEST_UEFI_CODE / $GUEST_UEFI_VARS, default
+# /usr/share/AAVMF/AAVMF_{CODE,VARS}.fd) on two pflash units; the firmware's
+# loader starts -kernel/-initrd and QEMU's virt machine gives it ACPI tables
+# (with a VIOT for the IOMMU) instead of only a device tree.
 guest_boot() {
     local arch=$1 log=$2 limit=$3 append=$4
     shift 4
@@ -58,6 +63,28 @@ guest_boot() {
         echo "guest_boot: guest for $arch not built (scripts/guest/build-guest.sh $arch)" | tee -a "$log" >&2
         return 2
     fi
+    local vars=""
+    case "${GUEST_FIRMWARE:-}" in
+        "") ;;
+        uefi)
+            local code=${GUEST_UEFI_CODE:-/usr/share/AAVMF/AAVMF_CODE.fd}
+            local vtmpl=${GUEST_UEFI_VARS:-/usr/share/AAVMF/AAVMF_VARS.fd}
+            if [ "$arch" != aarch64 ]; then
+                echo "guest_boot: GUEST_FIRMWARE=uefi is for aarch64 only" | tee -a "$log" >&2
+                return 2
+            fi
+            if [ ! -f "$code" ] || [ ! -f "$vtmpl" ]; then
+                echo "guest_boot: no UEFI firmware $code / $vtmpl (apt-get install qemu-efi-aarch64)" | tee -a "$log" >&2
+                return 2
+            fi
+            # The variable store is written by the firmware: a fresh copy
+            # per boot.
+            vars=${log%.log}.vars.fd
+            cp "$vtmpl" "$vars" || return 2
+            set -- -drive "if=pflash,format=raw,unit=0,readonly=on,file=$code" \
+                   -drive "if=pflash,format=raw,unit=1,file=$vars" "$@" ;;
+        *) echo "guest_boot: unknown GUEST_FIRMWARE=$GUEST_FIRMWARE" | tee -a "$log" >&2; return 2 ;;
+    esac
     [ "${GUEST_REBOOT:-0}" = 1 ] || set -- -no-reboot "$@"
     local cmd=("$bin" "${machine[@]}" -m 1G -nodefaults -display none
                -serial stdio
@@ -96,6 +123,7 @@ guest_boot() {
     wait "$qpid"
     rc=$?
     [ -n "$tailpid" ] && wait "$tailpid"
+    [ -n "$vars" ] && rm -f "$vars"
     [ -n "$errexit" ] && set -e
     BOOT_SECONDS=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
     if [ -n "$hung" ]; then
