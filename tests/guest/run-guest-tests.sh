@@ -22,7 +22,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
 . "$top/scripts/guest/guest-lib.sh"
 
-SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug aarch64-demo"
+SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug x86-edu x86-edu-root-port aarch64-demo aarch64-edu aarch64-acpi"
 # Not run by default (time), but selectable by name.
 EXTRA_SCENARIOS="aarch64-net"
 
@@ -366,6 +366,91 @@ scenario_aarch64_demo() {
 scenario_aarch64_net() {
     run_guest aarch64-net aarch64 300 "viommu.test=net" "$NET_CHECKS" \
         -device virtio-iommu-pci "${NET_ARGS[@]}"
+}
+
+# ---------------------------------------------------------------- edu, VFIO
+
+# QEMU's edu DMA engine driven from guest userspace through vfio-pci and
+# VFIO's type1 IOMMU (scripts/guest/test-edu.sh, tools/viommu-vfio.c):
+# translated DMA both ways, a write to a read-only mapping and a read and a
+# write at an unmapped IOVA blocked, and the driver's fault messages naming
+# the edu's endpoint, each IOVA and the direction.
+EDU_CHECKS="edu-bound edu-vfio-map edu-dma-copy edu-readonly-read edu-readonly-write-blocked edu-unmapped-write-blocked edu-unmapped-read-blocked edu-dma-after-faults edu-vfio-unmap edu-tool-ran edu-maploop edu-fault-readonly-logged edu-fault-unmapped-write-logged edu-fault-unmapped-read-logged"
+# virtio-iommu does no interrupt remapping; VFIO's type1 IOMMU refuses
+# such a group unless told otherwise.
+EDU_APPEND="vfio_iommu_type1.allow_unsafe_interrupts=1"
+
+# edu_scenario NAME ARCH TIMEOUT MIN_BUS [QEMU ARGS...]: the disk demo and
+# the edu tests in one boot; the edu's endpoint ID (reported by the guest)
+# must be its requester ID with a bus number of at least MIN_BUS.
+# EDU_TESTS: the guest's test list (default demo,edu); EDU_EXTRA_APPEND and
+# EDU_EXTRA_CHECKS: more kernel parameters and required checks.
+edu_scenario() {
+    local sc=$1 arch=$2 limit=$3 minbus=$4
+    shift 4
+    new_disk "$sc"
+    run_guest "$sc" "$arch" "$limit" \
+        "viommu.test=${EDU_TESTS:-demo,edu} viommu.seed=$SEED viommu.mib=$MIB $EDU_APPEND ${EDU_EXTRA_APPEND:-}" \
+        "$DEMO_CHECKS $EDU_CHECKS ${EDU_EXTRA_CHECKS:-}" "$@" \
+        -drive "file=$DISK,if=none,id=d0,format=raw" \
+        -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on ||
+        return 1
+    host_disk_check "$sc"
+    edu_endpoint_check "$sc" "$minbus"
+}
+
+# edu_endpoint_check NAME MIN_BUS: "VIOMMU-INFO edu endpoint ID BDF ..."
+edu_endpoint_check() {
+    local sc=$1 minbus=$2 line ep bdf bus dev fn want
+    line=$(guest_lines "$LOG" | grep -m1 '^VIOMMU-INFO edu endpoint ')
+    read -r _ _ _ ep bdf _ <<< "$line"
+    if [[ "${bdf:-}" =~ ^[0-9a-f]{4}:([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$ ]]; then
+        bus=$((16#${BASH_REMATCH[1]})) dev=$((16#${BASH_REMATCH[2]})) fn=${BASH_REMATCH[3]}
+        want=$((bus << 8 | dev << 3 | fn))
+        if [ "$ep" = "$want" ] && [ "$bus" -ge "$minbus" ]; then
+            tap ok "$sc: edu endpoint ID $ep is the requester ID of $bdf (bus $bus)"
+        else
+            tap not-ok "$sc: edu endpoint ID $ep is the requester ID of $bdf (bus $bus)" \
+                "want $want with a bus number >= $minbus"
+        fi
+    else
+        tap not-ok "$sc: edu endpoint ID reported" "${line:-no 'edu endpoint' line}"
+    fi
+}
+
+# edu on q35's root bus, next to the demo disk.
+scenario_x86_edu() {
+    edu_scenario x86-edu x86_64 150 0 -device virtio-iommu-pci -device edu
+}
+
+# edu behind a PCIe root port: an endpoint ID with a non-zero bus number.
+scenario_x86_edu_root_port() {
+    edu_scenario x86-edu-root-port x86_64 150 1 -device virtio-iommu-pci \
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0 \
+        -device edu,bus=rp1
+}
+
+# The same two on arm virt (device tree).
+scenario_aarch64_edu() {
+    edu_scenario aarch64-edu aarch64 300 1 -device virtio-iommu-pci \
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0 \
+        -device edu,bus=rp1
+}
+
+# ---------------------------------------------------------------- ACPI
+
+# arm virt booted through UEFI (Debian's AAVMF): the guest finds the IOMMU
+# and its endpoints in the ACPI VIOT table instead of the device tree
+# (scripts/guest/test-acpi.sh), then runs the disk demo and the edu tests
+# (edu behind a root port, so the VIOT's PCI range must cover bus 1) behind
+# it.
+ACPI_CHECKS="acpi-in-use acpi-viot"
+scenario_aarch64_acpi() {
+    EDU_TESTS=acpi,demo,edu EDU_EXTRA_APPEND=acpi=force \
+    EDU_EXTRA_CHECKS=$ACPI_CHECKS GUEST_FIRMWARE=uefi \
+        edu_scenario aarch64-acpi aarch64 300 1 -device virtio-iommu-pci \
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0 \
+        -device edu,bus=rp1
 }
 
 # ---------------------------------------------------------------- main
