@@ -43,7 +43,7 @@ static void viommu_pci_set_resv(Object *obj, Visitor *v, const char *name,
     ERRP_GUARD();
     VirtIOIOMMU *s = &VIRTIO_IOMMU_PCI(obj)->vdev;
     g_autofree ReservedRegion *added = NULL;
-    GenericList *list, *elem;
+    GenericList *list, *elem, *next;
     size_t nr = 0;
     bool ok;
 
@@ -64,6 +64,11 @@ static void viommu_pci_set_resv(Object *obj, Visitor *v, const char *name,
     }
     ok = ok && visit_check_list(v, errp);
     visit_end_list(v, (void **)&list);
+    /* The visitor allocated the list nodes; the values are in @added */
+    for (elem = list; elem; elem = next) {
+        next = elem->next;
+        g_free(elem);
+    }
     if (!ok) {
         return;
     }
