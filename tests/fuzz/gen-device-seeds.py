@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Write the seed inputs of the device fuzz target (virtio-iommu-fuzz).
+
+    tests/fuzz/gen-device-seeds.py [DIR]   (default tests/fuzz/corpus/device)
+
+Each seed is a small program in the target's encoding (see the comments of
+tests/qtest/fuzz/virtio_iommu_fuzz.c and docs/fuzzing.md) that gets the
+device somewhere interesting: domains attached, mappings made, DMA through
+them, faults reported, limits reached, malformed chains, resets.  libFuzzer
+mutates from there.  Seeds are named seed-NAME; reproducers of fixed bugs
+sit next to them as regress-NAME.
+"""
+import os
+import struct
+import sys
+
+(OP_START, OP_REQ, OP_KICK, OP_EVENTS, OP_DMA, OP_CONFIG, OP_STATUS,
+ OP_COMMON, OP_CLOCK, OP_EDU_CMD, OP_SYS_RESET, OP_STORM,
+ OP_DMA_STORM) = range(13)
+
+ATTACH, DETACH, MAP, UNMAP, PROBE, UNKNOWN, RAW, ATTACH_BYPASS = range(8)
+RESERVED = 0x08         # kind: reserved bytes not zero
+WILD = 0x80             # kind: raw 64-bit start, end, phys follow
+
+EDU1, EDU2, EDU3, EDU4 = 0, 1, 4, 5         # endpoint selector bytes
+R, W, RW, MMIO = 1, 2, 3, 4                 # MAP flags
+
+# layout byte
+SHORT_READ, LONG_READ, HEAD_ONLY = 1, 2, 3
+EXTRA_WRITE, TINY_WRITE, HUGE_WRITE = 1 << 2, 2 << 2, 3 << 2
+CHUNK_READ, SPLIT_TAIL, CHUNK_BOTH = 1 << 4, 2 << 4, 3 << 4
+INDIRECT = 0x40
+DEFECT = 0x80
+
+BYPASS_OFF = 36         # config offset of bypass
+
+
+def u8(v):
+    return struct.pack('<B', v & 0xff)
+
+
+def u16(v):
+    return struct.pack('<H', v & 0xffff)
+
+
+def u32(v):
+    return struct.pack('<I', v & 0xffffffff)
+
+
+def u64(v):
+    return struct.pack('<Q', v & 0xffffffffffffffff)
+
+
+def start(feat_clear=0, sizes=0, flags=0):
+    return u8(OP_START) + u64(feat_clear) + u8(sizes) + u8(flags)
+
+
+def req(kind, domain=1, ep=EDU1, flags=0, page=0, pages=1, phys_page=0,
+        layout=0, wild=None, raw=None, defect=None):
+    b = (u8(OP_REQ) + u8(kind) + u8(domain) + u8(ep) + u8(flags) +
+         u16(page) + u8(pages - 1) + u16(phys_page) + u8(layout))
+    if kind & WILD:
+        b += u64(wild[0]) + u64(wild[1]) + u64(wild[2])
+    if (kind & 7) == RAW:
+        b += u8(len(raw)) + bytes(raw)
+    if layout & DEFECT:
+        b += u8(defect)
+    return b
+
+
+def kick(q=0):
+    return u8(OP_KICK) + u8(q)
+
+
+def events(n, size=0):
+    return u8(OP_EVENTS) + u8(n - 1) + u8(size)
+
+
+def dma(edu, write, page, off=0, count=64):
+    return (u8(OP_DMA) + u8(edu) + u8(1 if write else 0) + u16(page) +
+            u16(off) + u16(count - 1))
+
+
+def config(off, val, width=0):
+    return u8(OP_CONFIG) + u8(off) + u8(width) + u64(val)
+
+
+def storm(n, seed, mix):
+    return u8(OP_STORM) + u8(n - 1) + u32(seed) + u8(mix)
+
+
+def dma_storm(n, seed):
+    return u8(OP_DMA_STORM) + u8(n - 1) + u32(seed)
+
+
+def seeds():
+    s = {}
+    # One domain, one mapping, DMA both ways through it, then a fault
+    s['map-dma'] = (events(4) + req(ATTACH, 1, EDU1) +
+                    req(MAP, 1, flags=RW, page=0, pages=4, phys_page=16) +
+                    kick() + dma(EDU1, False, 0, 0x10, 512) +
+                    dma(EDU1, True, 1, 0, 4096) +
+                    dma(EDU1, True, 8) + kick(1))
+    # Two domains, one edu each; unmap, detach, DMA faults and bypass
+    s['two-domains'] = (events(8) + req(ATTACH, 1, EDU1) +
+                        req(ATTACH, 2, EDU2) +
+                        req(MAP, 1, flags=R, page=0, pages=2, phys_page=0) +
+                        req(MAP, 2, flags=W, page=0, pages=2, phys_page=8) +
+                        kick() + dma(EDU1, False, 0) + dma(EDU2, True, 1) +
+                        dma(EDU1, True, 0) + dma(EDU2, False, 1) +
+                        req(UNMAP, 1, page=0, pages=2) +
+                        req(DETACH, 2, EDU2) + kick() +
+                        dma(EDU1, False, 0) + dma(EDU2, True, 1))
+    # Both edu in one domain, moved to another, re-attached
+    s['shared-domain'] = (events(8) + req(ATTACH, 3, EDU1) +
+                          req(ATTACH, 3, EDU2) +
+                          req(MAP, 3, flags=RW, page=4, pages=8,
+                              phys_page=32) + kick() +
+                          dma(EDU2, True, 5, 0x100, 256) +
+                          req(ATTACH, 4, EDU1) + kick() +
+                          dma(EDU1, False, 5) + dma(EDU2, False, 5) +
+                          req(ATTACH, 3, EDU2) + kick() +
+                          dma(EDU2, False, 5))
+    # Identity domain, then bypass off in config: DOMAIN faults
+    s['bypass'] = (events(4) + req(ATTACH_BYPASS, 2, EDU1) + kick() +
+                   dma(EDU1, True, 0x100) + config(BYPASS_OFF, 0) +
+                   dma(EDU2, False, 0x10) + config(BYPASS_OFF, 1) +
+                   dma(EDU2, False, 0x10) + req(MAP, 2, flags=RW) + kick())
+    # Every request type, every layout
+    b = events(2) + req(ATTACH, 1, EDU1)
+    for layout in (0, SHORT_READ, LONG_READ, HEAD_ONLY, EXTRA_WRITE,
+                   TINY_WRITE, CHUNK_READ, SPLIT_TAIL, CHUNK_BOTH,
+                   INDIRECT, INDIRECT | CHUNK_BOTH):
+        b += req(PROBE, ep=EDU2, layout=layout)
+        b += req(MAP, 1, flags=RW, page=0x20, pages=2, layout=layout)
+        b += req(UNMAP, 1, page=0x20, pages=2, layout=layout)
+        b += kick()
+    b += req(PROBE, ep=EDU1, flags=0x40, layout=EXTRA_WRITE) + kick()
+    s['layouts'] = b
+    # Reserved bytes, unknown types and flags, raw bytes, MMIO mapping
+    s['malformed'] = (req(ATTACH | RESERVED, 1, EDU1) +
+                      req(ATTACH, 1, EDU1, flags=2) +
+                      req(UNMAP | RESERVED, 1) + req(UNKNOWN, 8) +
+                      req(RAW, raw=[3, 0, 0, 0, 1]) +
+                      req(MAP, 1, flags=RW | MMIO, phys_page=0xf001) +
+                      req(MAP, 1, flags=0x10) +
+                      req(MAP | WILD, 1, flags=RW,
+                          wild=(0x1000, 0xfff, 0x2000000)) +
+                      req(MAP | WILD, 1, flags=RW,
+                          wild=(0, 2 ** 64 - 1, 0)) +
+                      req(ATTACH, 0xf2, EDU1) + req(ATTACH, 1, 0xf0) +
+                      req(DETACH, 1, 0xf4) + kick())
+    # Limits: three domains, 64 mappings, eight pending faults
+    b = (req(ATTACH, 1, EDU1) + req(ATTACH, 2, EDU2) +
+         req(ATTACH, 3, EDU3) + req(ATTACH, 4, EDU4) + kick())
+    for i in range(66):
+        b += req(MAP, 1 + i % 2, flags=RW, page=2 * i, pages=1,
+                 phys_page=i)
+    b += kick() + dma_storm(16, 0x1234) + events(8) + kick(1)
+    s['limits'] = b
+    # Storms of requests and of DMA
+    s['storm'] = (events(8) + storm(200, 0xdeadbeef, 0) +
+                  dma_storm(32, 0xcafe) + storm(120, 0x1, 1) +
+                  storm(60, 0x77, 2) + dma_storm(32, 0xf00d) + kick(1))
+    # Malformed chains: each defect once
+    b = req(ATTACH, 1, EDU1) + kick()
+    for d in range(8):
+        b += req(MAP, 1, flags=RW, page=d, layout=DEFECT |
+                 (INDIRECT if d in (4, 5) else 0), defect=d)
+        b += kick()
+        b += start()
+    s['defects'] = b
+    # Feature negotiation: no MAP_UNMAP, no PROBE, small queues
+    s['features'] = (start(1 << 2 | 1 << 4, 0x2c) + req(ATTACH, 1, EDU1) +
+                     req(MAP, 1, flags=RW) + req(PROBE) + kick() +
+                     start(1 << 6, 5) + req(ATTACH_BYPASS, 1) + kick() +
+                     start(0, 6) + req(MAP, 1, flags=RW) + kick())
+    # Resets with live mappings, DMA in between
+    s['resets'] = (events(4) + req(ATTACH, 1, EDU1) +
+                   req(MAP, 1, flags=RW, pages=8) + kick() +
+                   dma(EDU1, True, 2) + u8(OP_STATUS) + u8(0) +
+                   dma(EDU1, True, 2) + start() + req(ATTACH, 1, EDU1) +
+                   kick() + u8(OP_SYS_RESET) + start() +
+                   dma(EDU1, False, 2) + u8(OP_COMMON) + u8(0x1c) +
+                   u8(1) + u32(0) + kick())
+    # A mapping onto the IOMMU's own registers, written by edu
+    s['dma-registers'] = (events(4) + req(ATTACH, 1, EDU1) +
+                          req(MAP, 1, flags=RW, page=0, pages=16,
+                              phys_page=0xf001) +
+                          req(MAP, 1, flags=RW, page=0x40, pages=1,
+                              phys_page=0xf005) + kick() +
+                          dma(EDU1, True, 0, 0, 4096) +
+                          dma(EDU1, True, 0x40, 0, 256) + kick())
+    return s
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), 'corpus', 'device')
+    os.makedirs(out, exist_ok=True)
+    for name, data in seeds().items():
+        with open(os.path.join(out, 'seed-' + name), 'wb') as f:
+            f.write(data)
+    print('%d seeds in %s' % (len(seeds()), out))
+
+
+if __name__ == '__main__':
+    main()
