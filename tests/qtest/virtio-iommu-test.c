@@ -475,6 +475,65 @@ static bool is_mapped(QViommu *v, uint32_t domain, uint64_t start,
 }
 
 /* ------------------------------------------------------------------ */
+/* Statistics: qom-get <device> stats                                  */
+
+/* Tests that read the counters give the device this ID */
+#define IOMMU_ID                "viommu"
+#define IOMMU_QOM               "/machine/peripheral/" IOMMU_ID         \
+                                "/virtio-backend"
+
+/* The device's counters: needs "id=" IOMMU_ID on the device */
+static QDict *stats_get(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': %s, 'property': 'stats' } }",
+                           IOMMU_QOM);
+    QDict *stats;
+
+    g_assert_true(qdict_haskey(rsp, "return"));
+    stats = qdict_get_qdict(rsp, "return");
+    qobject_ref(stats);
+    qobject_unref(rsp);
+    return stats;
+}
+
+/* One counter: "mappings", or "map/nomem" for requests.map.nomem */
+static uint64_t stat_of(QDict *stats, const char *name)
+{
+    const char *slash = strchr(name, '/');
+    g_autofree char *type = NULL;
+    QDict *req;
+
+    if (!slash) {
+        g_assert_true(qdict_haskey(stats, name));
+        return qdict_get_int(stats, name);
+    }
+    type = g_strndup(name, slash - name);
+    req = qdict_get_qdict(qdict_get_qdict(stats, "requests"), type);
+    g_assert_nonnull(req);
+    g_assert_true(qdict_haskey(req, slash + 1));
+    return qdict_get_int(req, slash + 1);
+}
+
+static bool check_stat(const char *fn, int line, QTestState *qts,
+                       const char *name, uint64_t want)
+{
+    QDict *stats = stats_get(qts);
+    uint64_t got = stat_of(stats, name);
+
+    qobject_unref(stats);
+    if (got != want) {
+        report(fn, line, "stats %s: expected %" PRIu64 ", got %" PRIu64,
+               name, want, got);
+        return false;
+    }
+    return true;
+}
+
+#define CHECK_STAT(v, name, want)                                       \
+    check_stat(__func__, __LINE__, (v)->qts, name, want)
+
+/* ------------------------------------------------------------------ */
 /* Config and features                                                 */
 
 static uint64_t aw_mask(unsigned aw_bits)
@@ -1617,9 +1676,6 @@ static void test_reset_detaches(void *obj, void *data, QGuestAllocator *a)
  * Every event must be a naturally aligned power-of-two IOVA block; a
  * mapping is sent as the fewest such blocks.
  */
-#define IOMMU_ID                "viommu"
-#define IOMMU_QOM               "/machine/peripheral/" IOMMU_ID         \
-                                "/virtio-backend"
 #define NOTIFY_OPTS             "id=" IOMMU_ID ",granule=4k,"           \
                                 "x-record-notifications=on"
 
@@ -3118,6 +3174,280 @@ static void test_fault_overflow(void *obj, void *data, QGuestAllocator *a)
     CHECK(fs.n >= 1);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
                ring, ring + PAGE - 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* edu: a PCI device whose DMA engine copies to and from any address   */
+
+#define EDU_SLOT                9
+#define EDU2_SLOT               10
+#define EDU_ARG(addr)           " -device edu,addr=" addr               \
+                                ",dma_mask=0xffffffffffffffff"
+#define EDU_DMA_SRC             0x80
+#define EDU_DMA_DST             0x88
+#define EDU_DMA_CNT             0x90
+#define EDU_DMA_CMD             0x98
+#define EDU_DMA_RUN             0x1
+#define EDU_DMA_TO_PCI          0x2
+#define EDU_BUF                 0x40000     /* its 4 KiB buffer */
+#define EDU_DMA_NS              (101 * 1000 * 1000) /* a 100 ms timer */
+
+typedef struct Edu {
+    QTestState *qts;
+    QPCIDevice *dev;
+    QPCIBar bar;
+    uint32_t id;
+} Edu;
+
+static Edu *edu_open(QViommu *v, unsigned slot)
+{
+    Edu *e = g_new0(Edu, 1);
+
+    e->qts = v->qts;
+    e->id = QPCI_DEVFN(slot, 0);
+    e->dev = qpci_device_find(v->transport->pdev->bus, e->id);
+    g_assert_nonnull(e->dev);
+    g_assert_cmphex(qpci_config_readw(e->dev, PCI_DEVICE_ID), ==, 0x11e8);
+    qpci_device_enable(e->dev);
+    e->bar = qpci_iomap(e->dev, 0, NULL);
+    return e;
+}
+
+static void edu_close(Edu *e)
+{
+    qpci_iounmap(e->dev, e->bar);
+    g_free(e->dev);
+    g_free(e);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Edu, edu_close)
+
+/*
+ * Copy @count bytes between IOVA @iova and the edu's buffer (into guest
+ * memory if @to_guest); the copy has happened when this returns.
+ */
+static void edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest)
+{
+    g_assert_cmpuint(count, <=, 4096);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_SRC, to_guest ? EDU_BUF : iova);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_DST, to_guest ? iova : EDU_BUF);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CNT, count);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CMD,
+                   EDU_DMA_RUN | (to_guest ? EDU_DMA_TO_PCI : 0));
+    qtest_clock_step(e->qts, EDU_DMA_NS);
+    g_assert_cmphex(qpci_io_readq(e->dev, e->bar, EDU_DMA_CMD) &
+                    EDU_DMA_RUN, ==, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Limits: exactly at each limit, and one past it                      */
+
+/*
+ * Endpoints: only functions created after the IOMMU are behind it, so the
+ * fourth is an edu
+ */
+#define LIMIT_ENDPOINTS         ENDPOINTS3 EDU_ARG("09.0")
+#define EP4                     QPCI_DEVFN(EDU_SLOT, 0)
+
+static void test_limit_domains(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* id=viommu,max-domains=3; four endpoints */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 3, EP3, 0), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attached-endpoints", 3);
+    CHECK_STAT(v, "attach/ok", 3);
+
+    /* a fourth domain, translating or bypass */
+    EXPECT_STATUS(attach_req(v, 4, EP4, 0), VIRTIO_IOMMU_S_NOMEM);
+    EXPECT_STATUS(attach_req(v, 4, EP4,
+                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "attach/nomem", 2);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attached-endpoints", 3);
+    EXPECT_STATUS(map_req(v, 4, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+
+    /* joining a domain that exists needs none */
+    EXPECT_STATUS(attach_req(v, 1, EP4, 0), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attached-endpoints", 4);
+
+    /* at the limit, moving alone to a new domain frees the old one... */
+    EXPECT_STATUS(attach_req(v, 5, EP3, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 3, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    /* ... but leaving a shared one does not */
+    EXPECT_STATUS(attach_req(v, 6, EP1, 0), VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "attach/nomem", 3);
+    CHECK_STAT(v, "domains", 3);
+
+    /* one domain gone, room for one */
+    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 2);
+    EXPECT_STATUS(attach_req(v, 6, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 7, EP2, 0), VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attach/nomem", 4);
+    CHECK_STAT(v, "attach/ok", 6);
+
+    /* a device reset empties everything */
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_STAT(v, "domains", 0);
+    CHECK_STAT(v, "attached-endpoints", 0);
+}
+
+static void test_limit_domain_id(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* id=viommu,max-domain-id=7 */
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.start)), 0);
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)), 7);
+    EXPECT_STATUS(attach_req(v, 7, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 8, EP2, 0), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(attach_req(v, 8, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                  VIRTIO_IOMMU_S_RANGE);
+    CHECK_STAT(v, "attach/ok", 1);
+    CHECK_STAT(v, "attach/range", 2);
+    CHECK_STAT(v, "domains", 1);
+    CHECK_STAT(v, "attached-endpoints", 1);
+
+    EXPECT_STATUS(map_req(v, 7, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 8, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(unmap_req(v, 8, 0, PAGE - 1), VIRTIO_IOMMU_S_RANGE);
+    EXPECT_STATUS(detach_req(v, 8, EP1), VIRTIO_IOMMU_S_RANGE);
+    CHECK_STAT(v, "map/range", 1);
+    CHECK_STAT(v, "unmap/range", 1);
+    CHECK_STAT(v, "detach/range", 1);
+    CHECK_STAT(v, "mappings", 1);
+
+    EXPECT_STATUS(unmap_req(v, 7, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(detach_req(v, 7, EP1), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 0);
+    CHECK_STAT(v, "mappings", 0);
+}
+
+#define HIGH                    0x100000000ull
+
+static void test_limit_mappings(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    unsigned i;
+
+    /* id=viommu,max-mappings=5, counted over all domains */
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    for (i = 0; i < 3; i++) {
+        EXPECT_STATUS(map_req(v, 1, i * PAGE, i * PAGE + PAGE - 1, 0, RW),
+                      VIRTIO_IOMMU_S_OK);
+    }
+    /* one mapping is one, however large (above the MSI windows) */
+    EXPECT_STATUS(map_req(v, 2, HIGH, HIGH + GiB - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, HIGH + GiB, HIGH + GiB + PAGE - 1, 0, RO),
+                  VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "mappings", 5);
+    CHECK_STAT(v, "map/ok", 5);
+
+    EXPECT_STATUS(map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_NOMEM);
+    EXPECT_STATUS(map_req(v, 2, HIGH + 2 * GiB, HIGH + 2 * GiB + PAGE - 1,
+                          0, RW), VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "map/nomem", 2);
+    CHECK_STAT(v, "mappings", 5);
+    /* the overlap check comes first */
+    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
+
+    /* one UNMAP removes two: room for two */
+    EXPECT_STATUS(unmap_req(v, 2, HIGH, HIGH + 2 * GiB - 1),
+                  VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "mappings", 3);
+    EXPECT_STATUS(map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "mappings", 5);
+    CHECK_STAT(v, "map/nomem", 3);
+
+    /* a domain that dies takes its mappings out of the count */
+    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "mappings", 1);
+    for (i = 1; i < 5; i++) {
+        EXPECT_STATUS(map_req(v, 2, i * PAGE, i * PAGE + PAGE - 1, 0, RW),
+                      VIRTIO_IOMMU_S_OK);
+    }
+    EXPECT_STATUS(map_req(v, 2, 5 * PAGE, 6 * PAGE - 1, 0, RW),
+                  VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "mappings", 5);
+    CHECK_STAT(v, "map/ok", 11);
+    CHECK_STAT(v, "map/nomem", 4);
+}
+
+/* Fault reports in the order the device sent them */
+static void expect_faults(const char *fn, int line, QViommu *v,
+                          const uint64_t *addr, unsigned n, uint32_t ep)
+{
+    Faults fs;
+    unsigned i;
+
+    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    if (fs.n != n) {
+        report(fn, line, "expected %u fault reports, got %u", n, fs.n);
+        print_faults(&fs);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (fs.f[i].address != addr[i] || fs.f[i].endpoint != ep ||
+            fs.f[i].reason != VIRTIO_IOMMU_FAULT_R_DOMAIN ||
+            fs.f[i].flags != F_READ_ADDR) {
+            report(fn, line, "fault report %u: want DOMAIN read of 0x%"
+                   PRIx64 " by 0x%x", i, addr[i], ep);
+            print_faults(&fs);
+            return;
+        }
+    }
+}
+
+static void test_limit_faults(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Edu) edu = edu_open(v, EDU_SLOT);
+    uint64_t addr[5];
+    unsigned i;
+
+    /*
+     * id=viommu,max-pending-faults=3,boot-bypass=off: every DMA of the
+     * unattached edu faults, one report per DMA; no eventq buffer yet.
+     */
+    for (i = 0; i < 5; i++) {
+        addr[i] = 0x10000000 + i * PAGE + 8 * i;
+    }
+    for (i = 0; i < 3; i++) {
+        edu_dma(edu, addr[i], 4, false);
+    }
+    CHECK_STAT(v, "faults-reported", 3);
+    CHECK_STAT(v, "faults-dropped", 0);
+    CHECK_STAT(v, "faults-delivered", 0);
+    edu_dma(edu, addr[3], 4, false);
+    CHECK_STAT(v, "faults-reported", 3);
+    CHECK_STAT(v, "faults-dropped", 1);
+
+    /* the three that were kept, oldest first; the fourth is lost */
+    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), FILL);
+    expect_faults(__func__, __LINE__, v, addr, 3, edu->id);
+    CHECK_STAT(v, "faults-delivered", 3);
+
+    /* with buffers posted, reports flow again */
+    edu_dma(edu, addr[4], 4, false);
+    expect_faults(__func__, __LINE__, v, addr + 4, 1, edu->id);
+    CHECK_STAT(v, "faults-reported", 4);
+    CHECK_STAT(v, "faults-delivered", 4);
+    CHECK_STAT(v, "faults-dropped", 1);
 }
 
 /* reserved-regions given by the user, on top of the machine's */
@@ -4780,6 +5110,470 @@ static void test_migrate_stream(void *obj, void *data, QGuestAllocator *a)
 }
 
 /* ------------------------------------------------------------------ */
+/* Stress: a request storm while two edu devices DMA through the IOMMU */
+
+/*
+ * Three virtio-rng endpoints move between six domains while MAP and UNMAP
+ * requests churn those domains, a whole ring of requests per kick, in
+ * random order; the test keeps a model of the state and predicts every
+ * status.  Two edu devices stay in domains 1 and 2 and copy pages between
+ * IOVAs of a DMA window that the storm keeps remapping to other pages of
+ * a pool: after every batch the data must have gone exactly where the
+ * model says, the counters must match the model and stay within
+ * max-mappings, and QEMU's memory must not grow.
+ */
+#define STORM_ENDPOINTS         ENDPOINTS3 EDU_ARG("09.0") EDU_ARG("0a.0")
+#define STORM_MAX_MAPPINGS      160
+#define STORM_OPTS              "id=" IOMMU_ID ",max-mappings=160"
+#define STORM_DOMAINS           6
+#define STORM_EPS               5   /* EP1-EP3 move; the two edu stay */
+#define STORM_ROUNDS            32
+#define STORM_BATCH             128 /* two descriptors each: a full ring */
+#define STORM_SEED              0x5eed1e55
+#define CHURN_IOVA              0x200000000ull
+#define CHURN_PAGES             512
+#define WIN_IOVA                0x300000000ull
+#define WIN_PAGES               16
+#define POOL_PAGES              64
+#define RSS_GROWTH_MAX          (32 * MiB)
+
+typedef struct SMap {
+    uint64_t start;
+    uint64_t end;
+    uint64_t phys;
+    uint32_t flags;
+} SMap;
+
+typedef struct Storm {
+    QViommu *v;
+    GRand *rand;
+    GArray *maps[STORM_DOMAINS + 1];    /* SMap, by domain 1..6 */
+    unsigned nr_eps[STORM_DOMAINS + 1];
+    uint32_t ep_domain[STORM_EPS];      /* 0: unattached */
+    unsigned nr_maps;
+    uint64_t want[VIRTIO_IOMMU_T_PROBE + 1][VIRTIO_IOMMU_S_NOMEM + 1];
+    uint64_t pool;                      /* guest physical */
+    uint8_t *shadow;                    /* what the pool must hold */
+    Edu *edu[2];
+    unsigned faulting_dma;
+} Storm;
+
+static uint32_t storm_ep_id(unsigned ep)
+{
+    static const uint32_t ids[STORM_EPS] = {
+        EP1, EP2, EP3, QPCI_DEVFN(EDU_SLOT, 0), QPCI_DEVFN(EDU2_SLOT, 0),
+    };
+
+    return ids[ep];
+}
+
+static void storm_leave(Storm *s, unsigned ep)
+{
+    uint32_t d = s->ep_domain[ep];
+
+    if (!d) {
+        return;
+    }
+    s->ep_domain[ep] = 0;
+    if (!--s->nr_eps[d]) {
+        /* the last endpoint takes the domain and its mappings along */
+        s->nr_maps -= s->maps[d]->len;
+        g_array_set_size(s->maps[d], 0);
+    }
+}
+
+static uint8_t storm_attach(Storm *s, unsigned ep, uint32_t d)
+{
+    storm_leave(s, ep);
+    s->ep_domain[ep] = d;
+    s->nr_eps[d]++;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t storm_detach(Storm *s, unsigned ep, uint32_t d)
+{
+    if (s->ep_domain[ep] != d) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    storm_leave(s, ep);
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t storm_map(Storm *s, uint32_t d, const SMap *m)
+{
+    guint i;
+
+    if (!s->nr_eps[d]) {
+        return VIRTIO_IOMMU_S_NOENT;
+    }
+    for (i = 0; i < s->maps[d]->len; i++) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if (x->start <= m->end && m->start <= x->end) {
+            return VIRTIO_IOMMU_S_INVAL;
+        }
+    }
+    if (s->nr_maps >= STORM_MAX_MAPPINGS) {
+        return VIRTIO_IOMMU_S_NOMEM;
+    }
+    g_array_append_val(s->maps[d], *m);
+    s->nr_maps++;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t storm_unmap(Storm *s, uint32_t d, uint64_t start,
+                           uint64_t end)
+{
+    guint i;
+
+    if (!s->nr_eps[d]) {
+        return VIRTIO_IOMMU_S_NOENT;
+    }
+    for (i = 0; i < s->maps[d]->len; i++) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if ((x->start < start && x->end >= start) ||
+            (x->start <= end && x->end > end)) {
+            return VIRTIO_IOMMU_S_RANGE;
+        }
+    }
+    for (i = 0; i < s->maps[d]->len;) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if (x->start >= start && x->end <= end) {
+            g_array_remove_index_fast(s->maps[d], i);
+            s->nr_maps--;
+        } else {
+            i++;
+        }
+    }
+    return VIRTIO_IOMMU_S_OK;
+}
+
+/* The mapping of @iova in domain @d, or NULL */
+static SMap *storm_lookup(Storm *s, uint32_t d, uint64_t iova)
+{
+    guint i;
+
+    for (i = 0; i < s->maps[d]->len; i++) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if (iova >= x->start && iova <= x->end) {
+            return x;
+        }
+    }
+    return NULL;
+}
+
+static uint32_t storm_rand(Storm *s, uint32_t n)
+{
+    return g_rand_int_range(s->rand, 0, n);
+}
+
+/* One random request, its status as the model predicts it */
+static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
+                             uint8_t *type)
+{
+    unsigned pick = storm_rand(s, 100);
+    unsigned ep = storm_rand(s, 3);
+    uint32_t d = 1 + storm_rand(s, STORM_DOMAINS);
+    uint32_t edu_d = 1 + storm_rand(s, 2);
+    SMap m;
+
+    if (pick < 10) {
+        *type = VIRTIO_IOMMU_T_ATTACH;
+        *len = enc_attach(b, d, storm_ep_id(ep), 0);
+        return storm_attach(s, ep, d);
+    }
+    if (pick < 18) {
+        if (storm_rand(s, 2) && s->ep_domain[ep]) {
+            d = s->ep_domain[ep];
+        }
+        *type = VIRTIO_IOMMU_T_DETACH;
+        *len = enc_detach(b, d, storm_ep_id(ep));
+        return storm_detach(s, ep, d);
+    }
+    if (pick < 50) {
+        m.start = CHURN_IOVA + storm_rand(s, CHURN_PAGES) * PAGE;
+        m.end = m.start + (1 + storm_rand(s, 8)) * PAGE - 1;
+        m.phys = storm_rand(s, 0x10000) * PAGE;
+        m.flags = RW;
+        *type = VIRTIO_IOMMU_T_MAP;
+        *len = enc_map(b, d, m.start, m.end, m.phys, m.flags);
+        return storm_map(s, d, &m);
+    }
+    if (pick < 72) {
+        uint64_t start = CHURN_IOVA + storm_rand(s, CHURN_PAGES) * PAGE;
+        uint64_t end = start + (1 + storm_rand(s, 16)) * PAGE - 1;
+
+        if (pick < 22) {
+            start = CHURN_IOVA;
+            end = CHURN_IOVA + CHURN_PAGES * PAGE - 1;
+        }
+        *type = VIRTIO_IOMMU_T_UNMAP;
+        *len = enc_unmap(b, d, start, end);
+        return storm_unmap(s, d, start, end);
+    }
+    /* the DMA windows of the two edu */
+    m.start = WIN_IOVA + storm_rand(s, WIN_PAGES) * PAGE;
+    m.end = m.start + PAGE - 1;
+    if (pick < 86) {
+        *type = VIRTIO_IOMMU_T_UNMAP;
+        *len = enc_unmap(b, edu_d, m.start, m.end);
+        return storm_unmap(s, edu_d, m.start, m.end);
+    }
+    m.phys = s->pool + storm_rand(s, POOL_PAGES) * PAGE;
+    m.flags = 1 + storm_rand(s, 3);
+    *type = VIRTIO_IOMMU_T_MAP;
+    *len = enc_map(b, edu_d, m.start, m.end, m.phys, m.flags);
+    return storm_map(s, edu_d, &m);
+}
+
+/* One kick with @n requests; every status as predicted */
+static void storm_batch(Storm *s, unsigned n, bool setup)
+{
+    g_autofree ReqBuf *b = g_new0(ReqBuf, n);
+    g_autofree uint8_t *out = g_malloc(n * 4);
+    g_autofree QViommuXfer *x = g_new0(QViommuXfer, n);
+    g_autofree uint32_t *used = g_new0(uint32_t, n);
+    g_autofree uint8_t *want = g_new0(uint8_t, n);
+    g_autofree uint8_t *type = g_new0(uint8_t, n);
+    unsigned i;
+
+    memset(out, FILL, n * 4);
+    for (i = 0; i < n; i++) {
+        uint32_t len;
+
+        if (setup) {
+            /* each edu alone in its domain, its window on pool pages */
+            unsigned ep = 3 + i / (WIN_PAGES + 1);
+            unsigned k = i % (WIN_PAGES + 1);
+            SMap m = {
+                WIN_IOVA + (k - 1) * PAGE, WIN_IOVA + k * PAGE - 1,
+                s->pool + (k - 1) * PAGE, RW,
+            };
+
+            if (!k) {
+                type[i] = VIRTIO_IOMMU_T_ATTACH;
+                len = enc_attach(&b[i], ep - 2, storm_ep_id(ep), 0);
+                want[i] = storm_attach(s, ep, ep - 2);
+            } else {
+                type[i] = VIRTIO_IOMMU_T_MAP;
+                len = enc_map(&b[i], ep - 2, m.start, m.end, m.phys, RW);
+                want[i] = storm_map(s, ep - 2, &m);
+            }
+        } else {
+            want[i] = storm_request(s, &b[i], &len, &type[i]);
+        }
+        s->want[type[i]][want[i]]++;
+        x[i] = (QViommuXfer) {
+            .in = &b[i], .in_len = len, .out = out + 4 * i, .out_len = 4,
+        };
+    }
+    qviommu_xfer_batch(s->v, x, n, used);
+    for (i = 0; i < n; i++) {
+        if (!EXPECT_STATUS(res_of(used[i], out + 4 * i, 4), want[i])) {
+            report(__func__, __LINE__, "(request %u of the batch, type %u)",
+                   i, type[i]);
+        }
+    }
+}
+
+/* The counters against the model */
+static void storm_check_stats(Storm *s)
+{
+    QDict *stats = stats_get(s->v->qts);
+    unsigned domains = 0, attached = 0, i, j;
+
+    for (i = 1; i <= STORM_DOMAINS; i++) {
+        domains += !!s->nr_eps[i];
+    }
+    for (i = 0; i < STORM_EPS; i++) {
+        attached += !!s->ep_domain[i];
+    }
+    CHECK(stat_of(stats, "mappings") <= STORM_MAX_MAPPINGS);
+    CHECK_EQ(stat_of(stats, "mappings"), s->nr_maps);
+    CHECK_EQ(stat_of(stats, "domains"), domains);
+    CHECK_EQ(stat_of(stats, "attached-endpoints"), attached);
+    CHECK_EQ(stat_of(stats, "faults-reported") +
+             stat_of(stats, "faults-dropped"), s->faulting_dma);
+    for (i = VIRTIO_IOMMU_T_ATTACH; i <= VIRTIO_IOMMU_T_UNMAP; i++) {
+        static const char *const names[] = {
+            NULL, "attach", "detach", "map", "unmap",
+        };
+        static const char *const statuses[] = {
+            "ok", "ioerr", "unsupp", "deverr", "inval", "range", "noent",
+            "fault", "nomem",
+        };
+
+        for (j = 0; j <= VIRTIO_IOMMU_S_NOMEM; j++) {
+            g_autofree char *name = g_strdup_printf("%s/%s", names[i],
+                                                    statuses[j]);
+
+            check_eq(__func__, __LINE__, name, stat_of(stats, name),
+                     s->want[i][j]);
+        }
+    }
+    qobject_unref(stats);
+}
+
+/* A window page of domain @d the edu may read (or write) */
+static SMap *storm_window_page(Storm *s, uint32_t d, uint32_t need)
+{
+    unsigned start = storm_rand(s, WIN_PAGES), i;
+
+    for (i = 0; i < WIN_PAGES; i++) {
+        uint64_t iova = WIN_IOVA + ((start + i) % WIN_PAGES) * PAGE;
+        SMap *m = storm_lookup(s, d, iova);
+
+        if (m && (m->flags & need) == need) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Each edu copies a window page it may read to one it may write, through
+ * whatever the storm left mapped, and writes to a page it may not write,
+ * which must fault and change nothing.
+ */
+static void storm_dma(Storm *s)
+{
+    QTestState *qts = s->v->qts;
+    uint8_t pattern[PAGE];
+    unsigned e, i;
+
+    for (e = 0; e < 2; e++) {
+        uint32_t d = e + 1;
+        SMap *src = storm_window_page(s, d, VIRTIO_IOMMU_MAP_F_READ);
+        SMap *dst = storm_window_page(s, d, VIRTIO_IOMMU_MAP_F_WRITE);
+        uint64_t iova;
+
+        if (src && dst) {
+            uint64_t from = src->phys - s->pool, to = dst->phys - s->pool;
+
+            for (i = 0; i < PAGE; i++) {
+                pattern[i] = storm_rand(s, 256);
+            }
+            qtest_memwrite(qts, src->phys, pattern, PAGE);
+            memcpy(s->shadow + from, pattern, PAGE);
+            edu_dma(s->edu[e], src->start, PAGE, false);
+            edu_dma(s->edu[e], dst->start, PAGE, true);
+            memcpy(s->shadow + to, pattern, PAGE);
+        }
+
+        /* a page it may not write */
+        for (i = 0; i < WIN_PAGES; i++) {
+            SMap *m;
+
+            iova = WIN_IOVA + i * PAGE;
+            m = storm_lookup(s, d, iova);
+            if (!m || !(m->flags & VIRTIO_IOMMU_MAP_F_WRITE)) {
+                edu_dma(s->edu[e], iova, 4, true);
+                s->faulting_dma++;
+                break;
+            }
+        }
+    }
+
+    /* the pool holds exactly what the model says */
+    {
+        g_autofree uint8_t *pool = g_malloc(POOL_PAGES * PAGE);
+
+        qtest_memread(qts, s->pool, pool, POOL_PAGES * PAGE);
+        for (i = 0; i < POOL_PAGES; i++) {
+            if (memcmp(pool + i * PAGE, s->shadow + i * PAGE, PAGE)) {
+                report(__func__, __LINE__, "pool page %u does not hold "
+                       "what the DMA through the mappings put there", i);
+            }
+        }
+    }
+}
+
+/* A /proc/PID/status field of the QEMU under test, 0 if unreadable */
+static uint64_t qemu_status_kb(QTestState *qts, const char *field)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            (int)qtest_pid(qts));
+    g_autofree char *text = NULL;
+    const char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return 0;
+    }
+    p = strstr(text, field);
+    return p ? g_ascii_strtoull(p + strlen(field), NULL, 10) : 0;
+}
+
+static uint64_t qemu_rss(QTestState *qts)
+{
+    return qemu_status_kb(qts, "VmRSS:") * KiB;
+}
+
+/*
+ * AddressSanitizer reserves terabytes of shadow address space, and keeps
+ * freed memory in a quarantine of up to 256 MiB: there RSS says nothing
+ * about leaks (LeakSanitizer covers them).
+ */
+static bool qemu_sanitized(QTestState *qts)
+{
+    return qemu_status_kb(qts, "VmSize:") * KiB > TiB;
+}
+
+static void test_storm(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    Storm s = { .v = v };
+    uint64_t rss_warm = 0, rss_end;
+    unsigned i;
+
+    s.rand = g_rand_new_with_seed(STORM_SEED);
+    for (i = 0; i <= STORM_DOMAINS; i++) {
+        s.maps[i] = g_array_new(false, false, sizeof(SMap));
+    }
+    s.pool = guest_alloc(a, POOL_PAGES * PAGE);
+    g_assert_cmphex(s.pool & (PAGE - 1), ==, 0);
+    s.shadow = g_malloc(POOL_PAGES * PAGE);
+    for (i = 0; i < POOL_PAGES * PAGE; i++) {
+        s.shadow[i] = i * 7 + i / PAGE;
+    }
+    qtest_memwrite(v->qts, s.pool, s.shadow, POOL_PAGES * PAGE);
+    s.edu[0] = edu_open(v, EDU_SLOT);
+    s.edu[1] = edu_open(v, EDU2_SLOT);
+    qviommu_post_events(v, 64, sizeof(struct virtio_iommu_fault), FILL);
+
+    storm_batch(&s, 2 * (WIN_PAGES + 1), true);
+    storm_dma(&s);
+    for (i = 0; i < STORM_ROUNDS && !g_test_failed(); i++) {
+        storm_batch(&s, STORM_BATCH, false);
+        storm_check_stats(&s);
+        storm_dma(&s);
+        if (i == 4) {
+            rss_warm = qemu_rss(v->qts);
+        }
+    }
+    storm_check_stats(&s);
+
+    rss_end = qemu_rss(v->qts);
+    g_test_message("storm: %u requests, QEMU RSS %" PRIu64 " KiB after "
+                   "warm-up, %" PRIu64 " KiB at the end",
+                   STORM_ROUNDS * STORM_BATCH, rss_warm / KiB,
+                   rss_end / KiB);
+    if (rss_warm && rss_end && !qemu_sanitized(v->qts)) {
+        CHECK(rss_end < rss_warm + RSS_GROWTH_MAX);
+    }
+
+    edu_close(s.edu[0]);
+    edu_close(s.edu[1]);
+    for (i = 0; i <= STORM_DOMAINS; i++) {
+        g_array_free(s.maps[i], true);
+    }
+    g_free(s.shadow);
+    g_rand_free(s.rand);
+}
+
+/* ------------------------------------------------------------------ */
 
 static void add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
                      const TestCfg *cfg)
@@ -4815,6 +5609,8 @@ static void register_virtio_iommu_test(void)
         .iommu_json = USER_RESV_JSON,
         .subprocess = true,
     };
+    static const TestCfg limits = { .endpoints = LIMIT_ENDPOINTS };
+    static const TestCfg storm = { .endpoints = STORM_ENDPOINTS };
 
     add_test("config", test_config, NULL, NULL);
     add_test("config-q35", test_config, NULL, &q35);
@@ -4885,6 +5681,18 @@ static void register_virtio_iommu_test(void)
     add_test("fault-overflow", test_fault_overflow,
              "max-pending-faults=2,boot-bypass=off", NULL);
     add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
+
+    /* each limit property, at the limit and one past it */
+    add_test("limit-max-domains", test_limit_domains,
+             "id=" IOMMU_ID ",max-domains=3", &limits);
+    add_test("limit-max-domain-id", test_limit_domain_id,
+             "id=" IOMMU_ID ",max-domain-id=7", &limits);
+    add_test("limit-max-mappings", test_limit_mappings,
+             "id=" IOMMU_ID ",max-mappings=5", &limits);
+    add_test("limit-max-pending-faults", test_limit_faults,
+             "id=" IOMMU_ID ",max-pending-faults=3,boot-bypass=off",
+             &limits);
+    add_test("storm", test_storm, STORM_OPTS, &storm);
 
     add_test("notify-map", test_notify_map, NOTIFY_OPTS, NULL);
     add_test("notify-map-large", test_notify_map_large, NOTIFY_OPTS, NULL);
