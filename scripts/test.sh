@@ -17,7 +17,7 @@ failed=0
 
 # Run one section; its TAP "ok"/"not ok" lines count, its exit status too.
 section() {
-    local name=$1 log="$LOGDIR/$1.log" rc ok nok
+    local name=$1 log="$LOGDIR/$1.log" rc ok nok start=$SECONDS
     shift
     echo "==> $name"
     "$@" > "$log" 2>&1
@@ -35,6 +35,7 @@ section() {
         echo "not ok - $name: ran no test (log: $log)"
         failed=$((failed + 1))
     fi
+    echo "# $name: $((SECONDS - start))s"
 }
 
 tap_step() {
@@ -64,8 +65,14 @@ fi
 section checkpatch bash tests/checkpatch.sh
 section unit bash tests/unit/run-unit-tests.sh
 section fuzz bash tests/fuzz/run-fuzz.sh
+# The sanitize flavour (clang, ASan, UBSan, libFuzzer; x86_64 only): the
+# device fuzz target, then our qtests and a guest with any report fatal.
+section build-sanitize tap_step "build QEMU with ASan, UBSan and libFuzzer" \
+    bash scripts/build-qemu.sh --sanitize
+section device-fuzz bash tests/fuzz/run-device-fuzz.sh
 section qtest-x86_64 bash tests/qtest/run-qtests.sh x86_64
 section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
+section sanitizers bash tests/sanitize/run-sanitize-tests.sh
 section guest bash tests/guest/run-guest-tests.sh
 section migration bash tests/migration/run-cross-migration.sh
 section libvirt bash tests/libvirt/run-libvirt-test.sh
