@@ -387,7 +387,9 @@ def main():
   descriptor and one 4 KiB `pread` in flight at a random aligned offset
   (queue depth %(threads)s; the guest has 2 virtqueues).  seqread: %(seq)s
   thread(s), 1 MiB `O_DIRECT` reads through its own slice of the disk,
-  wrapping around.  MB = 10^6 bytes.
+  wrapping around, into a buffer in a transparent huge page (so one MAP
+  request per read, and the device's work is translate on the data
+  pages).  MB = 10^6 bytes.
 - Network: virtio-net (vhost off, `iommu_platform` as for the disk) and
   e1000e (always behind the IOMMU when there is one) on one
   QEMU hub; the e1000e is moved into its own network namespace so the
