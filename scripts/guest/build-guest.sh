@@ -80,17 +80,16 @@ step_find_kernel() {
 # apt-get download PKG:ARCH=VER into $deb unless already there.  Prints the
 # .deb path.
 fetch_deb() {
-    local pkg=$1 ver=$2 f
-    # shellcheck disable=SC2012
-    f=$(ls "$deb/${pkg}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n 1) || true
-    if [ -z "$f" ]; then
+    local pkg=$1 ver=$2 f=() pattern
+    pattern="$deb/${pkg}_${ver//:/%3a}_"
+    f=("$pattern"*.deb)
+    if [ ${#f[@]} -eq 0 ]; then
         (cd "$deb" && apt-get download -q "$pkg:$debarch=$ver" >&2) ||
             die "apt-get download $pkg:$debarch=$ver failed"
-        # shellcheck disable=SC2012
-        f=$(ls "$deb/${pkg}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n 1) || true
-        [ -n "$f" ] || die "apt-get download did not produce ${pkg}_${ver}*.deb in $deb"
+        f=("$pattern"*.deb)
+        [ ${#f[@]} -gt 0 ] || die "apt-get download did not produce ${pkg}_${ver}*.deb in $deb"
     fi
-    echo "$f"
+    echo "${f[0]}"
 }
 
 step_find_busybox() {
