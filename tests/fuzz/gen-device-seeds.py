@@ -16,13 +16,16 @@ import sys
 
 (OP_START, OP_REQ, OP_KICK, OP_EVENTS, OP_DMA, OP_CONFIG, OP_STATUS,
  OP_COMMON, OP_CLOCK, OP_EDU_CMD, OP_SYS_RESET, OP_STORM,
- OP_DMA_STORM) = range(13)
+ OP_DMA_STORM, OP_BUS_NUMBER) = range(14)
 
 ATTACH, DETACH, MAP, UNMAP, PROBE, UNKNOWN, RAW, ATTACH_BYPASS = range(8)
 RESERVED = 0x08         # kind: reserved bytes not zero
 WILD = 0x80             # kind: raw 64-bit start, end, phys follow
 
-EDU1, EDU2, EDU3, EDU4 = 0, 1, 4, 5         # endpoint selector bytes
+# endpoint selector bytes; PORT_EDU is the edu behind the root port (bus 1)
+EDU1, EDU2, EDU3, EDU4, PORT_EDU = 0, 1, 4, 5, 6
+BUS_2, BUS_0, BUS_FF, BUS_1 = 0, 1, 2, 3     # OP_BUS_NUMBER values
+PORT_EDU_DMA = 4                             # its index for dma()
 R, W, RW, MMIO = 1, 2, 3, 4                 # MAP flags
 
 # layout byte
@@ -83,6 +86,10 @@ def dma(edu, write, page, off=0, count=64):
 
 def config(off, val, width=0):
     return u8(OP_CONFIG) + u8(off) + u8(width) + u64(val)
+
+
+def bus_number(v):
+    return u8(OP_BUS_NUMBER) + u8(v)
 
 
 def storm(n, seed, mix):
@@ -191,6 +198,25 @@ def seeds():
                               phys_page=0xf005) + kick() +
                           dma(EDU1, True, 0, 0, 4096) +
                           dma(EDU1, True, 0x40, 0, 256) + kick())
+    # The edu behind the root port: attached as bus 1, renumbered to bus 2
+    # while attached (its domain follows it), detached by the ID it was
+    # attached as, attached again by its new one; bus 0 collides with
+    # the host bridge's ID
+    s['port-renumber'] = (events(8) + req(ATTACH, 1, PORT_EDU) +
+                          req(MAP, 1, flags=RW, page=0, pages=2,
+                              phys_page=4) + kick() +
+                          dma(PORT_EDU_DMA, False, 0) + bus_number(BUS_2) +
+                          dma(PORT_EDU_DMA, True, 1) +
+                          req(ATTACH, 2, 0xf7) + kick() +
+                          req(DETACH, 1, PORT_EDU) + kick() +
+                          dma(PORT_EDU_DMA, False, 0) +
+                          req(ATTACH, 2, 0xf7) + kick() +
+                          dma(PORT_EDU_DMA, False, 0) +
+                          bus_number(BUS_0) + req(ATTACH, 3, 0xf6) + kick() +
+                          dma(PORT_EDU_DMA, True, 0) + config(BYPASS_OFF, 0) +
+                          bus_number(BUS_FF) + dma(PORT_EDU_DMA, True, 0) +
+                          u8(OP_SYS_RESET) + start() +
+                          req(ATTACH, 1, PORT_EDU) + kick() + kick(1))
     return s
 
 

@@ -3242,10 +3242,7 @@ static void edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest)
 /* ------------------------------------------------------------------ */
 /* Limits: exactly at each limit, and one past it                      */
 
-/*
- * Endpoints: only functions created after the IOMMU are behind it, so the
- * fourth is an edu
- */
+/* Four endpoints: EP1-EP3 and an edu */
 #define LIMIT_ENDPOINTS         ENDPOINTS3 EDU_ARG("09.0")
 #define EP4                     QPCI_DEVFN(EDU_SLOT, 0)
 

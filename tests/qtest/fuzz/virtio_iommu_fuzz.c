@@ -27,6 +27,8 @@
 #include "qemu/bswap.h"
 #include "qapi/error.h"
 #include "exec/memory.h"
+#include "qemu/main-loop.h"
+#include "system/runstate.h"
 #include "qobject/qdict.h"
 #include "qom/object.h"
 #include "qom/qom-qobject.h"
@@ -51,20 +53,29 @@
 #define IOMMU_OPTS          "max-domains=3,max-mappings=64," \
                             "max-pending-faults=8,max-domain-id=1000"
 /*
- * Endpoints: four edu, created after the IOMMU (the functions q35 creates
- * before it are not behind it)
+ * Endpoints: four edu on pcie.0 and a fifth behind a PCIe root port,
+ * whose secondary bus number (the fifth's endpoint ID) the input can
+ * change; q35's own functions (host bridge, LPC, SATA, SMBus) are
+ * endpoints too but do no DMA.  The port's window and numbering are
+ * firmware's job, done by the target.
  */
-#define NR_EDU              4
+#define NR_EDU              5
 #define EDU_SLOT            5
 #define EDU(i)              QPCI_DEVFN(EDU_SLOT + (i), 0)
 #define EDU1                EDU(0)
 #define EDU2                EDU(1)
-#define EDU_ARG(addr)       "-device edu,addr=" addr \
+#define PORT                QPCI_DEVFN(9, 0)
+#define PORT_BUS            1
+#define PORT_EDU            (PORT_BUS << 8)     /* bus 1, 00.0 */
+#define EDU_ARG(where)      "-device edu," where \
                             ",dma_mask=0xffffffffffffffff "
-#define EDU_ARGS            "-nodefaults " EDU_ARG("05.0") EDU_ARG("06.0") \
-                            EDU_ARG("07.0") EDU_ARG("08.0")
+#define EDU_ARGS            "-nodefaults " EDU_ARG("addr=05.0") \
+                            EDU_ARG("addr=06.0") EDU_ARG("addr=07.0") \
+                            EDU_ARG("addr=08.0") \
+                            "-device pcie-root-port,id=rp,addr=09.0," \
+                            "chassis=1 " EDU_ARG("bus=rp,addr=00.0")
 #define SELF                QPCI_DEVFN(QVIOMMU_PCI_SLOT, 0)
-#define NO_DEVICE           QPCI_DEVFN(9, 0)
+#define NO_DEVICE           QPCI_DEVFN(0xa, 0)
 #define HOST_BRIDGE         QPCI_DEVFN(0, 0)
 #define LPC                 QPCI_DEVFN(0x1f, 0)
 
@@ -113,6 +124,7 @@ enum {
     OP_SYS_RESET,   /* nothing */
     OP_STORM,       /* u8 count, u32 seed, u8 mix */
     OP_DMA_STORM,   /* u8 count, u32 seed */
+    OP_BUS_NUMBER,  /* u8 secondary bus of the root port */
     OP_COUNT
 };
 
@@ -153,9 +165,13 @@ typedef struct FuzzVq {
     unsigned in_flight;
 } FuzzVq;
 
+/* What a reset clears: BARs, and a bridge's bus numbers and windows */
+#define SAVED_FIRST         PCI_BASE_ADDRESS_0
+#define SAVED_END           (PCI_IO_BASE_UPPER16 + 4)
+
 typedef struct SavedConfig {
     QPCIDevice *dev;
-    uint32_t bar[6];
+    uint32_t dword[(SAVED_END - SAVED_FIRST) / 4];
     uint16_t cmd;
 } SavedConfig;
 
@@ -164,7 +180,8 @@ typedef struct Fuzz {
     QVirtioPCIDevice *vpci;
     QPCIDevice *edu[NR_EDU];
     QPCIBar edu_bar[NR_EDU];
-    SavedConfig saved[1 + NR_EDU];
+    QPCIDevice *port;
+    SavedConfig saved[2 + NR_EDU];      /* IOMMU, edus; port before its edu */
     FuzzVq vq[2];
     Chain chains[QUEUE_MAX];
     uint32_t evt_len[QUEUE_MAX];
@@ -276,11 +293,11 @@ static uint32_t domain_of(uint8_t v, Input *in)
 static uint32_t endpoint_of(uint8_t v, Input *in)
 {
     static const uint32_t ids[] = {
-        EDU1, EDU2, EDU1, EDU2, EDU(2), EDU(3), EDU1, EDU(2),
+        EDU1, EDU2, EDU1, EDU2, EDU(2), EDU(3), PORT_EDU, EDU1,
     };
     static const uint32_t special[] = {
-        SELF, NO_DEVICE, 0x10000 | EDU1, 0xffff, UINT32_MAX, 0x100 | EDU1,
-        HOST_BRIDGE, LPC,
+        SELF, NO_DEVICE, 0x10000 | EDU1, 0xffff, UINT32_MAX, PORT,
+        HOST_BRIDGE, 0x200,
     };
 
     if (v < 0xf0) {
@@ -364,8 +381,8 @@ static void save_config(SavedConfig *c, QPCIDevice *dev)
     int i;
 
     c->dev = dev;
-    for (i = 0; i < 6; i++) {
-        c->bar[i] = qpci_config_readl(dev, PCI_BASE_ADDRESS_0 + 4 * i);
+    for (i = 0; i < ARRAY_SIZE(c->dword); i++) {
+        c->dword[i] = qpci_config_readl(dev, SAVED_FIRST + 4 * i);
     }
     c->cmd = qpci_config_readw(dev, PCI_COMMAND);
 }
@@ -379,8 +396,8 @@ static void restore_config(void)
     for (i = 0; i < ARRAY_SIZE(fz.saved); i++) {
         SavedConfig *c = &fz.saved[i];
 
-        for (j = 0; j < 6; j++) {
-            qpci_config_writel(c->dev, PCI_BASE_ADDRESS_0 + 4 * j, c->bar[j]);
+        for (j = 0; j < ARRAY_SIZE(c->dword); j++) {
+            qpci_config_writel(c->dev, SAVED_FIRST + 4 * j, c->dword[j]);
         }
         qpci_config_writew(c->dev, PCI_COMMAND, c->cmd);
     }
@@ -1005,7 +1022,8 @@ static void check_event(uint32_t id, uint32_t len)
                    VIRTIO_IOMMU_FAULT_F_ADDRESS))) {
         broken("fault flags 0x%x", flags);
     }
-    if (ep < EDU1 || ep > EDU(NR_EDU - 1) || (ep & 7)) {
+    /* the edu on pcie.0, or the one behind the port on any bus number */
+    if ((ep < EDU1 || ep > EDU(3) || (ep & 7)) && (ep & 0xff)) {
         broken("fault from endpoint 0x%x, which does no DMA", ep);
     }
     if (f.reserved[0] || f.reserved[1] || f.reserved[2] ||
@@ -1265,7 +1283,8 @@ static void do_storm(uint8_t count, uint32_t seed, uint8_t mix)
         const uint8_t *w = weights[mix & 3];
         unsigned pick = r % (w[0] + w[1] + w[2] + w[3]);
         uint32_t domain = 1 + (r >> 8) % 4;
-        uint32_t ep = EDU((r >> 9) % NR_EDU);
+        uint32_t ep = (r >> 9) % NR_EDU < 4 ? EDU((r >> 9) % NR_EDU)
+                                            : PORT_EDU;
         uint64_t start = ((r >> 11) % 64) * PAGE;
         uint64_t end = start + (1 + (r >> 17) % 4) * PAGE - 1;
         uint8_t buf[64] = { 0 };
@@ -1339,8 +1358,16 @@ static void system_reset(void)
 {
     QDict *stats;
 
-    fuzz_reset(fz.qts);
+    /*
+     * fuzz_reset(), with one memory topology update for the reset and the
+     * BARs put back instead of one per device: that update, for every
+     * address space of the machine, was most of the time of an input.
+     */
+    memory_region_transaction_begin();
+    qemu_system_reset(SHUTDOWN_CAUSE_GUEST_RESET);
     restore_config();
+    memory_region_transaction_commit();
+    main_loop_wait(true);
     stats = get_stats();
     if (stat_get(stats, "domains") || stat_get(stats, "mappings") ||
         stat_get(stats, "attached-endpoints")) {
@@ -1447,6 +1474,16 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
             do_dma_storm(count, in_u32(&in));
             break;
         }
+        case OP_BUS_NUMBER: {
+            /* renumber while attached: the endpoint ID changes under us */
+            static const uint8_t numbers[] = { 2, 0, 0xff, PORT_BUS };
+            uint8_t n = numbers[in_u8(&in) & 3];
+
+            trace("root port secondary bus %u", n);
+            qpci_config_writeb(fz.port, PCI_SUBORDINATE_BUS, MAX(n, 1));
+            qpci_config_writeb(fz.port, PCI_SECONDARY_BUS, n);
+            break;
+        }
         }
     }
 
@@ -1459,6 +1496,29 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
     flush_events(s);
     check_limits();
     system_reset();
+}
+
+/* Number the root port's bus and open a window for the edu behind it */
+static void port_setup(QPCIBus *bus)
+{
+    uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
+
+    fz.port = qpci_device_find(bus, PORT);
+    g_assert(fz.port);
+    qpci_config_writeb(fz.port, PCI_PRIMARY_BUS, 0);
+    qpci_config_writeb(fz.port, PCI_SECONDARY_BUS, PORT_BUS);
+    qpci_config_writeb(fz.port, PCI_SUBORDINATE_BUS, PORT_BUS);
+    /* edu's BAR is 1 MiB: the next allocation lands in the window */
+    bus->mmio_alloc_ptr = base;
+    qpci_config_writew(fz.port, PCI_MEMORY_BASE, (base >> 16) & 0xfff0);
+    qpci_config_writew(fz.port, PCI_MEMORY_LIMIT,
+                       ((base + MiB - 1) >> 16) & 0xfff0);
+    qpci_config_writew(fz.port, PCI_PREF_MEMORY_BASE, 0xfff0);
+    qpci_config_writew(fz.port, PCI_PREF_MEMORY_LIMIT, 0);
+    qpci_config_writeb(fz.port, PCI_IO_BASE, 0xf0);
+    qpci_config_writeb(fz.port, PCI_IO_LIMIT, 0);
+    qpci_config_writew(fz.port, PCI_COMMAND,
+                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 }
 
 static void viommu_pre_fuzz(QTestState *s)
@@ -1477,11 +1537,20 @@ static void viommu_pre_fuzz(QTestState *s)
     bus = fz.vpci->pdev->bus;
     save_config(&fz.saved[0], fz.vpci->pdev);
     for (i = 0; i < NR_EDU; i++) {
-        fz.edu[i] = qpci_device_find(bus, EDU(i));
+        if (i == 4) {
+            /* the port first, also when its numbering is restored */
+            port_setup(bus);
+            save_config(&fz.saved[1 + i], fz.port);
+        }
+        /* config cycles to bus N use devfn N << 8 | devfn */
+        fz.edu[i] = qpci_device_find(bus, i < 4 ? EDU(i) : PORT_EDU);
         g_assert(fz.edu[i]);
         qpci_device_enable(fz.edu[i]);
         fz.edu_bar[i] = qpci_iomap(fz.edu[i], 0, NULL);
-        save_config(&fz.saved[1 + i], fz.edu[i]);
+        save_config(&fz.saved[1 + i + (i == 4)], fz.edu[i]);
+        trace("edu%d: BAR at 0x%" PRIx64 ", ID 0x%08x", i + 1,
+              fz.edu_bar[i].addr,
+              qpci_io_readl(fz.edu[i], fz.edu_bar[i], 0));
     }
     system_reset();
 }
