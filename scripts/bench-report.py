@@ -444,7 +444,9 @@ def main():
            "Written by `make bench` (`scripts/bench.sh`, "
            "`scripts/bench-report.py`); do not edit by hand, re-run it.  "
            "All guest figures below come from one run, with the "
-           "configurations interleaved.", ""]
+           "configurations interleaved.  What the figures mean, which "
+           "part of each gap is the device's and why some targets are out "
+           "of reach under TCG: [performance.md](performance.md).", ""]
     for w in warnings:
         doc += ["> " + w, ""]
     doc += ["## Machine and software", "",
