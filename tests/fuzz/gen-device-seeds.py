@@ -16,7 +16,7 @@ import sys
 
 (OP_START, OP_REQ, OP_KICK, OP_EVENTS, OP_DMA, OP_CONFIG, OP_STATUS,
  OP_COMMON, OP_CLOCK, OP_EDU_CMD, OP_SYS_RESET, OP_STORM,
- OP_DMA_STORM, OP_BUS_NUMBER) = range(14)
+ OP_DMA_STORM, OP_BUS_NUMBER, OP_REPLAY) = range(15)
 
 ATTACH, DETACH, MAP, UNMAP, PROBE, UNKNOWN, RAW, ATTACH_BYPASS = range(8)
 RESERVED = 0x08         # kind: reserved bytes not zero
@@ -90,6 +90,10 @@ def config(off, val, width=0):
 
 def bus_number(v):
     return u8(OP_BUS_NUMBER) + u8(v)
+
+
+def replay(ep):
+    return u8(OP_REPLAY) + u8(ep)
 
 
 def storm(n, seed, mix):
@@ -217,6 +221,20 @@ def seeds():
                           bus_number(BUS_FF) + dma(PORT_EDU_DMA, True, 0) +
                           u8(OP_SYS_RESET) + start() +
                           req(ATTACH, 1, PORT_EDU) + kick() + kick(1))
+    # Notifier events: mappings of every shape, a domain shared and left,
+    # replays (the device records its notifiers' events)
+    s['notify'] = (req(ATTACH, 1, EDU1) + req(ATTACH, 1, EDU2) +
+                   req(MAP, 1, flags=RW, page=0, pages=3, phys_page=1) +
+                   req(MAP, 1, flags=R, page=0x10, pages=16, phys_page=16) +
+                   req(MAP, 1, flags=RW | MMIO, page=0x40, pages=1,
+                       phys_page=0xf001) +
+                   req(MAP | WILD, 1, flags=RW,
+                       wild=(1 << 32, (1 << 32) + (0xc0 << 21) - 1, 0)) +
+                   kick() + replay(EDU1) + replay(EDU2) +
+                   req(ATTACH, 2, EDU2) + kick() + replay(EDU2) +
+                   req(UNMAP, 1, flags=0x80) + req(UNMAP, 1, pages=64) +
+                   kick() + replay(EDU1) +
+                   req(DETACH, 1, EDU1) + kick() + replay(0xf1))
     return s
 
 

@@ -46,12 +46,18 @@
 #include "fuzz.h"
 #include "qos_fuzz.h"
 
-/* The machine: limits small enough for an input to reach them */
+/*
+ * The machine: limits small enough for an input to reach them; recording
+ * IOMMU notifiers on every endpoint, so that MAP/UNMAP events, their
+ * splitting into blocks and replay run (nothing else in the machine
+ * registers notifiers)
+ */
 #define MAX_DOMAINS         3
 #define MAX_MAPPINGS        64
 #define MAX_DOMAIN_ID       1000
 #define IOMMU_OPTS          "max-domains=3,max-mappings=64," \
-                            "max-pending-faults=8,max-domain-id=1000"
+                            "max-pending-faults=8,max-domain-id=1000," \
+                            "x-record-notifications=on"
 /*
  * Endpoints: four edu on pcie.0 and a fifth behind a PCIe root port,
  * whose secondary bus number (the fifth's endpoint ID) the input can
@@ -125,6 +131,7 @@ enum {
     OP_STORM,       /* u8 count, u32 seed, u8 mix */
     OP_DMA_STORM,   /* u8 count, u32 seed */
     OP_BUS_NUMBER,  /* u8 secondary bus of the root port */
+    OP_REPLAY,      /* u8 endpoint: replay its mappings to a notifier */
     OP_COUNT
 };
 
@@ -1472,6 +1479,15 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
 
             trace("dma storm");
             do_dma_storm(count, in_u32(&in));
+            break;
+        }
+        case OP_REPLAY: {
+            uint32_t ep = endpoint_of(in_u8(&in), &in);
+            Error *err = NULL;
+
+            trace("replay ep 0x%x", ep);
+            object_property_set_uint(fz.iommu, "x-replay", ep, &err);
+            error_free(err);
             break;
         }
         case OP_BUS_NUMBER: {
