@@ -112,23 +112,19 @@ static uint32_t space_endpoint_id(VirtIOIOMMUSpace *sp)
     return sp->bound ? sp->bound_id : space_bus_id(sp);
 }
 
+/*
+ * Every space in creation order.  A flat list, not the per-bus tables:
+ * UNMAP walks it to flush caches, so it costs the spaces that exist, not
+ * 256 slots per bus.
+ */
 static void space_foreach(VirtIOIOMMU *s,
                           void (*fn)(VirtIOIOMMUSpace *sp, void *opaque),
                           void *opaque)
 {
-    GHashTableIter iter;
-    gpointer value;
-    int devfn;
+    guint i;
 
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        VirtIOIOMMUSpace **spaces = value;
-
-        for (devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            if (spaces[devfn]) {
-                fn(spaces[devfn], opaque);
-            }
-        }
+    for (i = 0; i < s->spaces->len; i++) {
+        fn(g_ptr_array_index(s->spaces, i), opaque);
     }
 }
 
@@ -465,19 +461,33 @@ static void space_update(VirtIOIOMMUSpace *sp, void *opaque)
     memory_region_transaction_commit();
 }
 
-/* After a state change: tell notifiers, then switch memory regions */
+/* s->lock held: whether an endpoint's mode may have changed since last */
+static bool viommu_take_stale(VirtIOIOMMU *s)
+{
+    bool stale = s->spaces_stale;
+
+    s->spaces_stale = false;
+    return stale;
+}
+
+/* Tell notifiers, then switch memory regions if @stale; s->lock not held */
+static void viommu_apply_changes(VirtIOIOMMU *s, bool stale)
+{
+    viommu_flush_events(s);
+    if (stale) {
+        space_foreach(s, space_update, NULL);
+    }
+}
+
+/* After a state change made outside a request */
 static void viommu_update_spaces(VirtIOIOMMU *s)
 {
     bool stale;
 
-    viommu_flush_events(s);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        stale = s->spaces_stale;
-        s->spaces_stale = false;
+        stale = viommu_take_stale(s);
     }
-    if (stale) {
-        space_foreach(s, space_update, NULL);
-    }
+    viommu_apply_changes(s, stale);
 }
 
 /* Requests */
@@ -489,8 +499,10 @@ static size_t viommu_process(VirtIOIOMMU *s, VirtQueueElement *elem)
     size_t in_len, tail_off;
     struct virtio_iommu_req_tail tail = { 0 };
     VIOMMUReply reply;
+    bool stale;
 
     in_len = iov_to_buf(elem->out_sg, elem->out_num, 0, in, sizeof(in));
+    /* One lock hold per request: the change and what it made stale */
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         reply = viommu_core_handle(s->core, in, in_len, out_len,
                                    s->probe_buf);
@@ -499,10 +511,11 @@ static size_t viommu_process(VirtIOIOMMU *s, VirtQueueElement *elem)
         } else {
             s->stats.unanswered++;
         }
+        stale = viommu_take_stale(s);
     }
     trace_viommu_request(reply.type, reply.has_status ? reply.status : -1,
                          iov_size(elem->out_sg, elem->out_num), out_len);
-    viommu_update_spaces(s);
+    viommu_apply_changes(s, stale);
     if (!reply.has_status) {
         return 0;
     }
@@ -951,7 +964,7 @@ static void viommu_get_stats(Object *obj, Visitor *v, const char *name,
         stats = s->stats;
         core = viommu_core_stats(s->core);
     }
-    if (s->bus_spaces) {
+    if (s->spaces) {
         space_foreach(s, count_space, &totals);
     }
     if (!visit_start_struct(v, name, NULL, 0, errp)) {
@@ -1019,6 +1032,7 @@ static VirtIOIOMMUSpace *space_get(VirtIOIOMMU *s, PCIBus *bus, int devfn)
     }
     if (!spaces[devfn]) {
         spaces[devfn] = space_new(s, bus, devfn);
+        g_ptr_array_add(s->spaces, spaces[devfn]);
     }
     return spaces[devfn];
 }
@@ -2153,6 +2167,7 @@ static void viommu_state_init(VirtIOIOMMU *s)
     s->probe_buf = g_malloc0(s->probe_size);
     s->faults = g_new0(VirtIOIOMMUFault, s->max_pending_faults);
     s->bus_spaces = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    s->spaces = g_ptr_array_new();
     s->events = g_array_new(false, false, sizeof(VIOMMUPendingEvent));
     s->notification_log = g_ptr_array_new_with_free_func(g_free);
 }
@@ -2162,6 +2177,7 @@ static void viommu_state_free(VirtIOIOMMU *s)
     mig_free(s);
     g_ptr_array_free(s->notification_log, true);
     g_array_free(s->events, true);
+    g_ptr_array_free(s->spaces, true);
     g_hash_table_destroy(s->bus_spaces);
     g_free(s->faults);
     g_free(s->probe_buf);

@@ -61,6 +61,7 @@ struct VirtIOIOMMU {
     size_t nr_resv;
     PCIDevice *self;                /* our own PCI function: never translated */
     GHashTable *bus_spaces;         /* PCIBus * -> VirtIOIOMMUSpace *[256] */
+    GPtrArray *spaces;              /* the same spaces, in creation order */
     DeviceListener device_listener; /* hot-unplug of endpoints */
     uint32_t nr_host_spaces;        /* spaces with a host IOMMU device */
     GList *test_hiods;              /* x-test-host-iommu, until machine init */
