@@ -6,7 +6,8 @@
 WORKDIR (build/bench) holds meta.env (KEY=VALUE), results.tsv (run, kind,
 workload, metric, value), boots.tsv, problems.txt and, when they were run,
 perf-CFG.txt / perf-CFG-comm.txt / perf-CFG-result.txt (host profile) and
-core.out (tests/bench/run-core-bench.sh).  Writes OUT and prints the
+core.out (tests/bench/run-core-bench.sh) and cost.txt (the qtest
+request-cost).  Writes OUT and prints the
 results, targets and problems on stdout.
 """
 
@@ -317,6 +318,74 @@ def profile_section(workdir, meta):
     return "\n".join(out)
 
 
+# ------------------------------------------------------------ requests
+
+def cost_figures(workdir):
+    """{cfg: {"map_ns": [...], "unmap_ns": [...]}} from cost.txt."""
+    figures = {}
+    for line in read(os.path.join(workdir, "cost.txt")).splitlines():
+        f = line.split()
+        if len(f) < 3:
+            continue
+        d = figures.setdefault(f[1], {})
+        for kv in f[2:]:
+            k, _, v = kv.partition("=")
+            try:
+                d.setdefault(k, []).append(float(v))
+            except ValueError:
+                pass
+    return figures
+
+
+def cost_section(workdir, res, meta):
+    figures = cost_figures(workdir)
+    cfgs = [c for c in ("ours", "upstream")
+            if figures.get(c, {}).get("map_ns")]
+    if not cfgs:
+        return ("Not in this run (BENCH_COST_RUNS=0, or see Problems).")
+
+    def med(c, k):
+        v = figures[c].get(k)
+        return statistics.median(v) if v else None
+
+    out = ["The device alone, without a guest: the qtest `request-cost` "
+           "(`tests/qtest/virtio-iommu-test.c`, run by `qos-test -m perf`) "
+           "queues batches of 1 and of 128 MAP (or UNMAP) requests of "
+           "4 KiB on a domain holding 1024 other mappings and times the "
+           "notification, which returns when the device has completed the "
+           "batch; the slope between the two sizes is the device's time "
+           "per request (virtqueue pop and push included), free of the "
+           "qtest round trip.  Medians of %s runs per device, alternated."
+           % meta.get("cost_runs", "?"), ""]
+    out.append("| host time per request | " + " | ".join(cfgs) +
+               (" | ours / upstream |" if len(cfgs) == 2 else " |"))
+    out.append("|---|" + "---:|" * (len(cfgs) + (len(cfgs) == 2)))
+    for k, label in (("map_ns", "MAP"), ("unmap_ns", "UNMAP")):
+        vals = [med(c, k) for c in cfgs]
+        row = "| %s | %s |" % (label, " | ".join(
+            "%.0f ns (%.0f-%.0f)" % (med(c, k), min(figures[c][k]),
+                                     max(figures[c][k])) for c in cfgs))
+        if len(cfgs) == 2 and vals[0]:
+            row += " %.2f |" % (vals[0] / vals[1])
+        out.append(row)
+    out.append("")
+    pairs_up = res.median("strict-upstream", "maploop")
+    if "upstream" in cfgs and pairs_up:
+        pair_us = 1e6 / pairs_up
+        dev_us = (med("upstream", "map_ns") + med("upstream", "unmap_ns")) \
+            / 1000
+        if pair_us > dev_us:
+            out.append(
+                "What that leaves for target (6): a MAP+UNMAP pair of "
+                "benchmark 6 takes %.1f us of the guest's time with "
+                "upstream's device (median %s pairs/s), of which the device "
+                "accounts for %.1f us.  A device that answered in no time "
+                "at all would reach %.2fx upstream; the target asks for "
+                "1.5x." % (pair_us, fmt(pairs_up), dev_us,
+                           pair_us / (pair_us - dev_us)))
+    return "\n".join(out)
+
+
 # ------------------------------------------------------------ report
 
 def main():
@@ -457,6 +526,8 @@ def main():
             "## Targets", "", targets_table(res), "",
             "## Every boot", "", per_run_table(res, workdir), "",
             "## Host profile", "", profile_section(workdir, meta), "",
+            "## Request cost on the host", "",
+            cost_section(workdir, res, meta), "",
             core_md, "",
             "## Problems", ""]
     doc += ["- " + p for p in problems] or ["None."]

@@ -31,6 +31,8 @@
 #   BENCH_PROFILE=1       also profile the strict randread boot of ours and
 #                         upstream with perf record -g (host QEMU process)
 #   BENCH_KINDS="..."     only these kinds (default: all six)
+#   BENCH_COST_RUNS=5     runs of the qtest request-cost on each device (the
+#                         host time of a MAP and an UNMAP, no guest)
 #   BENCH_OUT=FILE        the report (default docs/benchmarks.md)
 # Also runs tests/bench/run-core-bench.sh, if present, and includes its
 # output.  Work files and console logs: build/bench/.  Exits 0 when every
@@ -48,11 +50,12 @@ THREADS=${BENCH_THREADS:-4}
 SEQ_THREADS=${BENCH_SEQ_THREADS:-1}
 DISK_MIB=${BENCH_DISK_MIB:-256}
 PROFILE=${BENCH_PROFILE:-0}
+COST_RUNS=${BENCH_COST_RUNS:-5}
 OUT=${BENCH_OUT:-$top/docs/benchmarks.md}
 ALL_KINDS="lazy-ours lazy-upstream lazy-identity lazy-noiommu strict-ours strict-upstream"
 KINDS=${BENCH_KINDS:-$ALL_KINDS}
 
-for v in RUNS SECS THREADS SEQ_THREADS DISK_MIB; do
+for v in RUNS SECS THREADS SEQ_THREADS DISK_MIB COST_RUNS; do
     case "${!v}" in
         ''|*[!0-9]*) die "BENCH_${v/SECS/SECONDS} must be a number, not '${!v}'" ;;
     esac
@@ -67,7 +70,7 @@ logs=$work/logs
 DISK=$work/disk.img
 mkdir -p "$logs"
 rm -f "$work"/results.tsv "$work"/boots.tsv "$work"/problems.txt \
-      "$work"/perf-*.txt "$work"/core.out "$work"/meta.env
+      "$work"/perf-*.txt "$work"/core.out "$work"/meta.env "$work"/cost.txt
 touch "$work/results.tsv" "$work/boots.tsv" "$work/problems.txt"
 
 problem() {
@@ -154,6 +157,7 @@ meta seq_threads "$SEQ_THREADS"
 meta disk_mib "$DISK_MIB"
 meta kinds "$KINDS"
 meta profile "$PROFILE"
+meta cost_runs "$COST_RUNS"
 
 # ---------------------------------------------------------------- boots
 
@@ -355,6 +359,36 @@ if [ -f "$core" ]; then
     if ! bash "$core" > "$work/core.out" 2> "$work/core.err"; then
         problem "tests/bench/run-core-bench.sh failed: $(tail -n 1 "$work/core.err")"
     fi
+fi
+
+# ---------------------------------------------------------------- requests
+
+# The device's own host time per MAP and per UNMAP request, without a
+# guest: the qtest request-cost (tests/qtest/virtio-iommu-test.c, only
+# under -m perf) on ours and on upstream's device, alternately.
+qos=$top/build/qemu/tests/qtest/qos-test
+cost_path=""
+[ -x "$qos" ] && cost_path=$(QTEST_QEMU_BINARY=$ours_bin "$qos" -l 2> /dev/null |
+                             grep -m 1 '/request-cost$')
+if [ -n "$cost_path" ] && [ "$COST_RUNS" -gt 0 ]; then
+    echo "==> request cost on the host (qtest request-cost, $COST_RUNS runs)"
+    for ((i = 1; i <= COST_RUNS; i++)); do
+        for cfg in ours upstream; do
+            bin=$ours_bin
+            [ "$cfg" = upstream ] && bin=$up_bin
+            [ -x "$bin" ] || continue
+            line=$(QTEST_QEMU_BINARY=$bin "$qos" -m perf -p "$cost_path" 2>&1 |
+                   sed -n 's/^# request-cost: //p')
+            if [ -z "$line" ]; then
+                problem "request-cost on $cfg gave no figures"
+                continue
+            fi
+            echo "$i $cfg $line" >> "$work/cost.txt"
+            echo "    $cfg: $line"
+        done
+    done
+else
+    problem "no request-cost qtest in $qos: no request cost figures"
 fi
 
 # ---------------------------------------------------------------- report

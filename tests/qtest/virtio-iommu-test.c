@@ -1509,6 +1509,93 @@ static void test_batch(void *obj, void *data, QGuestAllocator *a)
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 }
 
+/*
+ * The host-side cost of a request, for scripts/bench.sh; a benchmark, so
+ * only with -m perf.  With qtest the notification returns once the device
+ * has completed the whole batch, so the slope between batches of one and
+ * of COST_BATCH requests is the device's time per request, free of the
+ * qtest round trip.  The same binary measures upstream's device.
+ */
+#define COST_BATCH      128     /* two descriptors each: a full ring */
+#define COST_REPS       41
+#define COST_LIVE       1024    /* mappings that stay in the domain */
+#define COST_IOVA       0x100000000ull
+
+static int64_t cost_batch(QViommu *v, unsigned n, bool map, uint64_t page)
+{
+    g_autofree ReqBuf *b = g_new0(ReqBuf, n);
+    g_autofree QViommuXfer *x = g_new0(QViommuXfer, n);
+    g_autofree uint32_t *used = g_new0(uint32_t, n);
+    g_autofree uint8_t *out = g_malloc0(n * 4);
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        uint64_t iova = COST_IOVA + (page + i) * PAGE;
+
+        x[i] = (QViommuXfer) {
+            .in = &b[i],
+            .in_len = map ? enc_map(&b[i], 1, iova, iova + PAGE - 1,
+                                    0x400000 + (i % 256) * PAGE, RW)
+                          : enc_unmap(&b[i], 1, iova, iova + PAGE - 1),
+            .out = out + i * 4, .out_len = 4,
+        };
+    }
+    qviommu_xfer_batch(v, x, n, used);
+    for (i = 0; i < n; i++) {
+        EXPECT_STATUS(res_of(used[i], out + i * 4, 4), VIRTIO_IOMMU_S_OK);
+    }
+    return v->last_kick_ns;
+}
+
+static int cmp_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median_ns(int64_t *t, unsigned n)
+{
+    qsort(t, n, sizeof(*t), cmp_int64);
+    return t[n / 2];
+}
+
+static void test_request_cost(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    int64_t map1[COST_REPS], unmap1[COST_REPS];
+    int64_t map_n[COST_REPS], unmap_n[COST_REPS];
+    double map_ns, unmap_ns;
+    unsigned i;
+
+    if (!g_test_perf()) {
+        g_test_skip("a benchmark: run with -m perf");
+        return;
+    }
+    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    /* a domain with some life in it, far from the measured pages */
+    for (i = 0; i < COST_LIVE; i += COST_BATCH) {
+        cost_batch(v, COST_BATCH, true, 0x100000 + i);
+    }
+    for (i = 0; i < COST_REPS && !g_test_failed(); i++) {
+        map1[i] = cost_batch(v, 1, true, 0);
+        unmap1[i] = cost_batch(v, 1, false, 0);
+        map_n[i] = cost_batch(v, COST_BATCH, true, 0);
+        unmap_n[i] = cost_batch(v, COST_BATCH, false, 0);
+    }
+    if (g_test_failed()) {
+        return;
+    }
+    map_ns = (median_ns(map_n, COST_REPS) - median_ns(map1, COST_REPS)) /
+             (COST_BATCH - 1);
+    unmap_ns = (median_ns(unmap_n, COST_REPS) -
+                median_ns(unmap1, COST_REPS)) / (COST_BATCH - 1);
+    g_test_message("request-cost: map_ns=%.0f unmap_ns=%.0f "
+                   "notify1_ns=%.0f batch=%u live=%u reps=%u",
+                   map_ns, unmap_ns, median_ns(map1, COST_REPS),
+                   COST_BATCH, COST_LIVE, COST_REPS);
+}
+
 /* ------------------------------------------------------------------ */
 /* Negotiated features                                                 */
 
@@ -5330,7 +5417,7 @@ static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
 static void storm_batch(Storm *s, unsigned n, bool setup)
 {
     g_autofree ReqBuf *b = g_new0(ReqBuf, n);
-    g_autofree uint8_t *out = g_malloc(n * 4);
+    g_autofree uint8_t *out = g_malloc0(n * 4);
     g_autofree QViommuXfer *x = g_new0(QViommuXfer, n);
     g_autofree uint32_t *used = g_new0(uint32_t, n);
     g_autofree uint8_t *want = g_new0(uint8_t, n);
@@ -5650,6 +5737,7 @@ static void register_virtio_iommu_test(void)
     add_test("short-readable", test_short_readable, NULL, NULL);
     add_test("layouts", test_layouts, NULL, NULL);
     add_test("batch", test_batch, NULL, NULL);
+    add_test("request-cost", test_request_cost, NULL, NULL);
 
     add_test("no-map-unmap", test_no_map_unmap, NULL, NULL);
     add_test("no-probe", test_no_probe, NULL, NULL);

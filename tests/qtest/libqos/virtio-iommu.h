@@ -44,6 +44,8 @@ struct QViommu {
     uint32_t *evt_len;
     uint64_t offered;           /* device features */
     uint64_t features;          /* features the driver accepted */
+    /* How long the last requestq notification took to return, in ns */
+    int64_t last_kick_ns;
 };
 
 struct QViommuPCI {
