@@ -178,18 +178,8 @@ static int check_iova_ranges(struct vfio_edu *e, uint64_t lo, uint64_t hi,
     uint32_t sz = sizeof(*info), off, i;
     int inside = 0, have_ranges = 0;
 
-    info = calloc(1, sz);
-    if (!info) {
-        return setup_fail("calloc");
-    }
-    info->argsz = sz;
-    if (ioctl(e->container, VFIO_IOMMU_GET_INFO, info) < 0) {
-        free(info);
-        return setup_fail("VFIO_IOMMU_GET_INFO");
-    }
-    if (info->argsz > sz) {
-        sz = info->argsz;
-        free(info);
+    /* Ask again with the size the kernel wants for the capabilities */
+    for (;;) {
         info = calloc(1, sz);
         if (!info) {
             return setup_fail("calloc");
@@ -199,6 +189,11 @@ static int check_iova_ranges(struct vfio_edu *e, uint64_t lo, uint64_t hi,
             free(info);
             return setup_fail("VFIO_IOMMU_GET_INFO");
         }
+        if (info->argsz <= sz) {
+            break;
+        }
+        sz = info->argsz;
+        free(info);
     }
     if (verbose) {
         printf("INFO iova-pgsizes 0x%llx\n",

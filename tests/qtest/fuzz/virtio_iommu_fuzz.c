@@ -1177,6 +1177,26 @@ static void do_dma(Input *in)
     edu_dma(e % NR_EDU, iova, (cnt % EDU_BUF_SIZE) + 1, to_pci, mode & 2);
 }
 
+/* A write of 1 << @log2_width bytes to the IOMMU's virtio-pci BAR */
+static void bar_write(QPCIDevice *dev, uint64_t addr, unsigned log2_width,
+                      uint64_t val)
+{
+    switch (log2_width) {
+    case 0:
+        qpci_io_writeb(dev, fz.vpci->bar, addr, val);
+        break;
+    case 1:
+        qpci_io_writew(dev, fz.vpci->bar, addr, val);
+        break;
+    case 2:
+        qpci_io_writel(dev, fz.vpci->bar, addr, val);
+        break;
+    default:
+        qpci_io_writeq(dev, fz.vpci->bar, addr, val);
+        break;
+    }
+}
+
 /* OP_CONFIG: device config space, any offset and width */
 static void do_config(uint8_t off, uint8_t width, uint64_t val)
 {
@@ -1202,20 +1222,7 @@ static void do_config(uint8_t off, uint8_t width, uint64_t val)
         }
         return;
     }
-    switch (width & 3) {
-    case 0:
-        qpci_io_writeb(dev, fz.vpci->bar, addr, val);
-        break;
-    case 1:
-        qpci_io_writew(dev, fz.vpci->bar, addr, val);
-        break;
-    case 2:
-        qpci_io_writel(dev, fz.vpci->bar, addr, val);
-        break;
-    default:
-        qpci_io_writeq(dev, fz.vpci->bar, addr, val);
-        break;
-    }
+    bar_write(dev, addr, width & 3, val);
     flush_events(fz.qts);
 }
 
@@ -1228,17 +1235,7 @@ static void do_common(uint8_t off, uint8_t width, uint32_t val)
     trace("common config write at 0x%x, width %u, 0x%x", off % 0x40,
           1 << (width % 3), val);
     fz.live = false;
-    switch (width % 3) {
-    case 0:
-        qpci_io_writeb(dev, fz.vpci->bar, addr, val);
-        break;
-    case 1:
-        qpci_io_writew(dev, fz.vpci->bar, addr, val);
-        break;
-    default:
-        qpci_io_writel(dev, fz.vpci->bar, addr, val);
-        break;
-    }
+    bar_write(dev, addr, width % 3, val);
     flush_events(fz.qts);
 }
 
