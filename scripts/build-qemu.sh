@@ -40,6 +40,7 @@ ADDED_FILES="
 hw/virtio/virtio-iommu-core.c
 include/hw/virtio/virtio-iommu-core.h
 include/hw/virtio/virtio-iommu-cache.h
+tests/qtest/libqos/edu.h
 "
 
 # QEMU's fuzz targets of ours, for the sanitize flavour only; each is added

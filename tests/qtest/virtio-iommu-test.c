@@ -38,6 +38,7 @@
 #include "libqos/qgraph.h"
 #include "libqos/pci.h"
 #include "libqos/virtio-iommu.h"
+#include "libqos/edu.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_ids.h"
 #include "standard-headers/linux/virtio_iommu.h"
@@ -3270,14 +3271,6 @@ static void test_fault_overflow(void *obj, void *data, QGuestAllocator *a)
 #define EDU2_SLOT               10
 #define EDU_ARG(addr)           " -device edu,addr=" addr               \
                                 ",dma_mask=0xffffffffffffffff"
-#define EDU_DMA_SRC             0x80
-#define EDU_DMA_DST             0x88
-#define EDU_DMA_CNT             0x90
-#define EDU_DMA_CMD             0x98
-#define EDU_DMA_RUN             0x1
-#define EDU_DMA_TO_PCI          0x2
-#define EDU_BUF                 0x40000     /* its 4 KiB buffer */
-#define EDU_DMA_NS              (101 * 1000 * 1000) /* a 100 ms timer */
 
 typedef struct Edu {
     QTestState *qts;

@@ -38,6 +38,7 @@
 #include "tests/qtest/libqos/virtio.h"
 #include "tests/qtest/libqos/virtio-pci.h"
 #include "tests/qtest/libqos/virtio-iommu.h"
+#include "tests/qtest/libqos/edu.h"
 #include "standard-headers/linux/pci_regs.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_iommu.h"
@@ -84,18 +85,6 @@
 #define NO_DEVICE           QPCI_DEVFN(0xa, 0)
 #define HOST_BRIDGE         QPCI_DEVFN(0, 0)
 #define LPC                 QPCI_DEVFN(0x1f, 0)
-
-/* edu registers */
-#define EDU_DMA_SRC         0x80
-#define EDU_DMA_DST         0x88
-#define EDU_DMA_CNT         0x90
-#define EDU_DMA_CMD         0x98
-#define EDU_DMA_RUN         0x1
-#define EDU_DMA_TO_PCI      0x2
-#define EDU_DMA_IRQ         0x4
-#define EDU_BUF             0x40000
-#define EDU_BUF_SIZE        4096
-#define EDU_DMA_NS          (101 * 1000 * 1000)   /* its timer: 100 ms */
 
 /* Guest memory (the machine has 64 MiB) */
 #define QUEUE_MAX           1024
