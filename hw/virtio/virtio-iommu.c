@@ -1615,13 +1615,15 @@ static void viommu_system_reset(void *opaque)
  * the migration instead of corrupting the state.
  */
 
+/* The stream's key of a mapping: its IOVA range, both ends inclusive */
 typedef struct VIOMMUMigInterval {
-    uint64_t low;
-    uint64_t high;
+    uint64_t virt_start;
+    uint64_t virt_end;
 } VIOMMUMigInterval;
 
+/* The stream's value of a mapping: where it points, VIRTIO_IOMMU_MAP_F_* */
 typedef struct VIOMMUMigMapping {
-    uint64_t phys_addr;
+    uint64_t phys_start;
     uint32_t flags;
 } VIOMMUMigMapping;
 
@@ -1642,10 +1644,10 @@ static gint mig_interval_cmp(gconstpointer a, gconstpointer b, gpointer u)
 {
     const VIOMMUMigInterval *x = a, *y = b;
 
-    if (x->low != y->low) {
-        return x->low < y->low ? -1 : 1;
+    if (x->virt_start != y->virt_start) {
+        return x->virt_start < y->virt_start ? -1 : 1;
     }
-    return x->high < y->high ? -1 : x->high > y->high;
+    return x->virt_end < y->virt_end ? -1 : x->virt_end > y->virt_end;
 }
 
 static gint mig_domain_cmp(gconstpointer a, gconstpointer b, gpointer u)
@@ -1795,9 +1797,9 @@ static gboolean mig_restore_mapping(gpointer key, gpointer value,
     struct virtio_iommu_req_map req = {
         .head.type = VIRTIO_IOMMU_T_MAP,
         .domain = cpu_to_le32(r->domain->id),
-        .virt_start = cpu_to_le64(interval->low),
-        .virt_end = cpu_to_le64(interval->high),
-        .phys_start = cpu_to_le64(mapping->phys_addr),
+        .virt_start = cpu_to_le64(interval->virt_start),
+        .virt_end = cpu_to_le64(interval->virt_end),
+        .phys_start = cpu_to_le64(mapping->phys_start),
         .flags = cpu_to_le32(mapping->flags),
     };
     uint8_t status = mig_replay(r->s, &req, sizeof(req));
@@ -1805,7 +1807,7 @@ static gboolean mig_restore_mapping(gpointer key, gpointer value,
     if (status != VIRTIO_IOMMU_S_OK) {
         error_setg(r->errp, "domain %" PRIu32 ": mapping [0x%" PRIx64
                    ", 0x%" PRIx64 "] refused (status %u)", r->domain->id,
-                   interval->low, interval->high, status);
+                   interval->virt_start, interval->virt_end, status);
         return true;
     }
     return false;
@@ -1938,7 +1940,7 @@ static const VMStateDescription vmstate_mig_interval_mapping[2] = {
         .version_id = 1,
         .minimum_version_id = 1,
         .fields = (const VMStateField[]) {
-            VMSTATE_UINT64(phys_addr, VIOMMUMigMapping),
+            VMSTATE_UINT64(phys_start, VIOMMUMigMapping),
             VMSTATE_UINT32(flags, VIOMMUMigMapping),
             VMSTATE_END_OF_LIST()
         },
@@ -1948,8 +1950,8 @@ static const VMStateDescription vmstate_mig_interval_mapping[2] = {
         .version_id = 1,
         .minimum_version_id = 1,
         .fields = (const VMStateField[]) {
-            VMSTATE_UINT64(low, VIOMMUMigInterval),
-            VMSTATE_UINT64(high, VIOMMUMigInterval),
+            VMSTATE_UINT64(virt_start, VIOMMUMigInterval),
+            VMSTATE_UINT64(virt_end, VIOMMUMigInterval),
             VMSTATE_END_OF_LIST()
         },
     },
@@ -2253,18 +2255,22 @@ static void viommu_unrealize(DeviceState *dev)
 }
 
 static const Property viommu_properties[] = {
-    DEFINE_PROP_LINK("primary-bus", VirtIOIOMMU, primary_bus,
-                     TYPE_PCI_BUS, PCIBus *),
-    DEFINE_PROP_BOOL("boot-bypass", VirtIOIOMMU, boot_bypass, true),
+    /* What the guest reads in the config space */
     DEFINE_PROP_GRANULE_MODE("granule", VirtIOIOMMU, granule_mode,
                              GRANULE_MODE_HOST),
     DEFINE_PROP_UINT8("aw-bits", VirtIOIOMMU, aw_bits, 64),
+    DEFINE_PROP_BOOL("boot-bypass", VirtIOIOMMU, boot_bypass, true),
+    /* Bounds on the state a guest can make the device hold */
     DEFINE_PROP_UINT32("max-domains", VirtIOIOMMU, max_domains, 65536),
     DEFINE_PROP_UINT32("max-domain-id", VirtIOIOMMU, max_domain_id,
                        UINT32_MAX),
     DEFINE_PROP_UINT64("max-mappings", VirtIOIOMMU, max_mappings, 1 << 20),
     DEFINE_PROP_UINT32("max-pending-faults", VirtIOIOMMU, max_pending_faults,
                        128),
+    /* Set by virtio-iommu-pci: the bus whose functions we translate */
+    DEFINE_PROP_LINK("primary-bus", VirtIOIOMMU, primary_bus,
+                     TYPE_PCI_BUS, PCIBus *),
+    /* For tests */
     DEFINE_PROP_BOOL("x-record-notifications", VirtIOIOMMU,
                      record_notifications, false),
 };
