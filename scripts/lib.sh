@@ -22,8 +22,12 @@ qemu_version() {
     cat "$BUILD"/src-*/.debian-version 2>/dev/null | head -n 1
 }
 
-# Let ccache share objects between our build and the comparison build.
-export CCACHE_BASEDIR=$BUILD
+# Let ccache share objects between our build and the comparison build, and
+# between clones of this repository in other folders (CI builds a fresh
+# clone): paths below the clone's root are hashed relative to it, and the
+# working directory is left out of the hash.
+export CCACHE_BASEDIR=$top
+export CCACHE_NOHASHDIR=true
 
 # TAP lines for the test scripts: tap ok|not-ok DESCRIPTION [DIAGNOSTIC].
 # Counts go to $n (checks) and $failed.
