@@ -27,9 +27,6 @@ struct VirtIOIOMMUPCI {
     VirtIOIOMMU vdev;
 };
 
-/* One MSI-X vector per virtqueue, one for configuration changes */
-#define VIRTIO_IOMMU_PCI_VECTORS 3
-
 /*
  * reserved-regions is a list of "0xSTART:0xEND:TYPE" strings.  Unlike a
  * DEFINE_PROP_ARRAY property it can be set more than once, each set adding
@@ -119,8 +116,14 @@ static const PropertyInfo viommu_prop_resv_regions = {
 };
 
 static const Property viommu_pci_properties[] = {
-    DEFINE_PROP_UINT32("vectors", VirtIOPCIProxy, nvectors,
-                       DEV_NVECTORS_UNSPECIFIED),
+    /*
+     * Guest ABI of QEMU 10.0's device, so that VMs migrate between it and
+     * us with one command line: no MSI-X unless asked for (vectors=3, one
+     * per virtqueue and one for config changes), and the class code
+     * settable as there.
+     */
+    DEFINE_PROP_UINT32("vectors", VirtIOPCIProxy, nvectors, 0),
+    DEFINE_PROP_UINT32("class", VirtIOPCIProxy, class_code, 0),
     DEFINE_PROP("reserved-regions", VirtIOIOMMUPCI, vdev.nr_prop_resv_regions,
                 viommu_prop_resv_regions, uint32_t),
 };
@@ -134,9 +137,6 @@ static void viommu_pci_realize(VirtIOPCIProxy *vpci_dev, Error **errp)
     if (!pci_bus_is_root(bus)) {
         error_setg(errp, "virtio-iommu-pci must be plugged on a root bus");
         return;
-    }
-    if (vpci_dev->nvectors == DEV_NVECTORS_UNSPECIFIED) {
-        vpci_dev->nvectors = VIRTIO_IOMMU_PCI_VECTORS;
     }
     virtio_pci_force_virtio_1(vpci_dev);
     object_property_set_link(OBJECT(&dev->vdev), "primary-bus", OBJECT(bus),
@@ -158,7 +158,10 @@ static void viommu_pci_class_init(ObjectClass *klass, void *data)
     pcidev_k->revision = VIRTIO_PCI_ABI_VERSION;
     pcidev_k->class_id = PCI_CLASS_OTHERS;
     object_class_property_set_description(klass, "vectors",
-        "MSI-X vectors (default 3: one per virtqueue, one for config)");
+        "MSI-X vectors: 0 (default) for INTx as QEMU 10.0's device, "
+        "3 for one per virtqueue and one for config changes");
+    object_class_property_set_description(klass, "class",
+        "PCI class code (default 0x00ff, other)");
 }
 
 static void viommu_pci_instance_init(Object *obj)

@@ -43,8 +43,11 @@ static const char viommu_marker[] __attribute__((used)) =
     "virtio-iommu: independent implementation";
 
 #define VIOMMU_QUEUE_SIZE       256
-/* PROBE room for host IOMMU ranges on top of the configured regions */
-#define VIOMMU_PROBE_SPARE      32
+/*
+ * probe_size as QEMU 10.0's device presents it (guest ABI): room for 21
+ * RESV_MEM properties, the machine's and those of host IOMMU devices.
+ */
+#define VIOMMU_PROBE_SIZE       512
 
 #define VIOMMU_FEATURES ((1ULL << VIRTIO_IOMMU_F_INPUT_RANGE) |   \
                          (1ULL << VIRTIO_IOMMU_F_DOMAIN_RANGE) |  \
@@ -1566,7 +1569,12 @@ static void viommu_set_config(VirtIODevice *vdev, const uint8_t *config)
 static uint64_t viommu_get_features(VirtIODevice *vdev, uint64_t features,
                                     Error **errp)
 {
-    return features | VIOMMU_FEATURES;
+    /*
+     * QEMU 10.0's device offers event_idx and indirect_desc even when
+     * their properties are off: so do we, for the same guest ABI.
+     */
+    return features | VIOMMU_FEATURES | BIT_ULL(VIRTIO_RING_F_EVENT_IDX) |
+           BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC);
 }
 
 static void viommu_set_features(VirtIODevice *vdev, uint64_t features)
@@ -2007,12 +2015,15 @@ static const VMStateDescription vmstate_mig_fault = {
     },
 };
 
-/* Sent only when faults wait for eventq buffers; stock QEMU has none */
+/*
+ * Sent only when asked for and faults wait for eventq buffers: QEMU 10.0's
+ * device knows no such subsection and would refuse the whole stream.
+ */
 static bool viommu_faults_needed(void *opaque)
 {
     VirtIOIOMMU *s = opaque;
 
-    return s->mig_nr_faults;
+    return s->migrate_pending_faults && s->mig_nr_faults;
 }
 
 static const VMStateDescription vmstate_viommu_faults = {
@@ -2126,6 +2137,8 @@ static bool viommu_load_resv_regions(VirtIOIOMMU *s, Error **errp)
 /* Check the properties and derive what they fix for the device's life */
 static bool viommu_check_properties(VirtIOIOMMU *s, Error **errp)
 {
+    size_t resv_bytes;
+
     if (!s->primary_bus) {
         error_setg(errp, "virtio-iommu: primary-bus is not set");
         return false;
@@ -2142,11 +2155,15 @@ static bool viommu_check_properties(VirtIOIOMMU *s, Error **errp)
         !viommu_load_resv_regions(s, errp)) {
         return false;
     }
-    s->page_size_mask = ~(s->granule - 1) & MAKE_64BIT_MASK(0, s->aw_bits);
-    /* Room for every region we know of, and host IOMMU ranges to come */
-    s->probe_size = QEMU_ALIGN_UP((s->nr_resv + VIOMMU_PROBE_SPARE) *
-                                  sizeof(struct virtio_iommu_probe_resv_mem),
-                                  64);
+    /*
+     * Guest ABI: every page size from the granule up, whatever aw-bits
+     * says, and the fixed probe_size, as QEMU 10.0's device presents them.
+     * Only a reserved-regions list that could never fit (and that no
+     * guest could probe on QEMU's device) makes probe_size grow.
+     */
+    s->page_size_mask = -s->granule;
+    resv_bytes = s->nr_resv * sizeof(struct virtio_iommu_probe_resv_mem);
+    s->probe_size = MAX(VIOMMU_PROBE_SIZE, QEMU_ALIGN_UP(resv_bytes, 64));
     return true;
 }
 
@@ -2267,6 +2284,9 @@ static const Property viommu_properties[] = {
     DEFINE_PROP_UINT64("max-mappings", VirtIOIOMMU, max_mappings, 1 << 20),
     DEFINE_PROP_UINT32("max-pending-faults", VirtIOIOMMU, max_pending_faults,
                        128),
+    /* Migration */
+    DEFINE_PROP_BOOL("migrate-pending-faults", VirtIOIOMMU,
+                     migrate_pending_faults, false),
     /* Set by virtio-iommu-pci: the bus whose functions we translate */
     DEFINE_PROP_LINK("primary-bus", VirtIOIOMMU, primary_bus,
                      TYPE_PCI_BUS, PCIBus *),
@@ -2326,6 +2346,9 @@ static void viommu_class_init(ObjectClass *klass, void *data)
         "testing: log the IOMMU notifications of every endpoint");
     object_class_property_set_description(klass, "max-pending-faults",
         "fault reports kept while the guest has no eventq buffer posted");
+    object_class_property_set_description(klass, "migrate-pending-faults",
+        "migrate the fault reports still waiting for an eventq buffer; "
+        "such a stream cannot be loaded by QEMU 10.0's device");
 }
 
 static void viommu_mr_class_init(ObjectClass *klass, void *data)

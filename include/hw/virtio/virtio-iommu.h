@@ -51,6 +51,7 @@ struct VirtIOIOMMU {
     uint32_t max_domain_id;
     uint64_t max_mappings;
     uint32_t max_pending_faults;
+    bool migrate_pending_faults;    /* a stream QEMU 10.0 cannot load */
     bool record_notifications;      /* x-record-notifications, for tests */
 
     /* Fixed at realize; host IOMMU devices narrow them until machine init */
