@@ -74,6 +74,10 @@ section qtest-x86_64 bash tests/qtest/run-qtests.sh x86_64
 section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
 section sanitizers bash tests/sanitize/run-sanitize-tests.sh
 section guest bash tests/guest/run-guest-tests.sh
+# Stock QEMU (the same source with QEMU's own device), never shipped: the
+# other side of the migration and libvirt tests.  Mostly ccache hits.
+section build-upstream tap_step "build stock QEMU for comparison" \
+    bash scripts/build-qemu.sh --upstream
 section migration bash tests/migration/run-cross-migration.sh
 section libvirt bash tests/libvirt/run-libvirt-test.sh
 
