@@ -1,6 +1,6 @@
 #!/bin/bash
 # libvirt test: Debian's libvirt drives our QEMU build with
-# <iommu model='virtio'/>.
+# <iommu model='virtio'/>, and moves a domain between stock QEMU and ours.
 #
 #   bash tests/libvirt/run-libvirt-test.sh
 #
@@ -17,7 +17,13 @@
 #     virtio disk behind the virtio IOMMU, waits for VIOMMU-DONE on the
 #     serial log, and reports every guest check;
 #   - checks the disk image on the host and the QEMU command line libvirt
-#     generated (virtio-iommu on pcie.0, the disk with iommu_platform).
+#     generated (virtio-iommu on pcie.0, the disk with iommu_platform);
+#   - starts the same domain on stock QEMU (build/upstream), saves it with
+#     virsh save the moment the guest starts writing through the IOMMU,
+#     restores it on ours (virsh restore --xml: the saved definition with
+#     only <emulator> changed), lets the write and read-back run there,
+#     then saves and restores it on stock again, where the guest finishes
+#     its checks.
 # Prints TAP; exits non-zero on any failure.  Files go to build/libvirt/
 # (domain.xml, console.log, disk.img).  Must run as root.
 #
@@ -265,17 +271,10 @@ fi
 
 # ------------------------------------------------------------ domain
 
-seed=$(( ($(date +%s) + RANDOM) % 1000000 + 1 ))
-rm -f "$disk" "$console"
-truncate -s 64M "$disk" || bail "create disk image" "cannot create $disk"
-
-# A leftover from an interrupted run.
-if vsh list --all --name 2> /dev/null | grep -qx "$NAME"; then
-    vsh destroy "$NAME" > /dev/null 2>&1
-    vsh undefine "$NAME" > /dev/null 2>&1
-fi
-
-cat > "$xml" <<EOF
+# domain_xml EMULATOR SEED MIB: the domain docs/libvirt.md shows, on
+# EMULATOR, the guest writing MIB MiB of pattern SEED
+domain_xml() {
+    cat <<EOF
 <domain type='qemu'>
   <name>$NAME</name>
   <memory unit='MiB'>1024</memory>
@@ -284,7 +283,7 @@ cat > "$xml" <<EOF
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>$gdir/vmlinuz</kernel>
     <initrd>$gdir/initramfs.cpio.gz</initrd>
-    <cmdline>console=ttyS0 viommu.test=demo edd=off panic=-1 viommu.seed=$seed viommu.mib=$MIB viommu.timeout=$((LIMIT - 20))</cmdline>
+    <cmdline>console=ttyS0 viommu.test=demo edd=off panic=-1 viommu.seed=$2 viommu.mib=$3 viommu.timeout=$((LIMIT - 20))</cmdline>
   </os>
   <features>
     <acpi/>
@@ -294,7 +293,7 @@ cat > "$xml" <<EOF
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>$emulator</emulator>
+    <emulator>$1</emulator>
     <disk type='file' device='disk'>
       <driver name='qemu' type='raw' iommu='on'/>
       <source file='$disk'/>
@@ -302,7 +301,7 @@ cat > "$xml" <<EOF
     </disk>
     <controller type='usb' model='none'/>
     <serial type='file'>
-      <source path='$console'/>
+      <source path='$console' append='on'/>
       <target port='0'/>
     </serial>
     <memballoon model='none'/>
@@ -310,62 +309,90 @@ cat > "$xml" <<EOF
   </devices>
 </domain>
 EOF
+}
 
-# Only the part of libvirt's per-domain log written by this run.
-log_offset=$(stat -c %s "$qemulog" 2> /dev/null || echo 0)
-t0=$SECONDS
-if out=$(VSH_TIMEOUT=240 vsh create "$xml" 2>&1); then
-    tap ok "virsh create: domain started ($((SECONDS - t0))s)"
-else
-    bail "virsh create: domain started" "$out
+# A leftover from an interrupted run.
+remove_domain() {
+    if vsh list --all --name 2> /dev/null | grep -qx "$NAME"; then
+        vsh destroy "$NAME" > /dev/null 2>&1
+        vsh undefine "$NAME" > /dev/null 2>&1
+    fi
+}
+
+# fresh_disk: a zeroed image, no console log, and a new seed in $seed
+fresh_disk() {
+    seed=$(( ($(date +%s) + RANDOM) % 1000000 + 1 ))
+    rm -f "$disk" "$console"
+    truncate -s 64M "$disk" || bail "create disk image" "cannot create $disk"
+}
+
+# start_domain XML WHAT: virsh create, one TAP line
+start_domain() {
+    remove_domain
+    # Only the part of libvirt's per-domain log written from now on.
+    log_offset=$(stat -c %s "$qemulog" 2> /dev/null || echo 0)
+    t0=$SECONDS
+    if out=$(VSH_TIMEOUT=240 vsh create "$1" 2>&1); then
+        tap ok "$2: domain started ($((SECONDS - t0))s)"
+    else
+        bail "$2: domain started" "$out
 $(tail -c +"$((log_offset + 1))" "$qemulog" 2> /dev/null | tail -n 5)"
-fi
-started=$SECONDS
-
-# Wait for VIOMMU-DONE, then for the guest to power off (the transient
-# domain disappears).
-state=running
-done_at=""
-while :; do
-    if ! vsh domstate "$NAME" 2> /dev/null | grep -q running; then
-        state=gone
-        break
     fi
-    if [ -z "$done_at" ] && guest_done "$console" 2> /dev/null; then
-        done_at=$SECONDS
-    fi
-    [ -n "$done_at" ] && [ $((SECONDS - done_at)) -ge 30 ] && { state=hung; break; }
-    [ $((SECONDS - started)) -ge "$LIMIT" ] && { state=timeout; break; }
-    sleep 1
-done
-ran=$((SECONDS - started))
-echo "# guest ran ${ran}s, end state: $state; console log $console"
+    started=$SECONDS
+}
 
-if guest_done "$console"; then
-    tap ok "guest finished its checks in ${ran}s ($(guest_lines "$console" | grep -o 'VIOMMU-DONE.*' | head -n 1))"
-else
-    tap not-ok "guest finished its checks" \
-        "no VIOMMU-DONE ($state after ${ran}s); last console lines:
+# wait_guest WHAT MIB REQUIRED-CHECK...: wait for VIOMMU-DONE, then for
+# the guest to power off (the transient domain disappears); TAP lines for
+# the run, every guest check, and the guest's MIB MiB in the image.
+wait_guest() {
+    local what=$1 mib=$2 state=running done_at="" ran bytes want got
+    shift 2
+    while :; do
+        if ! vsh domstate "$NAME" 2> /dev/null | grep -q running; then
+            state=gone
+            break
+        fi
+        if [ -z "$done_at" ] && guest_done "$console" 2> /dev/null; then
+            done_at=$SECONDS
+        fi
+        [ -n "$done_at" ] && [ $((SECONDS - done_at)) -ge 30 ] && { state=hung; break; }
+        [ $((SECONDS - started)) -ge "$LIMIT" ] && { state=timeout; break; }
+        sleep 1
+    done
+    ran=$((SECONDS - started))
+    echo "# guest ran ${ran}s, end state: $state; console log $console"
+
+    if guest_lines "$console" | grep -q '^VIOMMU-DONE checks=[0-9]* failed=0'; then
+        tap ok "$what: guest finished its checks in ${ran}s ($(guest_lines "$console" | grep -o 'VIOMMU-DONE.*' | head -n 1))"
+    else
+        tap not-ok "$what: guest finished its checks, none failed" \
+            "$state after ${ran}s; last console lines:
 $(tail -n 5 "$console" 2> /dev/null | tr -d '\r')"
-fi
-if [ "$state" = gone ]; then
-    tap ok "guest powered off"
-else
-    tap not-ok "guest powered off" "domain still running ($state)"
-fi
+    fi
+    if [ "$state" = gone ]; then
+        tap ok "$what: guest powered off"
+    else
+        tap not-ok "$what: guest powered off" "domain still running ($state)"
+    fi
 
-tap_guest_checks "guest: " "$console" modules-loaded driver-bound \
-    endpoint-groups domain-type disk-pattern
+    tap_guest_checks "$what: guest: " "$console" "$@"
 
-bytes=$((MIB * 1048576))
-want=$(pattern_bytes "$seed" "$bytes" | sha256sum | cut -d' ' -f1)
-got=$(head -c "$bytes" "$disk" | sha256sum | cut -d' ' -f1)
-if [ "$want" = "$got" ]; then
-    tap ok "host sees the guest's data in the disk image"
-else
-    tap not-ok "host sees the guest's data in the disk image" \
-        "want $want got $got (seed $seed)"
-fi
+    bytes=$((mib * 1048576))
+    want=$(pattern_bytes "$seed" "$bytes" | sha256sum | cut -d' ' -f1)
+    got=$(head -c "$bytes" "$disk" | sha256sum | cut -d' ' -f1)
+    if [ "$want" = "$got" ]; then
+        tap ok "$what: host sees the guest's data in the disk image"
+    else
+        tap not-ok "$what: host sees the guest's data in the disk image" \
+            "want $want got $got (seed $seed)"
+    fi
+}
+
+fresh_disk
+domain_xml "$emulator" "$seed" "$MIB" > "$xml"
+start_domain "$xml" "ours"
+wait_guest "ours" "$MIB" modules-loaded driver-bound endpoint-groups \
+    domain-type disk-pattern
 
 # libvirt's generated command line: one argument per line in its log.
 cmdline=$(tail -c +"$((log_offset + 1))" "$qemulog" 2> /dev/null)
@@ -386,6 +413,74 @@ if echo "$blk" | grep -qF '"iommu_platform":true'; then
     tap ok "libvirt's command line has the disk with iommu_platform"
 else
     tap not-ok "libvirt's command line has the disk with iommu_platform" "${blk:-no virtio-blk-pci}"
+fi
+
+# ------------------------------------------------------------ stock <-> ours
+
+# The same domain started by stock QEMU (build/upstream), saved in the
+# middle of its disk I/O through the IOMMU, restored on our QEMU with only
+# <emulator> changed, saved again and restored on stock QEMU, where it
+# finishes: libvirt's own way of moving a VM between QEMU binaries.
+stock_emulator=$BUILD/upstream/qemu-system-x86_64
+RT_MIB=32
+
+# wait_console TEXT: until the guest printed TEXT (bounded by LIMIT)
+wait_console() {
+    for _ in $(seq $((LIMIT * 5))); do
+        grep -q "$1" "$console" 2> /dev/null && return 0
+        sleep 0.2
+    done
+    tap not-ok "guest printed '$1'" "$(tail -n 3 "$console" 2> /dev/null)"
+    return 1
+}
+
+# move FROM TO WHAT: virsh save, then virsh restore with TO as emulator
+move() {
+    local image=$dir/saved.img from=$1 to=$2 what=$3 out
+    t0=$SECONDS
+    rm -f "$image"
+    if ! out=$(VSH_TIMEOUT=240 vsh save "$NAME" "$image" 2>&1); then
+        tap not-ok "$what: virsh save" "$out"
+        return 1
+    fi
+    # The saved definition (libvirt's, with its UUID and addresses), only
+    # the emulator changed
+    if ! out=$(vsh save-image-dumpxml "$image" --security-info 2>&1); then
+        tap not-ok "$what: virsh save-image-dumpxml" "$out"
+        return 1
+    fi
+    sed "s|<emulator>.*</emulator>|<emulator>$to</emulator>|" <<< "$out" \
+        > "$dir/restore.xml"
+    if ! out=$(VSH_TIMEOUT=240 vsh restore "$image" --xml "$dir/restore.xml" 2>&1); then
+        tap not-ok "$what: virsh restore with emulator $to" "$out
+$(tail -n 5 "$qemulog" 2> /dev/null)"
+        return 1
+    fi
+    rm -f "$image"
+    if pgrep -f "^$to .*guest=$NAME" > /dev/null; then
+        tap ok "$what: saved from $from, restored on $to ($((SECONDS - t0))s)"
+    else
+        tap not-ok "$what: the restored domain runs $to" \
+            "$(pgrep -af "guest=$NAME")"
+        return 1
+    fi
+}
+
+if [ ! -x "$stock_emulator" ]; then
+    tap not-ok "stock QEMU built" \
+        "$stock_emulator missing (bash scripts/build-qemu.sh --upstream)"
+else
+    fresh_disk
+    domain_xml "$stock_emulator" "$seed" "$RT_MIB" > "$dir/stock.xml"
+    start_domain "$dir/stock.xml" "stock"
+    # Leave stock the moment the guest starts writing through the IOMMU
+    wait_console "disk-pattern writing"
+    # On ours, the whole write and read-back; then back to stock, where
+    # the guest's last checks run
+    move "$stock_emulator" "$emulator" "stock -> ours" &&
+        wait_console "VIOMMU-CHECK disk-pattern" &&
+        move "$emulator" "$stock_emulator" "ours -> stock"
+    wait_guest "stock -> ours -> stock" "$RT_MIB" domain-type disk-pattern
 fi
 
 finish
