@@ -444,8 +444,8 @@ def main():
   identity) and that no DMA fault or kernel warning occurred; a boot that
   fails those checks contributes no figures.
 - Guest: x86_64 q35 under TCG, `-smp 2 -m 1G`, Debian 6.12 kernel, busybox
-  initramfs (`scripts/guest/`); workloads in `viommu-bench`
-  (`scripts/guest/tools/viommu-bench.c`), each run for 1 s of warm-up and
+  initramfs (`tests/guest/`); workloads in `viommu-bench`
+  (`tests/bench/guest/viommu-bench.c`), each run for 1 s of warm-up and
   then %(secs)s s measured with `clock_gettime(CLOCK_MONOTONIC)`.
 - Disk: a %(disk)s MiB raw image of random data on the host, attached
   read-only as virtio-blk (`disable-legacy=on`, `iommu_platform=on`
@@ -465,7 +465,7 @@ def main():
   traffic crosses the hub.  One TCP stream each way (128 KiB writes),
   throughput measured by the receiver from 1 s after the first byte to the
   end of the stream.
-- MAP+UNMAP: `viommu-vfio maploop` (`scripts/guest/tools/viommu-vfio.c`)
+- MAP+UNMAP: `viommu-vfio maploop` (`tests/guest/image/viommu-vfio.c`)
   on the edu device bound to vfio-pci: `VFIO_IOMMU_MAP_DMA` +
   `VFIO_IOMMU_UNMAP_DMA` of one 4 KiB buffer in a loop, each pair one MAP
   and one UNMAP request to the virtio-iommu

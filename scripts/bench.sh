@@ -19,8 +19,9 @@
 # Boots ("kinds") of one run: lazy-{ours,upstream,identity,noiommu} run
 # randread, seqread and net with iommu.strict=0 (DMA-FQ domains);
 # strict-{ours,upstream} run randread and maploop with iommu.strict=1.
-# The guest side is scripts/guest/test-bench.sh and
-# scripts/guest/tools/viommu-bench.c (viommu-vfio.c for maploop).
+# The guest side is tests/bench/guest/test-bench.sh and
+# tests/bench/guest/viommu-bench.c (tests/guest/image/viommu-vfio.c for
+# maploop).
 #
 # Environment:
 #   BENCH_RUNS=3          rounds over all kinds (0: none, e.g. profile only)
@@ -42,7 +43,7 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
-. "$top/scripts/guest/guest-lib.sh"
+. "$top/tests/guest/guest-lib.sh"
 
 RUNS=${BENCH_RUNS:-3}
 SECS=${BENCH_SECONDS:-10}
@@ -109,11 +110,11 @@ elif grep -aqF "$OUR_MARKER" "$up_bin"; then
     die "$up_bin contains our device, not upstream's"
 fi
 
-echo "==> guest (scripts/guest/build-guest.sh x86_64)"
-bash "$top/scripts/guest/build-guest.sh" x86_64 | tail -n 1 ||
+echo "==> guest (tests/guest/build-guest.sh x86_64)"
+bash "$top/tests/guest/build-guest.sh" x86_64 | tail -n 1 ||
     die "could not build the x86_64 guest"
-[ -f "$top/scripts/guest/tools/viommu-vfio.c" ] ||
-    problem "scripts/guest/tools/viommu-vfio.c is not there yet: no maploop figures (benchmark 6)"
+[ -f "$top/tests/guest/image/viommu-vfio.c" ] ||
+    problem "tests/guest/image/viommu-vfio.c is not there yet: no maploop figures (benchmark 6)"
 
 if [ "$(stat -c %s "$DISK" 2>/dev/null)" != $((DISK_MIB * 1048576)) ]; then
     echo "==> disk image: $DISK_MIB MiB of random data in $DISK"

@@ -16,7 +16,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
-. "$top/scripts/guest/guest-lib.sh"
+. "$top/tests/guest/guest-lib.sh"
 
 step_build_qemu() {
     if [ -z "${QEMU_BUILD:-}" ]; then
@@ -30,8 +30,8 @@ step_build_qemu() {
 }
 
 step_build_guest() {
-    bash "$top/scripts/guest/build-guest.sh" x86_64 ||
-        die "scripts/guest/build-guest.sh x86_64 failed"
+    bash "$top/tests/guest/build-guest.sh" x86_64 ||
+        die "tests/guest/build-guest.sh x86_64 failed"
 }
 
 demo=$BUILD/demo

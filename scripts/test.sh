@@ -52,8 +52,8 @@ tap_step() {
 build_all() {
     tap_step "install dependencies" bash scripts/install-deps.sh &&
     tap_step "build QEMU with our virtio-iommu" bash scripts/build-qemu.sh &&
-    tap_step "build x86_64 guest" bash scripts/guest/build-guest.sh x86_64 &&
-    tap_step "build aarch64 guest" bash scripts/guest/build-guest.sh aarch64
+    tap_step "build x86_64 guest" bash tests/guest/build-guest.sh x86_64 &&
+    tap_step "build aarch64 guest" bash tests/guest/build-guest.sh aarch64
 }
 
 section build build_all || true

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Guest part of the test suite: boot real Linux guests (Debian 6.12 kernel,
-# busybox initramfs from scripts/guest/build-guest.sh) under QEMU TCG with
+# busybox initramfs from tests/guest/build-guest.sh) under QEMU TCG with
 # virtio-iommu-pci and check, inside the guest, that the Linux driver binds,
 # groups the endpoints and that DMA through the IOMMU is correct.
 #
@@ -20,7 +20,7 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
-. "$top/scripts/guest/guest-lib.sh"
+. "$top/tests/guest/guest-lib.sh"
 
 SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug x86-edu x86-edu-root-port aarch64-demo aarch64-edu aarch64-acpi"
 # Not run by default (time), but selectable by name.
@@ -34,7 +34,7 @@ declare -A guest_built=()
 ensure_guest() {
     local arch=$1 out
     [ -n "${guest_built[$arch]:-}" ] && return "${guest_built[$arch]}"
-    if out=$(bash "$top/scripts/guest/build-guest.sh" "$arch" 2>&1); then
+    if out=$(bash "$top/tests/guest/build-guest.sh" "$arch" 2>&1); then
         guest_built[$arch]=0
         echo "# guest $arch: $(cat "$BUILD/guest/$arch/kernel-version")"
     else
@@ -375,7 +375,7 @@ scenario_aarch64_net() {
 # ---------------------------------------------------------------- edu, VFIO
 
 # QEMU's edu DMA engine driven from guest userspace through vfio-pci and
-# VFIO's type1 IOMMU (scripts/guest/test-edu.sh, tools/viommu-vfio.c):
+# VFIO's type1 IOMMU (tests/guest/image/test-edu.sh, viommu-vfio.c):
 # translated DMA both ways, a write to a read-only mapping and a read and a
 # write at an unmapped IOVA blocked, and the driver's fault messages naming
 # the edu's endpoint, each IOVA and the direction.
@@ -445,7 +445,7 @@ scenario_aarch64_edu() {
 
 # arm virt booted through UEFI (Debian's AAVMF): the guest finds the IOMMU
 # and its endpoints in the ACPI VIOT table instead of the device tree
-# (scripts/guest/test-acpi.sh), then runs the disk demo and the edu tests
+# (tests/guest/image/test-acpi.sh), then runs the disk demo and the edu tests
 # (edu behind a root port, so the VIOT's PCI range must cover bus 1) behind
 # it.
 ACPI_CHECKS="acpi-in-use acpi-viot"

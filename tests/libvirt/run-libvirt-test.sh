@@ -33,7 +33,7 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
-. "$top/scripts/guest/guest-lib.sh"
+. "$top/tests/guest/guest-lib.sh"
 
 NAME=viommu-libvirt-test
 URI=qemu:///system
@@ -229,9 +229,9 @@ fi
 
 [ -x "$emulator" ] || bail "QEMU built" "$emulator missing (bash scripts/build-qemu.sh)"
 # build-guest.sh is idempotent: quick when the guest is there already.
-if ! out=$(bash "$top/scripts/guest/build-guest.sh" x86_64 2>&1) ||
+if ! out=$(bash "$top/tests/guest/build-guest.sh" x86_64 2>&1) ||
    [ ! -f "$gdir/vmlinuz" ] || [ ! -f "$gdir/initramfs.cpio.gz" ]; then
-    bail "x86_64 guest built" "scripts/guest/build-guest.sh x86_64: $(echo "$out" | tail -n 3)"
+    bail "x86_64 guest built" "tests/guest/build-guest.sh x86_64: $(echo "$out" | tail -n 3)"
 fi
 
 # The first query makes libvirt probe our binary (a few seconds; up to a

@@ -18,7 +18,7 @@
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
-. "$top/scripts/guest/guest-lib.sh"
+. "$top/tests/guest/guest-lib.sh"
 cd "$top"
 
 guest=$BUILD/guest/x86_64

@@ -1,6 +1,6 @@
 #!/bin/sh
 # /init of the virtio-iommu test guest (busybox ash).  Copied into the
-# initramfs by scripts/guest/build-guest.sh.
+# initramfs by tests/guest/build-guest.sh.
 #
 # Kernel command line parameters it reads:
 #   viommu.test=demo[,net]   which tests to run (default demo)
@@ -20,8 +20,9 @@
 #                            prints VIOMMU-WAIT hotplug-N / unplug-N and polls
 #                            for the host's device_add / device_del
 #   viommu.test=NAME         any other NAME: the test module
-#                            /etc/viommu/test-NAME.sh (scripts/guest/), which
-#                            defines test_NAME and may define prepare_NAME
+#                            /etc/viommu/test-NAME.sh (tests/guest/image/
+#                            or tests/bench/guest/), which defines
+#                            test_NAME and may define prepare_NAME
 #                            (run before the endpoint checks; it appends the
 #                            PCI addresses of its devices under test to $dut)
 #   MOD.PARAM=VALUE          passed to insmod of module MOD
@@ -239,8 +240,8 @@ check_domain_type() {
 }
 
 # make_pattern SEED BYTES FILE: deterministic data, no two 4 KiB pages
-# equal (scripts/guest/pattern.sh; the host regenerates it to check the disk
-# image).
+# equal (tests/guest/image/pattern.sh; the host regenerates it to check the
+# disk image).
 make_pattern() {
     sh /etc/viommu/pattern.sh "$1" "$2" > "$3"
 }

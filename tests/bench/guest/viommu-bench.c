@@ -1,6 +1,6 @@
 /*
  * viommu-bench: the guest side of the benchmark suite (scripts/bench.sh,
- * scripts/guest/test-bench.sh).  Built statically into the test guest.
+ * tests/bench/guest/test-bench.sh).  Built statically into the test guest.
  *
  *   viommu-bench randread DEV SECONDS THREADS [BS]   (BS default 4096)
  *   viommu-bench seqread DEV SECONDS THREADS [BS]    (BS default 1 MiB)

@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2154  # $top comes from the caller; BOOT_SECONDS is for it
-# Helpers to boot the test guest (scripts/guest/build-guest.sh) under QEMU
-# and read its results.  Sourced by scripts/demo.sh and
-# tests/guest/run-guest-tests.sh after scripts/lib.sh ($top, $BUILD).
+# Helpers to boot the test guest (tests/guest/build-guest.sh) under QEMU
+# and read its results.  Sourced by scripts/demo.sh,
+# tests/guest/run-guest-tests.sh and the other runners that boot guests
+# after scripts/lib.sh ($top, $BUILD).
 #
-# The guest's /init (scripts/guest/init.sh) prints
+# The guest's /init (tests/guest/image/init.sh) prints
 #   VIOMMU-CHECK <name> PASS|FAIL <detail>
 #   VIOMMU-INFO <what> ...
 #   VIOMMU-DONE checks=N failed=M
@@ -60,7 +61,7 @@ guest_boot() {
     esac
     [ -x "$bin" ] || { echo "guest_boot: $bin not built" | tee -a "$log" >&2; return 2; }
     if [ ! -f "$gdir/vmlinuz" ] || [ ! -f "$gdir/initramfs.cpio.gz" ]; then
-        echo "guest_boot: guest for $arch not built (scripts/guest/build-guest.sh $arch)" | tee -a "$log" >&2
+        echo "guest_boot: guest for $arch not built (tests/guest/build-guest.sh $arch)" | tee -a "$log" >&2
         return 2
     fi
     local vars=""
@@ -173,7 +174,7 @@ guest_done() {
 }
 
 # pattern_bytes SEED BYTES: the data the guest writes for SEED
-# (scripts/guest/pattern.sh, the same script the guest runs).
+# (tests/guest/image/pattern.sh, the same script the guest runs).
 pattern_bytes() {
-    sh "$top/scripts/guest/pattern.sh" "$1" "$2"
+    sh "$top/tests/guest/image/pattern.sh" "$1" "$2"
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Build the test guest for one architecture:
 #
-#   scripts/guest/build-guest.sh x86_64|aarch64
+#   tests/guest/build-guest.sh x86_64|aarch64
 #
 # produces build/guest/ARCH/vmlinuz, build/guest/ARCH/initramfs.cpio.gz and
 # build/guest/ARCH/kernel-version (the Debian kernel package and version).
@@ -11,11 +11,12 @@
 # ACPI_VIOT=y, bookworm's 6.1 has no virtio-iommu), found by asking apt.
 # Initramfs: busybox-static of the same architecture, the kernel modules the
 # tests need plus everything modules.dep says they depend on (decompressed,
-# because busybox insmod cannot read .ko.xz), scripts/guest/init.sh as /init
-# and the ordered module list it loads, the test modules
-# scripts/guest/test-*.sh (sourced by init.sh) and the guest tools
-# scripts/guest/tools/*.c, each compiled statically into /bin/NAME (gcc on
-# x86_64, aarch64-linux-gnu-gcc on aarch64).
+# because busybox insmod cannot read .ko.xz), tests/guest/image/init.sh as
+# /init and the ordered module list it loads, and from each of $image_dirs
+# (tests/guest/image, tests/bench/guest) the test modules test-*.sh
+# (sourced by init.sh, copied to /etc/viommu/) and the guest tools *.c,
+# each compiled statically into /bin/NAME (gcc on x86_64,
+# aarch64-linux-gnu-gcc on aarch64).
 #
 # Packages are fetched with `apt-get download` and unpacked with
 # `dpkg-deb -x` below build/; nothing is installed on the host.  Re-running
@@ -26,6 +27,10 @@ shopt -s nullglob
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+image=$top/tests/guest/image
+# Where the guest's test modules and tools come from: the guest tests' own,
+# and the guest side of the benchmarks.
+image_dirs=("$image" "$top/tests/bench/guest")
 
 arch=${1:-}
 case "$arch" in
@@ -203,11 +208,14 @@ step_resolve_modules() {
 
 # Everything the guest is made of; the guest is rebuilt when it changes.
 guest_inputs() {
+    local d files=("$image/init.sh" "$image/pattern.sh"
+                   "$top/tests/guest/build-guest.sh")
+    for d in "${image_dirs[@]}"; do
+        files+=("$d"/test-*.sh "$d"/*.[ch])
+    done
     {
         echo "$kpkg $kver $bbver $MODULES"
-        cat "$top/scripts/guest/init.sh" "$top/scripts/guest/pattern.sh" \
-            "$top/scripts/guest/build-guest.sh" \
-            "$top"/scripts/guest/test-*.sh "$top"/scripts/guest/tools/*.[ch]
+        cat "${files[@]}"
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -218,22 +226,24 @@ guest_current() {
 }
 
 step_initramfs() {
-    local root=$work/root f m dst
+    local root=$work/root d f m dst
     rm -rf "$root"
     mkdir -p "$root"/{bin,dev,proc,sys,tmp,mnt,etc/viommu} \
              "$root/lib/modules/$kabi"
     cp "$busybox" "$root/bin/busybox"
     # Only the applets init needs before it runs `busybox --install`.
     ln -s busybox "$root/bin/sh"
-    install -m 0755 "$top/scripts/guest/init.sh" "$root/init"
-    install -m 0755 "$top/scripts/guest/pattern.sh" "$root/etc/viommu/pattern.sh"
-    for f in "$top"/scripts/guest/test-*.sh; do
-        install -m 0644 "$f" "$root/etc/viommu/${f##*/}"
-    done
-    for f in "$top"/scripts/guest/tools/*.c; do
-        m=${f##*/}
-        "$guest_cc" -static -O2 -Wall -Wextra -Werror -o "$root/bin/${m%.c}" "$f" ||
-            die "$guest_cc could not build guest tool $f"
+    install -m 0755 "$image/init.sh" "$root/init"
+    install -m 0755 "$image/pattern.sh" "$root/etc/viommu/pattern.sh"
+    for d in "${image_dirs[@]}"; do
+        for f in "$d"/test-*.sh; do
+            install -m 0644 "$f" "$root/etc/viommu/${f##*/}"
+        done
+        for f in "$d"/*.c; do
+            m=${f##*/}
+            "$guest_cc" -static -O2 -Wall -Wextra -Werror -o "$root/bin/${m%.c}" "$f" ||
+                die "$guest_cc could not build guest tool $f"
+        done
     done
 
     : > "$root/etc/viommu/modules"

@@ -1,10 +1,11 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034  # expected_faults and dut are read by init.sh
 # Test module `edu` (viommu.test=...,edu), sourced by the guest's /init
-# (scripts/guest/init.sh), which provides check, info, wait_for and $dut.
+# (tests/guest/image/init.sh), which provides check, info, wait_for and
+# $dut.
 #
 # QEMU's edu device (-device edu, PCI 1234:11e8) is a DMA engine.  The
-# guest binds it to vfio-pci and /bin/viommu-vfio (scripts/guest/tools/)
+# guest binds it to vfio-pci and /bin/viommu-vfio (viommu-vfio.c here)
 # drives it from userspace through VFIO's type1 IOMMU, choosing the IOVAs
 # and permissions itself: a copy through read-write mappings, a read of a
 # read-only one, a write to it, and a read and a write at an IOVA that was
@@ -88,7 +89,8 @@ test_edu() {
         0|1) check edu-tool-ran PASS "viommu-vfio edu-faults $_b exit status $_rc" ;;
         *) check edu-tool-ran FAIL "viommu-vfio edu-faults $_b exit status $_rc: $(tail -n 2 /tmp/edu.out | tr '\n' ' ')" ;;
     esac
-    # The benchmark's MAP/UNMAP loop (scripts/guest/test-bench.sh), briefly.
+    # The benchmark's MAP/UNMAP loop (tests/bench/guest/test-bench.sh),
+    # briefly.
     _ml=$(viommu-vfio maploop "$_b" 1 2>&1)
     case "$_ml" in
         "maploop pairs="[1-9]*) check edu-maploop PASS "$_ml" ;;

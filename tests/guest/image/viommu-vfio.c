@@ -2,7 +2,7 @@
  * viommu-vfio: drive QEMU's edu PCI device from guest userspace through
  * VFIO (vfio-pci, type1 IOMMU, legacy container/group API), so that a test
  * chooses the IOVAs, the permissions and the unmaps itself.  Built
- * statically into the test guest's initramfs (scripts/guest/build-guest.sh).
+ * statically into the test guest's initramfs (tests/guest/build-guest.sh).
  *
  *   viommu-vfio edu-faults BDF
  *       Translated DMA both ways, a write to a read-only mapping and a read

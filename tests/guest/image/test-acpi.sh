@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # $dut and $viommu_pci come from init.sh
 # Test module `acpi` (viommu.test=...,acpi), sourced by the guest's /init
-# (scripts/guest/init.sh), which provides check and info.
+# (tests/guest/image/init.sh), which provides check and info.
 #
 # Proves that the guest found its IOMMU through ACPI: the kernel runs on
 # ACPI (its tables are in /sys/firmware/acpi/tables; on arm64 an ACPI boot
