@@ -1,11 +1,13 @@
 # Convenience targets.  The project's own commands are scripts; see README.md.
 #
-#   make bench    the benchmark suite (scripts/bench.sh): prints the results
-#                 and writes docs/benchmarks.md.  Scale it with BENCH_RUNS
-#                 (default 3) and BENCH_SECONDS (default 10); BENCH_PROFILE=1
-#                 adds a perf profile of the host QEMU process.
+#   make bench    the benchmark suite (tests/bench/run-bench.sh): prints the
+#                 results and writes docs/benchmarks.md.  Scale it with
+#                 BENCH_RUNS (default 3) and BENCH_SECONDS (default 10);
+#                 BENCH_PROFILE=1 adds a perf profile of the host QEMU
+#                 process, BENCH_COST_RUNS the runs of the host-side request
+#                 cost.
 
 .PHONY: bench
 
 bench:
-	bash scripts/bench.sh
+	bash tests/bench/run-bench.sh

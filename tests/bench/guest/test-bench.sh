@@ -1,6 +1,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # arg, info, check, ... come from init.sh
-# viommu.test=bench: the guest side of the benchmark suite (scripts/bench.sh).
+# viommu.test=bench: the guest side of the benchmark suite
+# (tests/bench/run-bench.sh).
 # Sourced by init.sh, which runs prepare_bench and test_bench.
 #
 # Kernel command line:

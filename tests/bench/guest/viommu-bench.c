@@ -1,6 +1,7 @@
 /*
- * viommu-bench: the guest side of the benchmark suite (scripts/bench.sh,
- * tests/bench/guest/test-bench.sh).  Built statically into the test guest.
+ * viommu-bench: the guest side of the benchmark suite
+ * (tests/bench/run-bench.sh, tests/bench/guest/test-bench.sh).  Built
+ * statically into the test guest.
  *
  *   viommu-bench randread DEV SECONDS THREADS [BS]   (BS default 4096)
  *   viommu-bench seqread DEV SECONDS THREADS [BS]    (BS default 1 MiB)

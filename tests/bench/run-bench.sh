@@ -2,7 +2,11 @@
 # The benchmark suite: real guests on our device, QEMU's upstream device,
 # identity domains and no IOMMU at all, side by side in one run.
 #
-#   make bench                  (or: bash scripts/bench.sh)
+#   make bench                  (or: bash tests/bench/run-bench.sh)
+#
+# The one entry point for every benchmark: the guests, then the device's
+# host time per request (a qtest) and the core microbenchmark
+# (tests/bench/run-core-bench.sh, also runnable on its own).
 #
 # prints the results and writes docs/benchmarks.md.  Every figure comes
 # from guests booted in this run: the configurations are interleaved
@@ -41,7 +45,7 @@
 # failed.
 set -uo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
 . "$top/tests/guest/guest-lib.sh"
 
@@ -407,8 +411,8 @@ meta date_end "$(date -u '+%F %T UTC')"
 meta wall_seconds $((SECONDS - t_start))
 
 echo "==> report: ${OUT#"$top"/}"
-python3 "$top/scripts/bench-report.py" "$work" "$OUT" ||
-    die "scripts/bench-report.py failed"
+python3 "$top/tests/bench/bench-report.py" "$work" "$OUT" ||
+    die "tests/bench/bench-report.py failed"
 if [ -s "$work/problems.txt" ]; then
     echo "bench: $(wc -l < "$work/problems.txt") problem(s), listed in the report" >&2
 fi

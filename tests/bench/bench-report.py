@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn the work files of scripts/bench.sh into docs/benchmarks.md.
+"""Turn the work files of tests/bench/run-bench.sh into docs/benchmarks.md.
 
     bench-report.py WORKDIR OUT
 
@@ -273,7 +273,7 @@ def profile_section(workdir, meta):
            "part of the workload (%s s less 0.75 s); "
            "`perf report --no-children` (self time, as a share of "
            "all samples of the QEMU process).  The categories group symbols "
-           "by name (scripts/bench-report.py); the translated guest code is "
+           "by name (tests/bench/bench-report.py); the translated guest code is "
            "perf's `[JIT]` mapping." % meta.get("seconds", "?"), ""]
     shares = {}
     threads = {}
@@ -512,8 +512,8 @@ def main():
     except ValueError:
         pass
     doc = ["# Benchmarks", "",
-           "Written by `make bench` (`scripts/bench.sh`, "
-           "`scripts/bench-report.py`); do not edit by hand, re-run it.  "
+           "Written by `make bench` (`tests/bench/run-bench.sh`, "
+           "`tests/bench/bench-report.py`); do not edit by hand, re-run it.  "
            "All guest figures below come from one run, with the "
            "configurations interleaved.  What the figures mean, which "
            "part of each gap is the device's and why some targets are out "
