@@ -1,5 +1,7 @@
 #!/bin/bash
 # Build the core fuzz target with clang (libFuzzer, ASan, UBSan) and run it.
+# The build is meson's (meson.build, the fuzz-core flavour: clang, ASan +
+# UBSan, -O1 -g) in build/fuzz-core; runs and reproducers go to build/fuzz.
 #
 #   tests/fuzz/run-fuzz.sh            replay the committed corpus, then fuzz
 #                                     for FUZZ_SECONDS (default 20)
@@ -13,16 +15,22 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 
 out=$BUILD/fuzz
+dir=$BUILD/fuzz-core
+fuzzer=$dir/fuzz-virtio-iommu-core
 seconds=${FUZZ_SECONDS:-20}
 corpus=tests/fuzz/corpus/core
 mkdir -p "$out/corpus-core"
 
-if clang -g -O1 -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=undefined \
-        -I tests/unit/shim -I include $(pkg-config --cflags glib-2.0) \
-        hw/virtio/virtio-iommu-core.c tests/fuzz/fuzz-virtio-iommu-core.c \
-        $(pkg-config --libs glib-2.0) -o "$out/fuzz-core" \
-        > "$out/build.log" 2>&1; then
+build() {
+    if [ ! -f "$dir/build.ninja" ]; then
+        CC=clang meson setup "$dir" -Dfuzz=enabled \
+            -Db_sanitize=address,undefined -Db_lundef=false \
+            -Doptimization=1 -Ddebug=true || return 1
+    fi
+    ninja -C "$dir" fuzz-virtio-iommu-core
+}
+
+if build > "$out/build.log" 2>&1; then
     echo "ok - fuzz: build core target"
 else
     cat "$out/build.log"
@@ -31,7 +39,7 @@ else
 fi
 
 rc=0
-if "$out/fuzz-core" -runs=0 "$corpus" > "$out/replay.log" 2>&1; then
+if "$fuzzer" -runs=0 "$corpus" > "$out/replay.log" 2>&1; then
     echo "ok - fuzz: core corpus replays clean ($(ls "$corpus" | wc -l) inputs)"
 else
     tail -n 30 "$out/replay.log"
@@ -40,7 +48,7 @@ else
 fi
 
 # New inputs go to a scratch corpus; the committed one stays as it is.
-if "$out/fuzz-core" -max_total_time="$seconds" -print_final_stats=1 \
+if "$fuzzer" -max_total_time="$seconds" -print_final_stats=1 \
         -artifact_prefix="$out/" "$out/corpus-core" "$corpus" \
         > "$out/fuzz.log" 2>&1; then
     execs=$(awk '/number_of_executed_units/ { print $NF }' \

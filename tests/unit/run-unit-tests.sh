@@ -6,6 +6,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 
 dir=$BUILD/unit
+mkdir -p "$BUILD"
 if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false \
         > "$BUILD/unit-setup.log" 2>&1 ||
