@@ -273,8 +273,8 @@ def profile_section(workdir, meta):
            "part of the workload (%s s less 0.75 s); "
            "`perf report --no-children` (self time, as a share of "
            "all samples of the QEMU process).  The categories group symbols "
-           "by name (tests/bench/bench-report.py); the translated guest code is "
-           "perf's `[JIT]` mapping." % meta.get("seconds", "?"), ""]
+           "by name (tests/bench/bench-report.py); the translated guest code "
+           "is perf's `[JIT]` mapping." % meta.get("seconds", "?"), ""]
     shares = {}
     threads = {}
     for c in cfgs:
