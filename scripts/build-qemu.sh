@@ -24,30 +24,10 @@ case "${1:-}" in
     --sanitize) flavour=asan ;;
 esac
 
-# Our files, relative to both our repository and QEMU's tree.  Upstream's
-# versions of the first group are removed from the tree; the second group is
-# new.
-REPLACED_FILES="
-hw/virtio/virtio-iommu.c
-hw/virtio/virtio-iommu-pci.c
-include/hw/virtio/virtio-iommu.h
-include/standard-headers/linux/virtio_iommu.h
-tests/qtest/virtio-iommu-test.c
-tests/qtest/libqos/virtio-iommu.c
-tests/qtest/libqos/virtio-iommu.h
-"
-ADDED_FILES="
-hw/virtio/virtio-iommu-core.c
-include/hw/virtio/virtio-iommu-core.h
-include/hw/virtio/virtio-iommu-cache.h
-tests/qtest/libqos/edu.h
-"
-
-# QEMU's fuzz targets of ours, for the sanitize flavour only; each is added
-# to tests/qtest/fuzz/meson.build.
-FUZZ_FILES="
-tests/qtest/fuzz/virtio_iommu_fuzz.c
-"
+# Our files, relative to both our repository and QEMU's tree: they replace
+# upstream's virtio-iommu files or are new (scripts/files.sh lists them).
+# QEMU's own build files learn about them from patches/device/.
+. "$top/scripts/files.sh"
 
 # Each build directory sits inside its source tree, so that both flavours
 # see their sources at the same relative path and ccache shares objects.
@@ -86,63 +66,41 @@ step_unpack() {
     touch "$src/.unpacked"
 }
 
-step_core_patches() {
+# patch_tree DIR: apply patches/DIR/*.patch once each, in order
+patch_tree() {
     local p
-    for p in "$top"/patches/*.patch; do
+    for p in "$top/patches/$1"/*.patch; do
         [ -e "$p" ] || continue
         local stamp="$src/.applied-$(basename "$p")"
         [ -f "$stamp" ] && continue
         patch -d "$src" -p1 --forward -s < "$p" ||
-            die "core patch $(basename "$p") does not apply to QEMU $(qemu_version)"
+            die "patch $1/$(basename "$p") does not apply to QEMU $(qemu_version)"
         touch "$stamp"
     done
+}
+
+# Fixes to QEMU's core, for every flavour (the comparison build too)
+step_core_patches() {
+    patch_tree qemu
+}
+
+# Our device's hooks into QEMU's build files (meson, Kconfig, trace-events)
+step_device_patches() {
+    patch_tree device
 }
 
 # Replace upstream's virtio-iommu files with symlinks to ours, so that an
 # edit here is a rebuild there.
 step_place_ours() {
     local f
-    for f in $REPLACED_FILES $ADDED_FILES; do
+    for f in $VIOMMU_FILES; do
         [ -f "$top/$f" ] || die "our file $f is missing"
         if [ ! -L "$src/$f" ]; then
             rm -f "$src/$f"
+            mkdir -p "$(dirname "$src/$f")"
             ln -s "$top/$f" "$src/$f"
         fi
     done
-    # Our pure core is one more source file beside the device.
-    grep -q virtio-iommu-core.c "$src/hw/virtio/meson.build" ||
-        sed -i "s/files('virtio-iommu.c')/files('virtio-iommu.c', 'virtio-iommu-core.c')/" \
-            "$src/hw/virtio/meson.build"
-    grep -q virtio-iommu-core.c "$src/hw/virtio/meson.build" ||
-        die "could not add virtio-iommu-core.c to hw/virtio/meson.build"
-    step_trace_events
-}
-
-# Sanitize flavour: our fuzz targets join QEMU's in tests/qtest/fuzz.
-step_place_fuzz() {
-    local f name mb="$src/tests/qtest/fuzz/meson.build"
-    for f in $FUZZ_FILES; do
-        [ -f "$top/$f" ] || die "our file $f is missing"
-        [ -L "$src/$f" ] || ln -sfn "$top/$f" "$src/$f"
-        name=$(basename "$f")
-        grep -q "'$name'" "$mb" ||
-            printf "specific_fuzz_ss.add(when: 'CONFIG_VIRTIO_IOMMU', if_true: files('%s'))\n" \
-                "$name" >> "$mb"
-        grep -q "'$name'" "$mb" || die "could not add $name to $mb"
-    done
-}
-
-# Our trace events go at the end of hw/virtio/trace-events, between
-# markers, replaced whenever our file changes.
-step_trace_events() {
-    local f="$src/hw/virtio/trace-events" ours="$top/hw/virtio/trace-events-virtio-iommu"
-    local begin="# >>> virtio-iommu (ours)" end="# <<< virtio-iommu (ours)"
-    local want
-    want=$(printf '%s\n' "$begin"; cat "$ours"; printf '%s\n' "$end")
-    if [ "$(sed -n "/^$begin\$/,/^$end\$/p" "$f")" != "$want" ]; then
-        sed -i "/^$begin\$/,/^$end\$/d" "$f"
-        printf '%s\n' "$want" >> "$f"
-    fi
 }
 
 step_configure() {
@@ -245,9 +203,10 @@ main() {
     run_step "fetch QEMU source" step_fetch
     run_step "unpack QEMU source" step_unpack
     run_step "apply core patches" step_core_patches
-    [ "$flavour" != upstream ] &&
+    if [ "$flavour" != upstream ]; then
         run_step "place our virtio-iommu files" step_place_ours
-    [ "$flavour" = asan ] && run_step "place our fuzz targets" step_place_fuzz
+        run_step "apply our build patches" step_device_patches
+    fi
     run_step "configure QEMU ($flavour)" step_configure
     run_step "build QEMU ($flavour)" step_build
     run_step "link firmware ($flavour)" step_firmware_links

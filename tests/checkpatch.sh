@@ -1,6 +1,7 @@
 #!/bin/bash
-# QEMU's scripts/checkpatch.pl over every C file and the core patches we
-# carry, one TAP line each.
+# QEMU's scripts/checkpatch.pl over every C file and every patch we carry
+# (patches/qemu: core fixes; patches/device: our hooks in QEMU's build
+# files), one TAP line each.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
@@ -24,7 +25,7 @@ for f in $(git ls-files '*.c' '*.h' | grep -v '^tests/unit/shim/'); do
         echo "ok - checkpatch $f"
     fi
 done
-for p in patches/*.patch; do
+for p in patches/*/*.patch; do
     out=$(perl "$checkpatch" --no-tree --terse "$p" 2>&1)
     if echo "$out" | grep -qE '(ERROR|WARNING)'; then
         echo "not ok - checkpatch $p"

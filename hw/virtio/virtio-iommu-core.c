@@ -729,17 +729,27 @@ bool viommu_core_get_bypass(const VIOMMUCore *core)
     return core->bypass;
 }
 
-/* Translation */
+/* State the translation policy reads */
+
+const VIOMMUCoreConfig *viommu_core_config(const VIOMMUCore *core)
+{
+    return &core->config;
+}
+
+VIOMMUEndpointMode viommu_core_domain_mode(const VIOMMUCore *core,
+                                           const VIOMMUDomain *domain)
+{
+    if (!domain) {
+        return core->bypass ? VIOMMU_EP_BYPASS : VIOMMU_EP_BLOCKED;
+    }
+    return domain->bypass ? VIOMMU_EP_BYPASS : VIOMMU_EP_TRANSLATED;
+}
 
 VIOMMUEndpointMode viommu_core_endpoint_mode(const VIOMMUCore *core,
                                              uint32_t ep_id)
 {
-    const VIOMMUEndpoint *ep = endpoint_lookup(core, ep_id);
-
-    if (!ep) {
-        return core->bypass ? VIOMMU_EP_BYPASS : VIOMMU_EP_BLOCKED;
-    }
-    return ep->domain->bypass ? VIOMMU_EP_BYPASS : VIOMMU_EP_TRANSLATED;
+    return viommu_core_domain_mode(core,
+                                   viommu_core_endpoint_domain(core, ep_id));
 }
 
 const VIOMMUDomain *viommu_core_endpoint_domain(const VIOMMUCore *core,
@@ -764,25 +774,6 @@ uint32_t viommu_domain_id(const VIOMMUDomain *domain)
 bool viommu_domain_is_bypass(const VIOMMUDomain *domain)
 {
     return domain->bypass;
-}
-
-uint64_t viommu_mapping_block_mask(const VIOMMUMapping *mapping,
-                                   uint64_t iova)
-{
-    uint64_t delta = mapping->phys_start - mapping->virt_start;
-    int bits = delta ? ctz64(delta) : 64;
-
-    /* Shrink the block until it fits inside the mapping */
-    for (; bits > 0; bits--) {
-        uint64_t mask = bits == 64 ? UINT64_MAX : (1ULL << bits) - 1;
-        uint64_t block_start = iova & ~mask;
-
-        if (block_start >= mapping->virt_start &&
-            (block_start | mask) <= mapping->virt_end) {
-            return mask;
-        }
-    }
-    return 0;
 }
 
 typedef struct ForeachMapping {
@@ -837,17 +828,4 @@ VIOMMUCoreStats viommu_core_stats(const VIOMMUCore *core)
         .nr_mappings = core->nr_mappings,
         .nr_attached = g_hash_table_size(core->endpoints),
     };
-}
-
-const VIOMMUResvRegion *viommu_resv_find(const VIOMMUResvRegion *regions,
-                                         size_t nr, uint64_t addr)
-{
-    size_t i;
-
-    for (i = 0; i < nr; i++) {
-        if (addr >= regions[i].start && addr <= regions[i].end) {
-            return &regions[i];
-        }
-    }
-    return NULL;
 }

@@ -13,11 +13,12 @@
  * fault reports and the way the memory core writes used elements that
  * cross an IOMMU page boundary.
  *
- * With x-record-notifications=on the device logs what two IOMMU notifiers
- * on every endpoint receive; the notify-* tests check those MAP and UNMAP
- * events.  The migrate-* tests migrate to a second QEMU and drive the
- * device there, and load corrupted streams into new QEMUs, which must fail
- * the migration cleanly.
+ * The IOMMU test device (hw/misc/iommu-testdev.c) records what two IOMMU
+ * notifiers on each endpoint receive, as VFIO or vhost would; the notify-*
+ * tests check those MAP and UNMAP events.  It also plays the host IOMMU
+ * devices of the host-iommu-* tests.  The migrate-* tests migrate to a
+ * second QEMU and drive the device there, and load corrupted streams into
+ * new QEMUs, which must fail the migration cleanly.
  *
  * Checks that do not make the rest of a test meaningless are non-fatal:
  * each failure is reported on stderr with the request, the expected and
@@ -64,11 +65,16 @@
 #define EP3                     QPCI_DEVFN(EP3_SLOT, 0)
 
 #define ENDPOINT_OPTS           "iommu_platform=on,disable-legacy=on"
+/* Endpoint device IDs, for the test objects that refer to them */
+#define EP1_ID                  "ep1"
+#define EP2_ID                  "ep2"
+#define EP3_ID                  "ep3"
 #define ENDPOINTS                                                       \
-    "-device virtio-rng-pci,addr=05.0," ENDPOINT_OPTS " "               \
-    "-device virtio-rng-pci,addr=06.0," ENDPOINT_OPTS
+    "-device virtio-rng-pci,id=" EP1_ID ",addr=05.0," ENDPOINT_OPTS " " \
+    "-device virtio-rng-pci,id=" EP2_ID ",addr=06.0," ENDPOINT_OPTS
 #define ENDPOINTS3                                                      \
-    ENDPOINTS " -device virtio-rng-pci,addr=08.0," ENDPOINT_OPTS
+    ENDPOINTS " -device virtio-rng-pci,id=" EP3_ID ",addr=08.0,"        \
+    ENDPOINT_OPTS
 
 #define IOMMU_DEVICE_ARG        "-device virtio-iommu-pci,addr="        \
                                 QVIOMMU_PCI_ADDR_STR
@@ -99,6 +105,8 @@ typedef struct TestCfg {
     bool subprocess;            /* QEMU may not survive: run in a child */
     const char *q35_args;       /* appended to the command line on q35 */
     bool hp_port;               /* hot-plug behind a PCIe root port */
+    bool plain;                 /* no test device: runs on stock QEMU too */
+    const char *testdev_opts;   /* options of the IOMMU test device */
     const char *x86_machine;    /* x86: this machine type instead of pc */
     const char *arm_machine;    /* arm: this machine type instead of virt */
     unsigned aw_bits;           /* what that machine type sets, if not 0 */
@@ -1881,11 +1889,12 @@ static void test_batch(void *obj, void *data, QGuestAllocator *a)
 }
 
 /*
- * The host-side cost of a request, for scripts/bench.sh; a benchmark, so
- * only with -m perf.  With qtest the notification returns once the device
- * has completed the whole batch, so the slope between batches of one and
- * of COST_BATCH requests is the device's time per request, free of the
- * qtest round trip.  The same binary measures upstream's device.
+ * The host-side cost of a request, for tests/bench/run-bench.sh; a
+ * benchmark, so only with -m perf.  With qtest the notification returns
+ * once the device has completed the whole batch, so the slope between
+ * batches of one and of COST_BATCH requests is the device's time per
+ * request, free of the qtest round trip.  The same binary measures
+ * upstream's device.
  */
 #define COST_BATCH      128     /* two descriptors each: a full ring */
 #define COST_REPS       41
@@ -2127,15 +2136,64 @@ static void test_reset_detaches(void *obj, void *data, QGuestAllocator *a)
 /* IOMMU notifier events                                               */
 
 /*
- * With x-record-notifications=on the device registers two recording
- * notifiers, n0 and n1, for MAP and UNMAP on every endpoint's IOMMU memory
- * region, and logs what they receive in x-notifications; writing an
- * endpoint ID to x-replay replays that endpoint's mappings to n0 alone.
- * Every event must be a naturally aligned power-of-two IOVA block; a
- * mapping is sent as the fewest such blocks.
+ * Two iommu-test-recorder objects (hw/misc/iommu-testdev.c), n0 and n1,
+ * register a notifier for MAP and UNMAP on each endpoint's IOMMU memory
+ * region, as VFIO and vhost do, and log what they receive; n0 can ask for
+ * a replay to itself alone.  Every event must be a naturally aligned
+ * power-of-two IOVA block; a mapping is sent as the fewest such blocks.
  */
-#define NOTIFY_OPTS             "id=" IOMMU_ID ",granule=4k,"           \
-                                "x-record-notifications=on"
+#define NOTIFY_OPTS             "id=" IOMMU_ID ",granule=4k"
+
+/*
+ * The endpoints that get recorders, where they exist, and the endpoint ID
+ * their events belong to (the one the guest attaches: a bus number may
+ * not be set yet when a migration stream is loaded)
+ */
+#define EP_PORT_ID              "ep-port"
+#define EP_BEHIND_PORT          0x100   /* bus 1, 00.0 */
+static const struct {
+    const char *id;
+    uint32_t ep;
+} recorded_eps[] = {
+    { EP1_ID, EP1 }, { EP2_ID, EP2 }, { EP3_ID, EP3 },
+    { EP_PORT_ID, EP_BEHIND_PORT },
+};
+
+/* The IOMMU test device (hw/misc/iommu-testdev.c) of every test */
+#define TESTDEV_ID              "itd"
+#define TESTDEV_QOM             "/machine/peripheral/" TESTDEV_ID
+#define TESTDEV_ARG             " -device iommu-testdev,id=" TESTDEV_ID
+
+/* Record every endpoint there is (with n0 and n1); false if none */
+static bool recorders_add(QTestState *qts)
+{
+    bool any = false;
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(recorded_eps); i++) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments': "
+                               "{ 'path': %s, 'property': 'record', "
+                               "'value': %s } }", TESTDEV_QOM,
+                               recorded_eps[i].id);
+
+        /* An endpoint this machine does not have: nothing to record */
+        any |= qdict_haskey(rsp, "return");
+        qobject_unref(rsp);
+    }
+    return any;
+}
+
+/* Does this QEMU record anything? */
+static bool recorders_exist(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': %s, 'property': 'recorded' } }",
+                           TESTDEV_QOM);
+    bool found = !qlist_empty(qdict_get_qlist(rsp, "return"));
+
+    qobject_unref(rsp);
+    return found;
+}
 
 /* IOMMUAccessFlags, as the log prints them */
 #define PERM_RO                 1
@@ -2158,44 +2216,51 @@ typedef struct Ev {
 typedef struct Notif {
     QTestState *qts;
     guint seen;
-    /* read endpoint ID @rename_from as @rename_to, if not 0 */
-    uint32_t rename_from;
-    uint32_t rename_to;
 } Notif;
+
+/* The endpoint ID of a recorded device */
+static bool recorded_ep(const char *id, uint32_t *ep)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(recorded_eps); i++) {
+        if (!strcmp(recorded_eps[i].id, id)) {
+            *ep = recorded_eps[i].ep;
+            return true;
+        }
+    }
+    return false;
+}
 
 /* The log entries added since the last call */
 static GArray *notif_take(Notif *nt)
 {
     QDict *rsp = qtest_qmp(nt->qts, "{ 'execute': 'qom-get', 'arguments': "
-                           "{ 'path': %s, 'property': 'x-notifications' } }",
-                           IOMMU_QOM);
+                           "{ 'path': %s, 'property': 'log' } }",
+                           TESTDEV_QOM);
     GArray *evs = g_array_new(false, true, sizeof(Ev));
     QListEntry *e;
-    QList *list;
     guint i = 0;
 
     g_assert_true(qdict_haskey(rsp, "return"));
-    list = qdict_get_qlist(rsp, "return");
-    QLIST_FOREACH_ENTRY(list, e) {
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
         const char *line;
-        char kind[8];
+        char dev[32], kind[8];
         Ev ev = { 0 };
 
         if (i++ < nt->seen) {
             continue;
         }
         line = qstring_get_str(qobject_to(QString, qlist_entry_obj(e)));
-        if (sscanf(line, "n%d %7s ep=0x%" SCNx32 " iova=0x%" SCNx64
-                   " mask=0x%" SCNx64 " pa=0x%" SCNx64 " perm=%d", &ev.n,
-                   kind, &ev.ep, &ev.iova, &ev.mask, &ev.pa, &ev.perm) != 7 ||
-            (strcmp(kind, "MAP") && strcmp(kind, "UNMAP"))) {
+        if (sscanf(line, "n%d %31s %7s iova=0x%" SCNx64 " mask=0x%" SCNx64
+                   " pa=0x%" SCNx64 " perm=%d", &ev.n, dev, kind, &ev.iova,
+                   &ev.mask, &ev.pa, &ev.perm) != 7 ||
+            (strcmp(kind, "MAP") && strcmp(kind, "UNMAP")) ||
+            !recorded_ep(dev, &ev.ep)) {
             report(__func__, __LINE__, "unparsable notification '%s'", line);
             continue;
         }
         ev.map = !strcmp(kind, "MAP");
-        if (nt->rename_to && ev.ep == nt->rename_from) {
-            ev.ep = nt->rename_to;
-        }
         g_array_append_val(evs, ev);
     }
     nt->seen = i;
@@ -2203,9 +2268,12 @@ static GArray *notif_take(Notif *nt)
     return evs;
 }
 
-/* Start looking at the log from its current end */
+/* Record from now on, and look at the log from its current end */
 static void notif_start(Notif *nt, QTestState *qts)
 {
+    if (!recorders_exist(qts)) {
+        g_assert_true(recorders_add(qts));
+    }
     *nt = (Notif) { .qts = qts };
     g_array_free(notif_take(nt), true);
 }
@@ -2406,11 +2474,12 @@ static Res unmap_m(QViommu *v, uint32_t domain, const Mapping *m)
     return unmap_req(v, domain, m->start, m->end);
 }
 
-static void replay(QViommu *v, uint32_t ep)
+/* Replay the mappings of endpoint @ep_id to its n0 alone */
+static void replay(QViommu *v, const char *ep_id)
 {
     qtest_qmp_assert_success(v->qts, "{ 'execute': 'qom-set', 'arguments': "
-                             "{ 'path': %s, 'property': 'x-replay', "
-                             "'value': %u } }", IOMMU_QOM, ep);
+                             "{ 'path': %s, 'property': 'replay', "
+                             "'value': %s } }", TESTDEV_QOM, ep_id);
 }
 
 /*
@@ -2418,10 +2487,10 @@ static void replay(QViommu *v, uint32_t ep)
  * holds the bus number the guest gave the port's secondary bus.
  */
 #define ROOT_PORT_SLOT          9
-#define EP_BEHIND_PORT          0x100   /* bus 1, 00.0 */
 #define ROOT_PORT                                                       \
     " -device pcie-root-port,id=rp,chassis=1,addr=09.0"                 \
-    " -device virtio-rng-pci,bus=rp,addr=00.0," ENDPOINT_OPTS
+    " -device virtio-rng-pci,id=" EP_PORT_ID ",bus=rp,addr=00.0,"     \
+    ENDPOINT_OPTS
 
 /* No firmware runs here: number the bus behind the port as it would */
 static void number_root_port(QViommu *v)
@@ -2683,7 +2752,7 @@ static void test_notify_mmio(void *obj, void *data, QGuestAllocator *a)
     CHECK_EVENTS(&nt, w);
 
     /* not replayed, and not sent to an endpoint that joins */
-    replay(v, EP1);
+    replay(v, EP1_ID);
     want_ev(w, 0, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
     EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
@@ -2771,12 +2840,9 @@ static void test_notify_reset_port(void *obj, void *data,
     CHECK_EVENTS(&nt, w);
 
     /*
-     * System reset: it also clears the port's bus number, which the log
-     * may then show as bus 0; but the endpoint's notifiers must hear that
-     * everything is gone, as EP1's do.
+     * System reset: it also clears the port's bus number; the endpoint's
+     * notifiers must still hear that everything is gone, as EP1's do.
      */
-    nt.rename_from = QPCI_DEVFN(0, 0);
-    nt.rename_to = EP_BEHIND_PORT;
     qtest_system_reset(v->qts);
     want_unmap(w, EP_BEHIND_PORT, &M1P);
     want_unmap(w, EP1, &M2M);
@@ -2800,7 +2866,7 @@ static void test_notify_bypass(void *obj, void *data, QGuestAllocator *a)
     bypass_set(v, 0);
     bypass_set(v, 1);
     EXPECT_STATUS(map_m(v, 3, &M1P), VIRTIO_IOMMU_S_INVAL);
-    replay(v, EP1);
+    replay(v, EP1_ID);
     CHECK_EVENTS(&nt, w);
 
     /* from a translating domain to the bypass domain: unmapped */
@@ -2812,7 +2878,7 @@ static void test_notify_bypass(void *obj, void *data, QGuestAllocator *a)
                   VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &M3P);
     CHECK_EVENTS(&nt, w);
-    replay(v, EP2);
+    replay(v, EP2_ID);
     CHECK_EVENTS(&nt, w);
 
     /* from the bypass domain to a translating one: mapped */
@@ -2848,38 +2914,38 @@ static void test_notify_replay(void *obj, void *data, QGuestAllocator *a)
     notif_start(&nt, v->qts);
 
     /* n0 alone gets every mapping once, MMIO excepted */
-    replay(v, EP1);
+    replay(v, EP1_ID);
     want_map(w, 0, EP1, &M3P);
     want_map(w, 0, EP1, &M1P);
     want_map(w, 0, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
     /* and again on the next replay */
-    replay(v, EP1);
+    replay(v, EP1_ID);
     want_map(w, 0, EP1, &M3P);
     want_map(w, 0, EP1, &M1P);
     want_map(w, 0, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
 
     /* unattached, or bypassing: nothing to replay */
-    replay(v, EP2);
+    replay(v, EP2_ID);
     CHECK_EVENTS(&nt, w);
     bypass_set(v, 0);
-    replay(v, EP2);
+    replay(v, EP2_ID);
     CHECK_EVENTS(&nt, w);
 
     /* after the replay, requests notify both as before */
     EXPECT_STATUS(unmap_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP1, &M1P);
     CHECK_EVENTS(&nt, w);
-    replay(v, EP1);
+    replay(v, EP1_ID);
     want_map(w, 0, EP1, &M3P);
     want_map(w, 0, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
 
-    /* no such endpoint */
+    /* no such endpoint: no notifier, and nothing to replay */
     rsp = qtest_qmp(v->qts, "{ 'execute': 'qom-set', 'arguments': "
-                    "{ 'path': %s, 'property': 'x-replay', 'value': %u } }",
-                    IOMMU_QOM, EP_NO_SLOT);
+                    "{ 'path': %s, 'property': 'replay', "
+                    "'value': 'no-such-device' } }", TESTDEV_QOM);
     CHECK(qdict_haskey(rsp, "error"));
     qobject_unref(rsp);
     CHECK_EVENTS(&nt, w);
@@ -2953,7 +3019,7 @@ static void test_notify_failed(void *obj, void *data, QGuestAllocator *a)
     CHECK_EVENTS(&nt, w);
 
     /* and everything is still there */
-    replay(v, EP1);
+    replay(v, EP1_ID);
     want_map(w, 0, EP1, &M3P);
     want_map(w, 0, EP1, &M1P);
     CHECK_EVENTS(&nt, w);
@@ -4015,25 +4081,23 @@ static void test_used_elem_straddle(void *obj, void *data,
 /* Host IOMMU devices                                                  */
 
 /*
- * x-test-host-iommu=<bdf>:<mask>[:<start>-<end>...] plugs a fake host
- * IOMMU device (what VFIO gives the IOMMU) at endpoint <bdf>: it maps only
- * pages of <mask>, and only the usable IOVA ranges listed.  On the command
- * line it plugs when that PCI function is realized; through qom-set it
- * plugs at once, and a refusal is the QMP error.
- * x-test-host-iommu-unplug=<bdf> removes it.
+ * The test device's host-iommu=<id>:<mask>[:<start>-<end>...] gives the
+ * IOMMU a fake host IOMMU device (what VFIO gives it) for endpoint <id>:
+ * it maps only pages of <mask>, and only the usable IOVA ranges listed.
+ * On the command line it is given before machine init, as a cold-plugged
+ * VFIO device's is; through qom-set at once, and a refusal is the QMP
+ * error.  host-iommu-unplug=<id> takes it back.
  */
-#define HOST_EP_STR             "0x28"          /* EP1 */
+#define HOST_EP_STR             EP1_ID
 #define HOST_MASK_2M            0xffffffffffe00000ull
 #define HOST_MASK_2M_STR        "0xffffffffffe00000"
 /* 4 KiB, 2 MiB and 1 GiB pages */
 #define HOST_MASK_4K_STR        "0x40201000"
 #define HOST_USABLE                                                     \
     "0x200000-0x7ffffff:0x10000000-0xfebfffff:0x100000000-0x3fffffffff"
-#define HOST_COLD_OPTS          "id=" IOMMU_ID ",x-test-host-iommu="    \
-                                HOST_EP_STR ":" HOST_MASK_2M_STR ":"    \
-                                HOST_USABLE
-
-QEMU_BUILD_BUG_ON(EP1 != 0x28);
+#define HOST_COLD_OPTS          "id=" IOMMU_ID
+#define HOST_COLD_TESTDEV       ",host-iommu=" HOST_EP_STR ":"          \
+                                HOST_MASK_2M_STR ":" HOST_USABLE
 
 /*
  * The ranges of HOST_USABLE.  The holes between them hold the MSI window
@@ -4147,16 +4211,16 @@ static char *host_plug(QViommu *v, const char *spec)
 {
     return qmp_error(qtest_qmp(v->qts, "{ 'execute': 'qom-set', "
                                "'arguments': { 'path': %s, 'property': "
-                               "'x-test-host-iommu', 'value': %s } }",
-                               IOMMU_QOM, spec));
+                               "'host-iommu', 'value': %s } }",
+                               TESTDEV_QOM, spec));
 }
 
-static char *host_unplug(QViommu *v, uint32_t bdf)
+static char *host_unplug(QViommu *v, const char *id)
 {
     return qmp_error(qtest_qmp(v->qts, "{ 'execute': 'qom-set', "
                                "'arguments': { 'path': %s, 'property': "
-                               "'x-test-host-iommu-unplug', 'value': %u } }",
-                               IOMMU_QOM, bdf));
+                               "'host-iommu-unplug', 'value': %s } }",
+                               TESTDEV_QOM, id));
 }
 
 /* A qom-set that must fail; its error must contain @what if given */
@@ -4347,19 +4411,19 @@ static void test_host_iommu_hotplug(void *obj, void *data,
     EXPECT_REFUSED(host_plug(v, HOST_EP_STR ":0x1000"), NULL);
     CHECK_PROBE(v, EP1, want, n);
     /* no PCI function there, or the IOMMU itself */
-    EXPECT_REFUSED(host_plug(v, "0x38:0x1000"), NULL);
-    EXPECT_REFUSED(host_plug(v, "0x20:0x1000"), NULL);
+    EXPECT_REFUSED(host_plug(v, "no-such-device:0x1000"), NULL);
+    EXPECT_REFUSED(host_plug(v, IOMMU_ID ":0x1000"), "itself");
     /* malformed */
-    EXPECT_REFUSED(host_plug(v, "0x30"), NULL);
-    EXPECT_REFUSED(host_plug(v, "0x30:0x1000:0x2000-0x1000"), NULL);
-    EXPECT_REFUSED(host_unplug(v, EP2), NULL);
+    EXPECT_REFUSED(host_plug(v, EP2_ID), NULL);
+    EXPECT_REFUSED(host_plug(v, EP2_ID ":0x1000:0x2000-0x1000"), NULL);
+    EXPECT_REFUSED(host_unplug(v, EP2_ID), NULL);
     CHECK_PROBE(v, EP2, &m.msi, 1);
 
     /* unplugged: the endpoint is back to the machine's regions */
-    EXPECT_ACCEPTED(host_unplug(v, EP1));
+    EXPECT_ACCEPTED(host_unplug(v, EP1_ID));
     CHECK_PROBE(v, EP1, &m.msi, 1);
     EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_REFUSED(host_unplug(v, EP1), NULL);
+    EXPECT_REFUSED(host_unplug(v, EP1_ID), NULL);
     CHECK_EQ(page_size_mask(v), mask);
 
     /* more reserved regions than PROBE can hold: refused */
@@ -4372,10 +4436,11 @@ static void test_host_iommu_hotplug(void *obj, void *data,
     CHECK_PROBE(v, EP1, &m.msi, 1);
 
     /* and a plug after all that works on either endpoint */
-    EXPECT_ACCEPTED(host_plug(v, "0x30:" HOST_MASK_4K_STR ":" HOST_USABLE));
+    EXPECT_ACCEPTED(host_plug(v, EP2_ID ":" HOST_MASK_4K_STR ":"
+                              HOST_USABLE));
     CHECK_PROBE(v, EP2, want, n);
     CHECK_PROBE(v, EP1, &m.msi, 1);
-    EXPECT_ACCEPTED(host_unplug(v, EP2));
+    EXPECT_ACCEPTED(host_unplug(v, EP2_ID));
     CHECK_PROBE(v, EP2, &m.msi, 1);
 
     /*
@@ -4390,7 +4455,7 @@ static void test_host_iommu_hotplug(void *obj, void *data,
             { m.msi.end + 0x10001, BIT64(40) - 1 },
         };
         g_autofree char *spec =
-            g_strdup_printf("0x30:0x1000:0x%" PRIx64 "-0x%" PRIx64
+            g_strdup_printf(EP2_ID ":0x1000:0x%" PRIx64 "-0x%" PRIx64
                             ":0x%" PRIx64 "-0x%" PRIx64 ":0x%" PRIx64
                             "-0x%" PRIx64, usable[0].start, usable[0].end,
                             usable[1].start, usable[1].end,
@@ -4400,7 +4465,7 @@ static void test_host_iommu_hotplug(void *obj, void *data,
         CHECK_EQ(n, 4);
         EXPECT_ACCEPTED(host_plug(v, spec));
         CHECK_PROBE(v, EP2, want, n);
-        EXPECT_ACCEPTED(host_unplug(v, EP2));
+        EXPECT_ACCEPTED(host_unplug(v, EP2_ID));
     }
 
 }
@@ -4819,6 +4884,10 @@ static QTestState *migrate_to_new(QViommu *v, const TestCfg *cfg,
     QTestState *dst;
 
     dst = qtest_initf("%s -incoming defer", cmd->str);
+    /* The destination's consumers hear of what the stream restores */
+    if (recorders_exist(v->qts)) {
+        g_assert_true(recorders_add(dst));
+    }
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s } }", uri);
     qtest_qmp_assert_success(v->qts, "{ 'execute': 'migrate', "
@@ -4849,6 +4918,7 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
     uint32_t id, len;
     Notif nt;
 
+    g_assert_true(recorders_add(src));
     /* domain 1: EP1, its rings and a buffer, and more mappings */
     bypass_set(v, 0);
     EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
@@ -5053,6 +5123,7 @@ static void test_migrate_bridge(void *obj, void *data, QGuestAllocator *a)
     QTestState *src = v->qts, *dst;
     Notif nt;
 
+    g_assert_true(recorders_add(src));
     number_root_port(v);
     /* domain 7: the endpoint behind the port and EP2; domain 1: EP1 */
     g_assert_cmpuint(attach_req(v, 7, EP_BEHIND_PORT, 0).tail[0], ==,
@@ -5330,8 +5401,10 @@ typedef struct StreamDestCase {
 } StreamDestCase;
 
 /* The IOMMU's -device of test_migrate_stream, as the cases change it */
-#define STREAM_IOMMU_ARG        IOMMU_DEVICE_ARG ",id=" IOMMU_ID " "
-#define STREAM_IOMMU_WITH(prop) IOMMU_DEVICE_ARG ",id=" IOMMU_ID "," prop " "
+/* The stream holds the pending faults subsection too */
+#define STREAM_OPTS             "id=" IOMMU_ID ",migrate-pending-faults=on"
+#define STREAM_IOMMU_ARG        IOMMU_DEVICE_ARG "," STREAM_OPTS " "
+#define STREAM_IOMMU_WITH(prop) IOMMU_DEVICE_ARG "," STREAM_OPTS "," prop " "
 
 static const StreamDestCase stream_dest_cases[] = {
     { "destination max-domain-id below the domains",
@@ -5350,7 +5423,7 @@ static const StreamDestCase stream_dest_cases[] = {
       QVIOMMU_PCI_ADDR_STR "\",\"id\":\"" IOMMU_ID "\","
       "\"reserved-regions\":[\"0xabc00001000:0xabc00001fff:0\"]}' " },
     { "destination without an attached endpoint",
-      " -device virtio-rng-pci,addr=08.0," ENDPOINT_OPTS, "" },
+      " -device virtio-rng-pci,id=" EP3_ID ",addr=08.0," ENDPOINT_OPTS, "" },
 };
 
 /* Make stream case @i of @b; false if it does not apply here */
@@ -6046,10 +6119,14 @@ static void test_storm(void *obj, void *data, QGuestAllocator *a)
 static void add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
                      const TestCfg *cfg)
 {
+    /* Kept for the life of the test registry */
+    char *after = g_strdup_printf("%s%s%s",
+        cfg && cfg->endpoints ? cfg->endpoints : ENDPOINTS,
+        cfg && cfg->plain ? "" : TESTDEV_ARG,
+        cfg && cfg->testdev_opts ? cfg->testdev_opts : "");
     QOSGraphTestOptions opts = {
         .edge.extra_device_opts = dev_opts,
-        .edge.after_cmd_line = cfg && cfg->endpoints ? cfg->endpoints
-                                                     : ENDPOINTS,
+        .edge.after_cmd_line = after,
         .before = cfg ? before_cfg : NULL,
         .arg = (void *)cfg,
         .subprocess = cfg && cfg->subprocess,
@@ -6061,10 +6138,19 @@ static void add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
 static void register_virtio_iommu_test(void)
 {
     static const TestCfg q35 = { .q35 = true };
-    static const TestCfg machine_8_2 = {
+    /* What stock QEMU can run too: no test device */
+    static const TestCfg plain = { .plain = true };
+    static const TestCfg plain_q35 = { .plain = true, .q35 = true };
+    static const TestCfg plain_8_2 = {
+        .plain = true,
         .x86_machine = "pc-q35-8.2",
         .arm_machine = "virt-8.2",
         .aw_bits = 64,
+    };
+    static const TestCfg host_cold = { .testdev_opts = HOST_COLD_TESTDEV };
+    static const TestCfg host_cold_q35 = {
+        .q35 = true,
+        .testdev_opts = HOST_COLD_TESTDEV,
     };
     static const TestCfg mig = { .endpoints = ENDPOINTS3 };
     static const TestCfg port = {
@@ -6091,16 +6177,16 @@ static void register_virtio_iommu_test(void)
              "granule=64k,aw-bits=40,max-domain-id=7,boot-bypass=off", NULL);
     add_test("config-granule-4k", test_config_granule_4k,
              "granule=4k,aw-bits=32", NULL);
-    add_test("abi", test_abi, NULL, NULL);
+    add_test("abi", test_abi, NULL, &plain);
     if (arch_is_x86()) {
-        add_test("abi-q35", test_abi, NULL, &q35);
+        add_test("abi-q35", test_abi, NULL, &plain_q35);
     }
     /* Machine types of 8.2 and older: granule 4k, aw-bits 64 (compat) */
-    add_test("abi-8.2", test_abi, NULL, &machine_8_2);
+    add_test("abi-8.2", test_abi, NULL, &plain_8_2);
     add_test("msix-opt-in", test_abi_msix, "vectors=3", NULL);
     /* QEMU 10.0's device offers these two whatever the properties say */
     add_test("abi-ring-features", test_abi, "event_idx=off,indirect_desc=off",
-             NULL);
+             &plain);
 
     add_test("attach-detach", test_attach_detach, NULL, NULL);
     add_test("attach-reserved", test_attach_reserved, NULL, NULL);
@@ -6191,9 +6277,10 @@ static void register_virtio_iommu_test(void)
     add_test("notify-failed", test_notify_failed,
              NOTIFY_OPTS ",max-mappings=2,max-domains=1", NULL);
 
-    add_test("host-iommu-cold", test_host_iommu_cold, HOST_COLD_OPTS, NULL);
+    add_test("host-iommu-cold", test_host_iommu_cold, HOST_COLD_OPTS,
+             &host_cold);
     add_test("host-iommu-cold-q35", test_host_iommu_cold, HOST_COLD_OPTS,
-             &q35);
+             &host_cold_q35);
     add_test("host-iommu-hotplug", test_host_iommu_hotplug,
              "id=" IOMMU_ID ",granule=4k", NULL);
 
@@ -6215,7 +6302,7 @@ static void register_virtio_iommu_test(void)
     add_test("migrate-faults-dropped", test_migrate_faults_dropped,
              "max-pending-faults=4", NULL);
     add_test("migrate-bridge", test_migrate_bridge, NOTIFY_OPTS, &port);
-    add_test("migrate-stream", test_migrate_stream, "id=" IOMMU_ID, &mig);
+    add_test("migrate-stream", test_migrate_stream, STREAM_OPTS, &mig);
 
     /*
      * Last: if QEMU cannot start with user reserved-regions next to the

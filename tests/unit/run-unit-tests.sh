@@ -14,4 +14,5 @@ if [ ! -f "$dir/build.ninja" ]; then
 fi
 ninja -C "$dir" > /dev/null || die "unit test build failed"
 "$dir/test-virtio-iommu-core" --tap
+"$dir/test-virtio-iommu-translate" --tap
 "$dir/test-virtio-iommu-cache" --tap

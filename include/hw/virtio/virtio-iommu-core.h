@@ -34,6 +34,18 @@ typedef struct VIOMMUResvRegion {
     uint8_t subtype;        /* VIRTIO_IOMMU_RESV_MEM_T_* */
 } VIOMMUResvRegion;
 
+/* Access rights, with the values of QEMU's IOMMUAccessFlags */
+#define VIOMMU_PERM_NONE        0
+#define VIOMMU_PERM_READ        1
+#define VIOMMU_PERM_WRITE       2
+#define VIOMMU_PERM_RW          (VIOMMU_PERM_READ | VIOMMU_PERM_WRITE)
+
+/* An inclusive address range */
+typedef struct VIOMMURange {
+    uint64_t start;
+    uint64_t end;
+} VIOMMURange;
+
 /* What an endpoint's DMA sees, as far as translation is concerned */
 typedef enum VIOMMUEndpointMode {
     VIOMMU_EP_BLOCKED,      /* unattached, bypass off: everything faults */
@@ -84,6 +96,12 @@ typedef struct VIOMMUCoreConfig {
     uint32_t domain_end;
     uint32_t probe_size;
     VIOMMUCoreLimits limits;
+    /*
+     * The machine's reserved regions, sorted, for the core's life: their
+     * MSI doorbells stay reachable from translated endpoints.
+     */
+    const VIOMMUResvRegion *msi_resv;
+    size_t nr_msi_resv;
 } VIOMMUCoreConfig;
 
 /* Outcome of one request */
@@ -129,7 +147,14 @@ void viommu_core_forget_endpoint(VIOMMUCore *core, uint32_t ep_id);
 /* Detach every endpoint and destroy every domain (device reset) */
 void viommu_core_reset(VIOMMUCore *core);
 
-/* Translation */
+/* Translation policy (virtio-iommu-core-translate.c) */
+
+/* The configuration as it is now (the granule may have narrowed) */
+const VIOMMUCoreConfig *viommu_core_config(const VIOMMUCore *core);
+
+/* What DMA of an endpoint in @domain (NULL: not attached) does */
+VIOMMUEndpointMode viommu_core_domain_mode(const VIOMMUCore *core,
+                                           const VIOMMUDomain *domain);
 VIOMMUEndpointMode viommu_core_endpoint_mode(const VIOMMUCore *core,
                                              uint32_t ep_id);
 const VIOMMUDomain *viommu_core_endpoint_domain(const VIOMMUCore *core,
@@ -139,13 +164,75 @@ const VIOMMUMapping *viommu_core_lookup(const VIOMMUDomain *domain,
 uint32_t viommu_domain_id(const VIOMMUDomain *domain);
 bool viommu_domain_is_bypass(const VIOMMUDomain *domain);
 
+/* What one DMA access gets */
+typedef struct VIOMMUTranslation {
+    VIOMMUEndpointMode mode;
+    uint64_t iova;          /* start of the block the answer covers */
+    uint64_t mask;          /* its size - 1 */
+    uint64_t pa;            /* where @iova goes */
+    unsigned perm;          /* VIOMMU_PERM_* over the whole block */
+    bool fault;             /* report a fault with @reason */
+    uint8_t reason;         /* VIRTIO_IOMMU_FAULT_R_* */
+    bool cacheable;         /* a mapping's answer, fit to cache */
+} VIOMMUTranslation;
+
 /*
- * The largest naturally aligned power-of-two block around @iova that lies
- * inside @mapping and is aligned identically on the physical side, as a
- * mask (size - 1).
+ * Translate an @access (VIOMMU_PERM_*; NONE for a lookup that must not
+ * fault) at @addr by an endpoint in @domain (NULL: not attached).
+ */
+VIOMMUTranslation viommu_core_translate(const VIOMMUCore *core,
+                                        const VIOMMUDomain *domain,
+                                        uint64_t addr, unsigned access);
+
+/* VIOMMU_PERM_* of a mapping's VIRTIO_IOMMU_MAP_F_READ and _WRITE */
+unsigned viommu_mapping_perm(const VIOMMUMapping *mapping);
+
+/*
+ * The largest naturally aligned power-of-two block that holds @iova, lies
+ * inside [@start, @end] and is at most 2^@max_bits bytes, as a mask
+ * (size - 1).  The one block rule of the device: translate answers with
+ * it, notifier events are cut by it.
+ */
+uint64_t viommu_block_mask(uint64_t iova, uint64_t start, uint64_t end,
+                           unsigned max_bits);
+
+/*
+ * The block of viommu_block_mask() around @iova inside @mapping, aligned
+ * identically on the physical side.
  */
 uint64_t viommu_mapping_block_mask(const VIOMMUMapping *mapping,
                                    uint64_t iova);
+
+/*
+ * Cut [@start, @end] of @mapping into the fewest naturally aligned
+ * power-of-two blocks, in address order, and call @fn for each with its
+ * IOVA, mask and physical address.
+ */
+typedef void (*VIOMMUBlockFn)(uint64_t iova, uint64_t mask, uint64_t pa,
+                              void *opaque);
+void viommu_mapping_foreach_block(const VIOMMUMapping *mapping,
+                                  uint64_t start, uint64_t end,
+                                  VIOMMUBlockFn fn, void *opaque);
+
+/*
+ * The reserved regions of an endpoint whose host IOMMU can map only
+ * @usable (@nr_usable ranges in any order, possibly overlapping; none:
+ * anything): the machine's @machine regions, then RESERVED regions for
+ * what of [0, @last] the host cannot map and no machine region covers,
+ * sorted by address.  Returns a new array of *@nr_out regions.
+ */
+VIOMMUResvRegion *viommu_resv_for_host(const VIOMMUResvRegion *machine,
+                                       size_t nr_machine,
+                                       const VIOMMURange *usable,
+                                       size_t nr_usable, uint64_t last,
+                                       size_t *nr_out);
+
+/* Sort @nr regions by start address */
+void viommu_resv_sort(VIOMMUResvRegion *regions, size_t nr);
+
+/* Find the reserved region containing @addr, or NULL */
+const VIOMMUResvRegion *viommu_resv_find(const VIOMMUResvRegion *regions,
+                                         size_t nr, uint64_t addr);
 
 /*
  * Call @fn for each mapping of @domain, in address order, until it
@@ -166,9 +253,5 @@ void viommu_domain_foreach_endpoint(const VIOMMUDomain *domain,
                                     VIOMMUEndpointFn fn, void *opaque);
 
 VIOMMUCoreStats viommu_core_stats(const VIOMMUCore *core);
-
-/* Find the reserved region containing @addr, or NULL */
-const VIOMMUResvRegion *viommu_resv_find(const VIOMMUResvRegion *regions,
-                                         size_t nr, uint64_t addr);
 
 #endif

@@ -52,7 +52,6 @@ struct VirtIOIOMMU {
     uint64_t max_mappings;
     uint32_t max_pending_faults;
     bool migrate_pending_faults;    /* a stream QEMU 10.0 cannot load */
-    bool record_notifications;      /* x-record-notifications, for tests */
 
     /* Fixed at realize; host IOMMU devices narrow them until machine init */
     uint64_t granule;
@@ -65,8 +64,6 @@ struct VirtIOIOMMU {
     GPtrArray *spaces;              /* the same spaces, in creation order */
     DeviceListener device_listener; /* hot-unplug of endpoints */
     uint32_t nr_host_spaces;        /* spaces with a host IOMMU device */
-    GList *test_hiods;              /* x-test-host-iommu, until machine init */
-    Notifier machine_done;
     QEMUBH *fault_bh;
 
     /*
@@ -77,14 +74,12 @@ struct VirtIOIOMMU {
     VIOMMUCore *core;
     bool spaces_stale;              /* an endpoint's mode may have changed */
     uint32_t nr_notified_spaces;    /* spaces with IOMMU notifiers */
-    GArray *events;                 /* VIOMMUPendingEvent, BQL */
+    GArray *events;                 /* notifier events to send, BQL */
     VirtIOIOMMUFault *faults;       /* ring of max_pending_faults */
     uint32_t fault_head;
     uint32_t nr_faults;
     VirtIOIOMMUStats stats;
     uint8_t *probe_buf;             /* probe_size bytes */
-
-    GPtrArray *notification_log;    /* x-notifications, for tests */
 
     /* Migration: stock QEMU's stream layout, only while saving or loading */
     GTree *mig_domains;

@@ -48,10 +48,10 @@
 #include "qos_fuzz.h"
 
 /*
- * The machine: limits small enough for an input to reach them; recording
- * IOMMU notifiers on every endpoint, so that MAP/UNMAP events, their
- * splitting into blocks and replay run (nothing else in the machine
- * registers notifiers)
+ * The machine: limits small enough for an input to reach them; the IOMMU
+ * test device records IOMMU notifications of every edu, so that MAP/UNMAP
+ * events, their splitting into blocks and replay run (nothing else in the
+ * machine registers notifiers)
  */
 #define MAX_DOMAINS         3
 #define MAX_MAPPINGS        64
@@ -59,7 +59,7 @@
 /* MSI-X opted in: its vectors are transport state the input can set */
 #define IOMMU_OPTS          "max-domains=3,max-mappings=64," \
                             "max-pending-faults=8,max-domain-id=1000," \
-                            "vectors=3,x-record-notifications=on"
+                            "vectors=3"
 /*
  * Endpoints: four edu on pcie.0 and a fifth behind a PCIe root port,
  * whose secondary bus number (the fifth's endpoint ID) the input can
@@ -75,13 +75,15 @@
 #define PORT                QPCI_DEVFN(9, 0)
 #define PORT_BUS            1
 #define PORT_EDU            (PORT_BUS << 8)     /* bus 1, 00.0 */
-#define EDU_ARG(where)      "-device edu," where \
+#define EDU_ARG(id, where)  "-device edu,id=" id "," where \
                             ",dma_mask=0xffffffffffffffff "
-#define EDU_ARGS            "-nodefaults " EDU_ARG("addr=05.0") \
-                            EDU_ARG("addr=06.0") EDU_ARG("addr=07.0") \
-                            EDU_ARG("addr=08.0") \
+#define EDU_ARGS            "-nodefaults " EDU_ARG("edu0", "addr=05.0") \
+                            EDU_ARG("edu1", "addr=06.0") \
+                            EDU_ARG("edu2", "addr=07.0") \
+                            EDU_ARG("edu3", "addr=08.0") \
                             "-device pcie-root-port,id=rp,addr=09.0," \
-                            "chassis=1 " EDU_ARG("bus=rp,addr=00.0")
+                            "chassis=1 " EDU_ARG("edu4", "bus=rp,addr=00.0") \
+                            "-device iommu-testdev,id=itd "
 #define SELF                QPCI_DEVFN(QVIOMMU_PCI_SLOT, 0)
 #define NO_DEVICE           QPCI_DEVFN(0xa, 0)
 #define HOST_BRIDGE         QPCI_DEVFN(0, 0)
@@ -121,7 +123,7 @@ enum {
     OP_STORM,       /* u8 count, u32 seed, u8 mix */
     OP_DMA_STORM,   /* u8 count, u32 seed */
     OP_BUS_NUMBER,  /* u8 secondary bus of the root port */
-    OP_REPLAY,      /* u8 endpoint: replay its mappings to a notifier */
+    OP_REPLAY,      /* u8 edu: replay its mappings to its first notifier */
     OP_COUNT
 };
 
@@ -194,6 +196,7 @@ typedef struct Fuzz {
     bool wild_phys;         /* a MAP may target rings or registers */
     bool trace;
     Object *iommu;
+    Object *testdev;        /* hw/misc/iommu-testdev.c */
 } Fuzz;
 
 static Fuzz fz;
@@ -1469,12 +1472,12 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
             break;
         }
         case OP_REPLAY: {
-            uint32_t ep = endpoint_of(in_u8(&in), &in);
-            Error *err = NULL;
+            /* Only the edus are recorded */
+            g_autofree char *id = g_strdup_printf("edu%u",
+                                                  in_u8(&in) % NR_EDU);
 
-            trace("replay ep 0x%x", ep);
-            object_property_set_uint(fz.iommu, "x-replay", ep, &err);
-            error_free(err);
+            trace("replay %s", id);
+            object_property_set_str(fz.testdev, "replay", id, &error_abort);
             break;
         }
         case OP_BUS_NUMBER: {
@@ -1537,6 +1540,13 @@ static void viommu_pre_fuzz(QTestState *s)
     fz.trace = getenv("VIOMMU_FUZZ_TRACE");
     fz.iommu = object_resolve_path_type("", "virtio-iommu-device", NULL);
     g_assert(fz.iommu);
+    fz.testdev = object_resolve_path("/machine/peripheral/itd", NULL);
+    g_assert(fz.testdev);
+    for (i = 0; i < NR_EDU; i++) {
+        g_autofree char *id = g_strdup_printf("edu%d", i);
+
+        object_property_set_str(fz.testdev, "record", id, &error_abort);
+    }
     bus = fz.vpci->pdev->bus;
     save_config(&fz.saved[0], fz.vpci->pdev);
     for (i = 0; i < NR_EDU; i++) {

@@ -1,0 +1,25 @@
+# Our files in QEMU's tree, at the paths they have there.  Sourced by
+# scripts/build-qemu.sh (which symlinks them into the tree) and
+# scripts/export-series.sh.  Those of upstream's virtio-iommu files that
+# are not here (none, today) are kept as QEMU has them.
+# shellcheck disable=SC2034
+VIOMMU_FILES="
+include/standard-headers/linux/virtio_iommu.h
+include/hw/virtio/virtio-iommu-core.h
+include/hw/virtio/virtio-iommu-cache.h
+hw/virtio/virtio-iommu-core.c
+hw/virtio/virtio-iommu-core-translate.c
+include/hw/virtio/virtio-iommu.h
+hw/virtio/virtio-iommu-internal.h
+hw/virtio/virtio-iommu.c
+hw/virtio/virtio-iommu-pci.c
+hw/virtio/virtio-iommu-as.c
+hw/virtio/virtio-iommu-host.c
+hw/virtio/virtio-iommu-migration.c
+hw/misc/iommu-testdev.c
+tests/qtest/libqos/virtio-iommu.h
+tests/qtest/libqos/virtio-iommu.c
+tests/qtest/libqos/edu.h
+tests/qtest/virtio-iommu-test.c
+tests/qtest/fuzz/virtio_iommu_fuzz.c
+"
