@@ -133,6 +133,8 @@ step_configure() {
 
 step_build() {
     local targets="qemu-system-x86_64 qemu-system-aarch64 tests/qtest/qos-test"
+    # The core's unit tests as QEMU's tree builds them (also run standalone)
+    [ "$flavour" = ours ] && targets="$targets $VIOMMU_UNIT_TESTS"
     [ "$flavour" = asan ] &&
         targets="qemu-system-x86_64 tests/qtest/qos-test qemu-fuzz-x86_64"
     # shellcheck disable=SC2086

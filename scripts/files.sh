@@ -9,6 +9,11 @@ include/hw/virtio/virtio-iommu-core.h
 include/hw/virtio/virtio-iommu-cache.h
 hw/virtio/virtio-iommu-core.c
 hw/virtio/virtio-iommu-core-translate.c
+tests/unit/virtio-iommu-fixture.h
+tests/unit/virtio-iommu-fixture.c
+tests/unit/test-virtio-iommu-core.c
+tests/unit/test-virtio-iommu-translate.c
+tests/unit/test-virtio-iommu-cache.c
 include/hw/virtio/virtio-iommu.h
 hw/virtio/virtio-iommu-internal.h
 hw/virtio/virtio-iommu.c
@@ -22,4 +27,12 @@ tests/qtest/libqos/virtio-iommu.c
 tests/qtest/libqos/edu.h
 tests/qtest/virtio-iommu-test.c
 tests/qtest/fuzz/virtio_iommu_fuzz.c
+docs/system/devices/virtio-iommu.rst
+"
+
+# The core's unit tests in QEMU's tree (tests/unit/meson.build)
+VIOMMU_UNIT_TESTS="
+tests/unit/test-virtio-iommu-core
+tests/unit/test-virtio-iommu-translate
+tests/unit/test-virtio-iommu-cache
 "

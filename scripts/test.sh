@@ -63,6 +63,8 @@ if grep -q '^not ok' "$LOGDIR/build.log"; then
     exit 1
 fi
 section checkpatch bash tests/checkpatch.sh
+# The device as a patch series for QEMU: applies, gives the overlay tree
+section series bash tests/series/check-series.sh
 section unit bash tests/unit/run-unit-tests.sh
 section fuzz bash tests/fuzz/run-fuzz.sh
 # The sanitize flavour (clang, ASan, UBSan, libFuzzer; x86_64 only): the

@@ -1,8 +1,11 @@
 #!/bin/bash
-# Build the core on its own (GLib only, ASan + UBSan) and run its unit tests.
+# Build the core on its own (GLib only, ASan + UBSan) and run its unit
+# tests; then the same tests as QEMU's tree builds them (against QEMU's own
+# headers and log), which scripts/build-qemu.sh builds with our QEMU.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/scripts/files.sh"
 cd "$top"
 
 dir=$BUILD/unit
@@ -16,3 +19,11 @@ ninja -C "$dir" > /dev/null || die "unit test build failed"
 "$dir/test-virtio-iommu-core" --tap
 "$dir/test-virtio-iommu-translate" --tap
 "$dir/test-virtio-iommu-cache" --tap
+for t in $VIOMMU_UNIT_TESTS; do
+    bin=$BUILD/qemu/$t
+    if [ -x "$bin" ]; then
+        "$bin" --tap | sed "s|^\(not \)\{0,1\}ok [0-9]* |&[QEMU's tree] |"
+    else
+        echo "not ok - $t: not built in QEMU's tree (bash scripts/build-qemu.sh)"
+    fi
+done

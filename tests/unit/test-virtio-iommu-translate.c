@@ -9,7 +9,7 @@
 #include "qemu/osdep.h"
 #include "qemu/host-utils.h"
 #include "standard-headers/linux/virtio_iommu.h"
-#include "core-fixture.h"
+#include "virtio-iommu-fixture.h"
 
 #define R       VIOMMU_PERM_READ
 #define W       VIOMMU_PERM_WRITE

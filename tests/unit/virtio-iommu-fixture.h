@@ -5,8 +5,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#ifndef TESTS_UNIT_CORE_FIXTURE_H
-#define TESTS_UNIT_CORE_FIXTURE_H
+#ifndef TESTS_UNIT_VIRTIO_IOMMU_FIXTURE_H
+#define TESTS_UNIT_VIRTIO_IOMMU_FIXTURE_H
 
 #include "hw/virtio/virtio-iommu-core.h"
 
@@ -21,8 +21,8 @@
 /* The fake endpoints' callbacks, for a core of a test's own */
 extern const VIOMMUCoreOps fake_ops;
 
-/* Log lines the core wrote since the fixture was set up */
-extern unsigned int log_lines;
+/* Lines the core logged since the fixture was set up */
+unsigned int log_lines(void);
 
 typedef struct Fixture {
     VIOMMUCore *core;
