@@ -49,9 +49,6 @@
 
 #define PAGE                    0x1000ull
 
-/* Writable bytes start with this; the device must not change them */
-#define FILL                    0xa5
-
 /* Endpoints: virtio-rng-pci on bus 0; endpoint ID = bus << 8 | devfn */
 #define EP1_SLOT                5
 #define EP2_SLOT                6
@@ -237,27 +234,12 @@ static bool machine_info(QViommu *v, const TestCfg *cfg, Machine *m)
 /* ------------------------------------------------------------------ */
 /* Non-fatal checks                                                    */
 
-static void report(const char *fn, int line, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-
-static void report(const char *fn, int line, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *msg = NULL;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "FAIL %s:%d: %s\n", fn, line, msg);
-    g_test_fail();
-}
-
 static bool check_eq(const char *fn, int line, const char *what,
                      uint64_t got, uint64_t want)
 {
     if (got != want) {
-        report(fn, line, "%s: expected 0x%" PRIx64 ", got 0x%" PRIx64,
-               what, want, got);
+        qviommu_report(fn, line, "%s: expected 0x%" PRIx64 ", got 0x%" PRIx64,
+                       what, want, got);
         return false;
     }
     return true;
@@ -268,216 +250,10 @@ static bool check_eq(const char *fn, int line, const char *what,
 
 #define CHECK(cond)                                                     \
     ((cond) ? true :                                                    \
-     (report(__func__, __LINE__, "%s: not true", #cond), false))
+     (qviommu_report(__func__, __LINE__, "%s: not true", #cond), false))
 
 /* ------------------------------------------------------------------ */
 /* Requests                                                            */
-
-/* Outcome of one request */
-typedef struct Res {
-    uint32_t used;              /* used length */
-    uint32_t len;               /* writable length offered */
-    uint8_t tail[4];            /* last four writable bytes afterwards */
-    bool untouched;             /* every writable byte still FILL */
-    bool zero_prefix;           /* writable bytes before the tail all 0 */
-} Res;
-
-static const char *status_name(uint8_t s)
-{
-    static const char *const names[] = {
-        "OK", "IOERR", "UNSUPP", "DEVERR", "INVAL", "RANGE", "NOENT",
-        "FAULT", "NOMEM",
-    };
-
-    return s < ARRAY_SIZE(names) ? names[s] : "?";
-}
-
-static bool expect_status(const char *fn, int line, const char *what,
-                          Res r, uint8_t want)
-{
-    if (r.used == r.len && r.len >= 4 && r.tail[0] == want &&
-        !r.tail[1] && !r.tail[2] && !r.tail[3]) {
-        return true;
-    }
-    if (!r.used) {
-        report(fn, line, "%s: expected S_%s, got used length 0 (no status)",
-               what, status_name(want));
-    } else {
-        report(fn, line, "%s: expected S_%s (used length %u), got S_%s "
-               "(status %u, used length %u, tail reserved %02x %02x %02x)",
-               what, status_name(want), r.len, status_name(r.tail[0]),
-               r.tail[0], r.used, r.tail[1], r.tail[2], r.tail[3]);
-    }
-    return false;
-}
-
-static bool expect_unused(const char *fn, int line, const char *what, Res r)
-{
-    if (!r.used && r.untouched) {
-        return true;
-    }
-    report(fn, line, "%s: expected used length 0 and buffer untouched, got "
-           "used length %u, buffer %s (tail status %u)", what, r.used,
-           r.untouched ? "untouched" : "written", r.tail[0]);
-    return false;
-}
-
-#define EXPECT_STATUS(call, want)                                       \
-    expect_status(__func__, __LINE__, #call, (call), (want))
-#define EXPECT_UNUSED(call)                                             \
-    expect_unused(__func__, __LINE__, #call, (call))
-
-typedef union ReqBuf {
-    struct virtio_iommu_req_head head;
-    struct virtio_iommu_req_attach attach;
-    struct virtio_iommu_req_detach detach;
-    struct virtio_iommu_req_map map;
-    struct virtio_iommu_req_unmap unmap;
-    uint8_t raw[256];
-} ReqBuf;
-
-#define ATTACH_IN_LEN   offsetof(struct virtio_iommu_req_attach, tail)
-#define DETACH_IN_LEN   offsetof(struct virtio_iommu_req_detach, tail)
-#define MAP_IN_LEN      offsetof(struct virtio_iommu_req_map, tail)
-#define UNMAP_IN_LEN    offsetof(struct virtio_iommu_req_unmap, tail)
-#define PROBE_IN_LEN    sizeof(struct virtio_iommu_req_probe)
-
-/*
- * Send @in_len bytes of @in as the readable part and @out_len writable
- * bytes (initially FILL), split into descriptors of @in_chunk/@out_chunk
- * bytes (0: one descriptor).  @out, if given, receives the writable part.
- */
-static Res send_layout(QViommu *v, const void *in, uint32_t in_len,
-                       uint32_t in_chunk, uint32_t out_len,
-                       uint32_t out_chunk, uint8_t *out)
-{
-    g_autofree uint8_t *buf = g_malloc(MAX(out_len, 1));
-    QViommuXfer x = {
-        .in = in, .in_len = in_len, .in_chunk = in_chunk,
-        .out = buf, .out_len = out_len, .out_chunk = out_chunk,
-    };
-    Res r = { .len = out_len, .untouched = true, .zero_prefix = true };
-    uint32_t i;
-
-    memset(buf, FILL, out_len);
-    r.used = qviommu_xfer(v, &x);
-    for (i = 0; i < out_len; i++) {
-        r.untouched &= buf[i] == FILL;
-        if (i + 4 < out_len) {
-            r.zero_prefix &= buf[i] == 0;
-        }
-    }
-    if (out_len >= 4) {
-        memcpy(r.tail, buf + out_len - 4, 4);
-    }
-    if (out) {
-        memcpy(out, buf, out_len);
-    }
-    return r;
-}
-
-static Res send_req(QViommu *v, const ReqBuf *b, uint32_t in_len,
-                    uint32_t out_len)
-{
-    return send_layout(v, b, in_len, 0, out_len, 0, NULL);
-}
-
-static uint32_t enc_attach(ReqBuf *b, uint32_t domain, uint32_t ep,
-                           uint32_t flags)
-{
-    memset(b, 0, sizeof(*b));
-    b->attach.head.type = VIRTIO_IOMMU_T_ATTACH;
-    b->attach.domain = cpu_to_le32(domain);
-    b->attach.endpoint = cpu_to_le32(ep);
-    b->attach.flags = cpu_to_le32(flags);
-    return ATTACH_IN_LEN;
-}
-
-static uint32_t enc_detach(ReqBuf *b, uint32_t domain, uint32_t ep)
-{
-    memset(b, 0, sizeof(*b));
-    b->detach.head.type = VIRTIO_IOMMU_T_DETACH;
-    b->detach.domain = cpu_to_le32(domain);
-    b->detach.endpoint = cpu_to_le32(ep);
-    return DETACH_IN_LEN;
-}
-
-static uint32_t enc_map(ReqBuf *b, uint32_t domain, uint64_t virt_start,
-                        uint64_t virt_end, uint64_t phys_start,
-                        uint32_t flags)
-{
-    memset(b, 0, sizeof(*b));
-    b->map.head.type = VIRTIO_IOMMU_T_MAP;
-    b->map.domain = cpu_to_le32(domain);
-    b->map.virt_start = cpu_to_le64(virt_start);
-    b->map.virt_end = cpu_to_le64(virt_end);
-    b->map.phys_start = cpu_to_le64(phys_start);
-    b->map.flags = cpu_to_le32(flags);
-    return MAP_IN_LEN;
-}
-
-static uint32_t enc_unmap(ReqBuf *b, uint32_t domain, uint64_t virt_start,
-                          uint64_t virt_end)
-{
-    memset(b, 0, sizeof(*b));
-    b->unmap.head.type = VIRTIO_IOMMU_T_UNMAP;
-    b->unmap.domain = cpu_to_le32(domain);
-    b->unmap.virt_start = cpu_to_le64(virt_start);
-    b->unmap.virt_end = cpu_to_le64(virt_end);
-    return UNMAP_IN_LEN;
-}
-
-static uint32_t enc_probe(ReqBuf *b, uint32_t ep)
-{
-    uint32_t le_ep = cpu_to_le32(ep);
-
-    memset(b, 0, sizeof(*b));
-    b->head.type = VIRTIO_IOMMU_T_PROBE;
-    memcpy(b->raw + offsetof(struct virtio_iommu_req_probe, endpoint),
-           &le_ep, sizeof(le_ep));
-    return PROBE_IN_LEN;
-}
-
-static Res attach_req(QViommu *v, uint32_t domain, uint32_t ep,
-                      uint32_t flags)
-{
-    ReqBuf b;
-
-    return send_req(v, &b, enc_attach(&b, domain, ep, flags), 4);
-}
-
-static Res detach_req(QViommu *v, uint32_t domain, uint32_t ep)
-{
-    ReqBuf b;
-
-    return send_req(v, &b, enc_detach(&b, domain, ep), 4);
-}
-
-static Res map_req(QViommu *v, uint32_t domain, uint64_t virt_start,
-                   uint64_t virt_end, uint64_t phys_start, uint32_t flags)
-{
-    ReqBuf b;
-
-    return send_req(v, &b, enc_map(&b, domain, virt_start, virt_end,
-                                   phys_start, flags), 4);
-}
-
-static Res unmap_req(QViommu *v, uint32_t domain, uint64_t virt_start,
-                     uint64_t virt_end)
-{
-    ReqBuf b;
-
-    return send_req(v, &b, enc_unmap(&b, domain, virt_start, virt_end), 4);
-}
-
-/* PROBE with @props_len bytes of properties (plus the tail) */
-static Res probe_req(QViommu *v, uint32_t ep, uint32_t props_len,
-                     uint8_t *out)
-{
-    ReqBuf b;
-
-    return send_layout(v, &b, enc_probe(&b, ep), 0, props_len + 4, 0, out);
-}
 
 static uint32_t probe_size(QViommu *v)
 {
@@ -493,12 +269,12 @@ static uint64_t input_end(QViommu *v)
 static bool is_mapped(QViommu *v, uint32_t domain, uint64_t start,
                       uint64_t end)
 {
-    Res r = map_req(v, domain, start, end, start, RW);
+    QViommuRes r = qviommu_map_req(v, domain, start, end, start, RW);
 
     g_assert_cmpuint(r.used, ==, 4);
     if (r.tail[0] == VIRTIO_IOMMU_S_OK) {
         /* was free: undo the probe */
-        Res u = unmap_req(v, domain, start, end);
+        QViommuRes u = qviommu_unmap_req(v, domain, start, end);
 
         g_assert_cmpuint(u.tail[0], ==, VIRTIO_IOMMU_S_OK);
         return false;
@@ -556,8 +332,8 @@ static bool check_stat(const char *fn, int line, QTestState *qts,
 
     qobject_unref(stats);
     if (got != want) {
-        report(fn, line, "stats %s: expected %" PRIu64 ", got %" PRIu64,
-               name, want, got);
+        qviommu_report(fn, line, "stats %s: expected %" PRIu64 ", got %" PRIu64,
+                       name, want, got);
         return false;
     }
     return true;
@@ -740,8 +516,8 @@ static void abi_check(const char *what, uint8_t off, uint32_t got,
                       uint32_t want)
 {
     if (got != want) {
-        report(__func__, __LINE__, "config space 0x%02x %s: QEMU 10.0 "
-               "presents 0x%x, got 0x%x", off, what, want, got);
+        qviommu_report(__func__, __LINE__, "config space 0x%02x %s: QEMU 10.0 "
+                       "presents 0x%x, got 0x%x", off, what, want, got);
     }
 }
 
@@ -859,8 +635,9 @@ static void abi_check_bars(QPCIDevice *pdev)
                      PCI_BASE_ADDRESS_MEM_PREFETCH);
             bar++;                  /* its upper half */
         } else if (size) {
-            report(__func__, __LINE__, "BAR %d: QEMU 10.0 has none, got "
-                   "0x%" PRIx64 " bytes (flags 0x%x)", bar, size, flags);
+            qviommu_report(__func__, __LINE__, "BAR %d: QEMU 10.0 has none, "
+                           "got 0x%" PRIx64 " bytes (flags 0x%x)", bar, size,
+                           flags);
         }
     }
     qpci_config_writew(pdev, PCI_COMMAND, cmd);
@@ -981,52 +758,58 @@ static void test_attach_detach(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     /* a second endpoint may join the domain */
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
     /* the domain lives on with EP2, mappings included */
     CHECK(is_mapped(v, 1, 0, PAGE - 1));
-    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
     /* the last endpoint leaving destroyed the domain */
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_INVAL);
 
     /* domain IDs at both ends of the default domain_range */
-    EXPECT_STATUS(attach_req(v, 0, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, UINT32_MAX, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 0, EP1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, UINT32_MAX, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 0, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, UINT32_MAX, EP2, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 0, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, UINT32_MAX, EP2),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 static void test_attach_reserved(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
     int i;
 
     for (i = 0; i < 4; i++) {
-        len = enc_attach(&b, 1, EP1, 0);
+        len = qviommu_enc_attach(&b, 1, EP1, 0);
         b.attach.reserved[i] = 1 << i;
-        EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+        QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
+                              VIRTIO_IOMMU_S_INVAL);
     }
     /* reserved is checked first, even for an unknown endpoint */
-    len = enc_attach(&b, 1, EP_NO_SLOT, 0);
+    len = qviommu_enc_attach(&b, 1, EP_NO_SLOT, 0);
     b.attach.reserved[3] = 0x80;
-    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /* the head's reserved bytes are ignored */
-    len = enc_attach(&b, 1, EP1, 0);
+    len = qviommu_enc_attach(&b, 1, EP1, 0);
     b.head.reserved[0] = 0xff;
     b.head.reserved[2] = 0x12;
-    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4), VIRTIO_IOMMU_S_OK);
 
     /* nothing was attached by the rejected requests but the last one */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
 }
 
 static void test_attach_flags(void *obj, void *data, QGuestAllocator *a)
@@ -1035,40 +818,49 @@ static void test_attach_flags(void *obj, void *data, QGuestAllocator *a)
     int bit;
 
     for (bit = 1; bit < 32; bit++) {
-        EXPECT_STATUS(attach_req(v, 1, EP1, 1u << bit),
-                      VIRTIO_IOMMU_S_INVAL);
+        QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 1u << bit),
+                              VIRTIO_IOMMU_S_INVAL);
     }
     /* flags are checked before the endpoint */
-    EXPECT_STATUS(attach_req(v, 1, EP_NO_SLOT, 2), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_NO_SLOT, 2),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
 
     /* ATTACH_F_BYPASS is known when BYPASS_CONFIG is negotiated */
-    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
 
     /* ... and unknown when it is not */
     qviommu_start(v, qviommu_known_features(v) &
                   ~BIT64(VIRTIO_IOMMU_F_BYPASS_CONFIG));
-    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
 }
 
 static void test_attach_noent(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
 
-    EXPECT_STATUS(attach_req(v, 1, EP_NO_SLOT, 0), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 1, EP_NO_FN, 0), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 1, 0xffff, 0), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_NO_SLOT, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_NO_FN, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, 0xffff, 0),
+                          VIRTIO_IOMMU_S_NOENT);
     /* IDs above 16 bits do not alias a requester ID */
-    EXPECT_STATUS(attach_req(v, 1, EP_ALIAS, 0), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 1, UINT32_MAX, 0), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_ALIAS, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, UINT32_MAX, 0),
+                          VIRTIO_IOMMU_S_NOENT);
     /* and nothing got attached to domain 1 */
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
 }
 
 static void test_attach_range(void *obj, void *data, QGuestAllocator *a)
@@ -1077,23 +869,31 @@ static void test_attach_range(void *obj, void *data, QGuestAllocator *a)
 
     /* max-domain-id=7 */
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)), 7);
-    EXPECT_STATUS(attach_req(v, 8, EP1, 0), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(attach_req(v, UINT32_MAX, EP1, 0), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 8, EP1, 0),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, UINT32_MAX, EP1, 0),
+                          VIRTIO_IOMMU_S_RANGE);
     /* the endpoint is checked before the domain */
-    EXPECT_STATUS(attach_req(v, 8, EP_NO_SLOT, 0), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 7, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 0, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 8, EP_NO_SLOT, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 0, EP2, 0), VIRTIO_IOMMU_S_OK);
 
     /* DETACH: endpoint, then domain range, then membership */
-    EXPECT_STATUS(detach_req(v, 8, EP1), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(detach_req(v, 8, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(detach_req(v, 7, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 8, EP1), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 8, EP_NO_SLOT),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 7, EP1), VIRTIO_IOMMU_S_OK);
 
     /* MAP and UNMAP */
-    EXPECT_STATUS(map_req(v, 8, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(unmap_req(v, 8, 0, PAGE - 1), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 0, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, 0, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 8, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 8, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 0, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 0, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 static void test_attach_bypass_mismatch(void *obj, void *data,
@@ -1102,61 +902,71 @@ static void test_attach_bypass_mismatch(void *obj, void *data,
     QViommu *v = obj;
 
     /* domain 1 translates, with EP1 in it and one mapping */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 1, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_INVAL);
     /* domain 2 is a bypass domain, with EP2 in it */
-    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /* the failed ATTACH left EP1 in domain 1, mappings intact */
     CHECK(is_mapped(v, 1, 0, PAGE - 1));
-    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
 
     /* MAP and UNMAP on a bypass domain */
-    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_INVAL);
     /* the bypass check comes before range and alignment checks */
-    EXPECT_STATUS(map_req(v, 2, 0x10, 0x8, 0x3, RW), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0x10, 0x8, 0x3, RW),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /*
      * EP2 alone in bypass domain 2: re-attaching it without the flag
      * destroys the domain first, so the new domain 2 translates.
      */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
 }
 
 static void test_attach_move(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
     /* moving EP1 detaches it from domain 1, which dies empty */
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
     CHECK(!is_mapped(v, 2, 0, PAGE - 1));
 
     /*
      * Re-attaching to the domain of which it is the only endpoint empties
      * the domain (the Linux driver replays its mappings).
      */
-    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 
     /* with a second endpoint the domain survives, mappings too */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
     CHECK(is_mapped(v, 2, PAGE, 2 * PAGE - 1));
 }
 
@@ -1165,16 +975,18 @@ static void test_attach_nomem(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
 
     /* max-domains=1 */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_NOMEM);
-    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_NOMEM);
     /* joining the existing domain needs no new one */
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
     /* the domain died with its last endpoint: room for another */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1183,32 +995,36 @@ static void test_attach_nomem(void *obj, void *data, QGuestAllocator *a)
 static void test_detach_status(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
     int i;
 
-    EXPECT_STATUS(detach_req(v, 1, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(detach_req(v, 1, EP_NO_FN), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(detach_req(v, 1, EP_ALIAS), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP_NO_SLOT),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP_NO_FN),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP_ALIAS),
+                          VIRTIO_IOMMU_S_NOENT);
     /* no domain 1 */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
     /* EP1 is not in domain 2, nor EP2 in domain 1; no domain 3 */
-    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(detach_req(v, 3, EP1), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(detach_req(v, 1, EP_ALIAS), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 3, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP_ALIAS),
+                          VIRTIO_IOMMU_S_NOENT);
 
     /* reserved fields are ignored */
-    len = enc_detach(&b, 1, EP1);
+    len = qviommu_enc_detach(&b, 1, EP1);
     for (i = 0; i < 8; i++) {
         b.detach.reserved[i] = 0xff;
     }
     b.head.reserved[1] = 0xff;
-    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1219,35 +1035,42 @@ static void test_map_flags(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
     int bit;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     for (bit = 3; bit < 32; bit++) {
-        EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW | (1u << bit)),
-                      VIRTIO_IOMMU_S_INVAL);
+        QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0,
+                                              RW | (1u << bit)),
+                              VIRTIO_IOMMU_S_INVAL);
     }
     /* flags come first: unknown flag on a missing domain */
-    EXPECT_STATUS(map_req(v, 9, 0, PAGE - 1, 0, 1u << 31),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 9, 0, PAGE - 1, 0, 1u << 31),
+                          VIRTIO_IOMMU_S_INVAL);
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 
     /* every combination of the known flags (F_MMIO negotiated) */
     for (bit = 0; bit < 8; bit++) {
-        EXPECT_STATUS(map_req(v, 1, bit * PAGE, bit * PAGE + PAGE - 1,
-                              0x200000, bit), VIRTIO_IOMMU_S_OK);
+        QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, bit * PAGE,
+                                              bit * PAGE + PAGE - 1,
+                                              0x200000, bit),
+                              VIRTIO_IOMMU_S_OK);
     }
-    EXPECT_STATUS(unmap_req(v, 1, 0, 8 * PAGE - 1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 8 * PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 static void test_map_noent(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
 
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(map_req(v, UINT32_MAX, 0, PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, UINT32_MAX, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
     /* the domain check comes before range checks */
-    EXPECT_STATUS(map_req(v, 2, PAGE, 0, 1, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, PAGE, 0, 1, RW),
+                          VIRTIO_IOMMU_S_NOENT);
 }
 
 static void test_map_range(void *obj, void *data, QGuestAllocator *a)
@@ -1255,46 +1078,51 @@ static void test_map_range(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
     uint64_t end = input_end(v);
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
 
     /* virt_end < virt_start */
-    EXPECT_STATUS(map_req(v, 1, 2 * PAGE, PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 2 * PAGE, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
     /* reversed comes before misaligned */
-    EXPECT_STATUS(map_req(v, 1, 0x1234, 0x123, 0x5, RW),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1234, 0x123, 0x5, RW),
+                          VIRTIO_IOMMU_S_INVAL);
     CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
 
     /* the spec's examples map [0, 4]: not on a 4k granule */
-    EXPECT_STATUS(map_req(v, 1, 0, 4, 0, RW), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 4, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
     /* virt_start, phys_start, virt_end + 1 misaligned in turn */
-    EXPECT_STATUS(map_req(v, 1, 0x800, 0x1fff, 0x0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, 0x1000, 0x1fff, 0x800, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, 0x1000, 0x17ff, 0x0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, 0x1000, 0x1000, 0x0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, 0x1001, 0x1fff, 0x1, RW),
-                  VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x800, 0x1fff, 0x0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1000, 0x1fff, 0x800, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1000, 0x17ff, 0x0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1000, 0x1000, 0x0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1001, 0x1fff, 0x1, RW),
+                          VIRTIO_IOMMU_S_RANGE);
     CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
 
     /* the physical end past 2^64 */
-    EXPECT_STATUS(map_req(v, 1, 0, 2 * PAGE - 1, UINT64_MAX - PAGE + 1, RW),
-                  VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 2 * PAGE - 1,
+                                          UINT64_MAX - PAGE + 1, RW),
+                          VIRTIO_IOMMU_S_RANGE);
     /* the last page of the physical space is fine */
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, UINT64_MAX - PAGE + 1, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1,
+                                          UINT64_MAX - PAGE + 1, RW),
+                          VIRTIO_IOMMU_S_OK);
 
     /* the last page of the input range, and a mapping up to it */
-    EXPECT_STATUS(map_req(v, 1, end - PAGE + 1, end, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, 1, end - PAGE + 1, end), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, end - 16 * PAGE + 1, end, 0x100000, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, end - PAGE + 1, end, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, end - PAGE + 1, end),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, end - 16 * PAGE + 1, end,
+                                          0x100000, RW),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(is_mapped(v, 1, end - PAGE + 1, end));
-    EXPECT_STATUS(unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, 1, end - PAGE + 1, end));
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 }
@@ -1306,22 +1134,25 @@ static void test_map_input_range(void *obj, void *data, QGuestAllocator *a)
 
     /* aw-bits=40 */
     CHECK_EQ(input_end(v), top - 1);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, top, top + PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, top - PAGE, top + PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, UINT64_MAX - PAGE + 1, UINT64_MAX, 0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, top - PAGE, top - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, top, top + PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, top - PAGE, top + PAGE - 1,
+                                          0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, UINT64_MAX - PAGE + 1,
+                                          UINT64_MAX, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, top - PAGE, top - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 
-    EXPECT_STATUS(unmap_req(v, 1, top, top + PAGE - 1),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(unmap_req(v, 1, top - PAGE, top + PAGE - 1),
-                  VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, top, top + PAGE - 1),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, top - PAGE, top + PAGE - 1),
+                          VIRTIO_IOMMU_S_RANGE);
     CHECK(is_mapped(v, 1, top - PAGE, top - 1));
-    EXPECT_STATUS(unmap_req(v, 1, 0, top - 1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, top - 1),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, 1, top - PAGE, top - 1));
 }
 
@@ -1330,28 +1161,34 @@ static void test_map_overlap(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
     const uint64_t s = 0x10 * PAGE, e = 0x14 * PAGE - 1;   /* 4 pages */
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, s, e, 0x100000, RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, s, e, 0x100000, RW),
+                          VIRTIO_IOMMU_S_OK);
 
-    EXPECT_STATUS(map_req(v, 1, s, e, 0x100000, RW), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, s - PAGE, s + PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, e + 1 - PAGE, e + PAGE, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, e + 1 - PAGE, e, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, s + PAGE, s + 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0, 0x100 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, s, e, 0x100000, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, s - PAGE, s + PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, e + 1 - PAGE, e + PAGE, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, e + 1 - PAGE, e, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, s + PAGE, s + 2 * PAGE - 1,
+                                          0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 0x100 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /* adjacent on both sides is fine */
-    EXPECT_STATUS(map_req(v, 1, s - PAGE, s - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, e + 1, e + PAGE, 0, RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, s - PAGE, s - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, e + 1, e + PAGE, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 
     /* another domain has its own address space */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, s, e, 0, RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, s, e, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 static void test_map_msi(void *obj, void *data, QGuestAllocator *a)
@@ -1367,22 +1204,24 @@ static void test_map_msi(void *obj, void *data, QGuestAllocator *a)
     ms = m.msi.start;
     me = m.msi.end;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, ms, ms + PAGE - 1, ms, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, me + 1 - PAGE, me, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, ms - PAGE, ms + PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, me + 1 - PAGE, me + PAGE, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0, 0x100000000ull - 1, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, ms, ms + PAGE - 1, ms, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, me + 1 - PAGE, me, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, ms - PAGE, ms + PAGE - 1,
+                                          0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, me + 1 - PAGE, me + PAGE,
+                                          0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 0x100000000ull - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
     /* the pages around the window are free */
-    EXPECT_STATUS(map_req(v, 1, ms - PAGE, ms - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, me + 1, me + PAGE, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, ms - PAGE, ms - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, me + 1, me + PAGE, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 static void test_map_nomem(void *obj, void *data, QGuestAllocator *a)
@@ -1390,24 +1229,29 @@ static void test_map_nomem(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
 
     /* max-mappings=2, counted over all domains */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, PAGE, 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
     /* overlap is checked before the limit */
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, PAGE, 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
     /* destroying a domain frees its mappings */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1416,39 +1260,49 @@ static void test_map_nomem(void *obj, void *data, QGuestAllocator *a)
 static void test_unmap_status(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
     int i;
 
-    EXPECT_STATUS(unmap_req(v, 1, 0, PAGE - 1), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_NOENT);
 
     /* reserved != 0: INVAL, nothing unmapped */
     for (i = 0; i < 4; i++) {
-        len = enc_unmap(&b, 1, 0, PAGE - 1);
+        len = qviommu_enc_unmap(&b, 1, 0, PAGE - 1);
         b.unmap.reserved[i] = 1;
-        EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+        QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
+                              VIRTIO_IOMMU_S_INVAL);
     }
     /* reserved is checked before the domain */
-    len = enc_unmap(&b, 9, 0, PAGE - 1);
+    len = qviommu_enc_unmap(&b, 9, 0, PAGE - 1);
     b.unmap.reserved[0] = 1;
-    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
+                          VIRTIO_IOMMU_S_INVAL);
     CHECK(is_mapped(v, 1, 0, PAGE - 1));
 
     /* reversed range */
-    EXPECT_STATUS(unmap_req(v, 1, PAGE - 1, 0), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, PAGE - 1, 0),
+                          VIRTIO_IOMMU_S_INVAL);
     CHECK(is_mapped(v, 1, 0, PAGE - 1));
 
     /* bypass domain */
-    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, 2, 0, PAGE - 1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /* unaligned UNMAP ranges that split nothing are fine */
-    EXPECT_STATUS(unmap_req(v, 1, 0x5000, 0x5003), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, 1, 0, input_end(v)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x5000, 0x5003),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, input_end(v)),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 }
 
@@ -1456,29 +1310,34 @@ static void test_unmap_split(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     /* a = 2 pages, b = 4 pages right after, c = 1 page further on */
-    EXPECT_STATUS(map_req(v, 1, 0, 2 * PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 2 * PAGE, 6 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 8 * PAGE, 9 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 2 * PAGE, 6 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 8 * PAGE, 9 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 
     /* covers a entirely but only half of b: nothing removed */
-    EXPECT_STATUS(unmap_req(v, 1, 0, 4 * PAGE - 1), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 4 * PAGE - 1),
+                          VIRTIO_IOMMU_S_RANGE);
     /* starts inside b, covers c */
-    EXPECT_STATUS(unmap_req(v, 1, 3 * PAGE, 10 * PAGE - 1),
-                  VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 3 * PAGE, 10 * PAGE - 1),
+                          VIRTIO_IOMMU_S_RANGE);
     /* inside a single page of a */
-    EXPECT_STATUS(unmap_req(v, 1, 0x10, 0x20), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x10, 0x20),
+                          VIRTIO_IOMMU_S_RANGE);
     /* ends one byte short of a's end */
-    EXPECT_STATUS(unmap_req(v, 1, 0, 2 * PAGE - 2), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 2 * PAGE - 2),
+                          VIRTIO_IOMMU_S_RANGE);
     CHECK(is_mapped(v, 1, 0, 2 * PAGE - 1));
     CHECK(is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
     CHECK(is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
 
     /* exact covers work */
-    EXPECT_STATUS(unmap_req(v, 1, 0, 6 * PAGE - 1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 6 * PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
     CHECK(!is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
     CHECK(is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
@@ -1496,48 +1355,71 @@ static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
     /* each sequence starts on a blank address space: a fresh domain */
 
     /* (1) unmap(0, 4) -> succeeds, doesn't unmap anything */
-    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(4)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(4)),
+                          VIRTIO_IOMMU_S_OK);
 
     /* (2) a = map(0, 9); unmap(0, 9) -> succeeds, unmaps a */
-    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(0), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(9)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(0), VE(9), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(9)),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, d, VS(0), VE(9)));
 
     /* (3) a = map(0, 4); b = map(5, 9); unmap(0, 9) -> unmaps a and b */
-    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(5), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(9)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(0), VE(4), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(5), VE(9), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(9)),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, d, VS(0), VE(4)));
     CHECK(!is_mapped(v, d, VS(5), VE(9)));
 
     /* (4) a = map(0, 9); unmap(0, 4) -> fails, doesn't unmap anything */
-    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(0), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(4)), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(0), VE(9), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(4)),
+                          VIRTIO_IOMMU_S_RANGE);
     CHECK(is_mapped(v, d, VS(0), VE(9)));
 
     /* (5) a = map(0, 4); b = map(5, 9); unmap(0, 4) -> unmaps a */
-    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(5), VE(9), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(4)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(0), VE(4), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(5), VE(9), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(4)),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, d, VS(0), VE(4)));
     CHECK(is_mapped(v, d, VS(5), VE(9)));
 
     /* (6) a = map(0, 4); unmap(0, 9) -> succeeds, unmaps a */
-    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(9)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(0), VE(4), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(9)),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, d, VS(0), VE(4)));
 
     /* (7) a = map(0, 4); b = map(10, 14); unmap(0, 14) -> a and b */
-    EXPECT_STATUS(attach_req(v, ++d, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(0), VE(4), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, d, VS(10), VE(14), 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, d, VS(0), VE(14)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(0), VE(4), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, d, VS(10), VE(14), 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(14)),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, d, VS(0), VE(4)));
     CHECK(!is_mapped(v, d, VS(10), VE(14)));
 }
@@ -1556,8 +1438,8 @@ static void check_props(const char *fn, int line, const uint8_t *p,
         uint16_t type, length;
 
         if (off + sizeof(r) > size) {
-            report(fn, line, "property %u does not fit in %u bytes", i,
-                   size);
+            qviommu_report(fn, line, "property %u does not fit in %u bytes",
+                           i, size);
             return;
         }
         memcpy(&r, p + off, sizeof(r));
@@ -1569,22 +1451,23 @@ static void check_props(const char *fn, int line, const uint8_t *p,
             r.reserved[0] || r.reserved[1] || r.reserved[2] ||
             le64_to_cpu(r.start) != want[i].start ||
             le64_to_cpu(r.end) != want[i].end) {
-            report(fn, line, "property %u at offset %u: expected RESV_MEM "
-                   "(type 1, length %zu) subtype %u [0x%" PRIx64 ", 0x%"
-                   PRIx64 "], got type 0x%x length %u subtype %u reserved "
-                   "%02x %02x %02x [0x%" PRIx64 ", 0x%" PRIx64 "]", i, off,
-                   sizeof(r) - sizeof(r.head), want[i].subtype,
-                   want[i].start, want[i].end, type, length, r.subtype,
-                   r.reserved[0], r.reserved[1], r.reserved[2],
-                   le64_to_cpu(r.start), le64_to_cpu(r.end));
+            qviommu_report(fn, line, "property %u at offset %u: expected "
+                           "RESV_MEM (type 1, length %zu) subtype %u "
+                           "[0x%" PRIx64 ", 0x%" PRIx64 "], got type 0x%x "
+                           "length %u subtype %u reserved %02x %02x %02x "
+                           "[0x%" PRIx64 ", 0x%" PRIx64 "]", i, off,
+                           sizeof(r) - sizeof(r.head), want[i].subtype,
+                           want[i].start, want[i].end, type, length, r.subtype,
+                           r.reserved[0], r.reserved[1], r.reserved[2],
+                           le64_to_cpu(r.start), le64_to_cpu(r.end));
             return;
         }
         off += sizeof(r.head) + length;
     }
     for (; off < size; off++) {
         if (p[off]) {
-            report(fn, line, "byte %u after the properties is 0x%02x, not 0",
-                   off, p[off]);
+            qviommu_report(fn, line, "byte %u after the properties is 0x%02x, "
+                           "not 0", off, p[off]);
             return;
         }
     }
@@ -1600,45 +1483,47 @@ static void test_probe(void *obj, void *data, QGuestAllocator *a)
     uint32_t size = probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4 + 256);
     Machine m;
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
-    Res r;
+    QViommuRes r;
 
     if (skip_variant(cfg) || !machine_info(v, cfg, &m)) {
         return;
     }
     g_assert_cmpuint(size, >=, sizeof(struct virtio_iommu_probe_resv_mem));
 
-    r = probe_req(v, EP1, size, out);
-    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+    r = qviommu_probe_req(v, EP1, size, out);
+    if (QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
         CHECK_PROPS(out, size, &m.msi, 1);
     }
     /* every endpoint has the machine's MSI window */
-    r = probe_req(v, EP2, size, out);
-    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+    r = qviommu_probe_req(v, EP2, size, out);
+    if (QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
         CHECK_PROPS(out, size, &m.msi, 1);
     }
 
     /* a bigger writable part: the rest is zero, the tail at the end */
-    r = probe_req(v, EP1, size + 256, out);
-    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+    r = qviommu_probe_req(v, EP1, size + 256, out);
+    if (QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
         CHECK_PROPS(out, size + 256, &m.msi, 1);
     }
 
     /* reserved fields are ignored */
-    len = enc_probe(&b, EP1);
+    len = qviommu_enc_probe(&b, EP1);
     memset(b.raw + offsetof(struct virtio_iommu_req_probe, reserved), 0xff,
            64);
     b.head.reserved[0] = 0xff;
-    r = send_layout(v, &b, len, 0, size + 4, 0, out);
-    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+    r = qviommu_send_layout(v, &b, len, 0, size + 4, 0, out);
+    if (QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
         CHECK_PROPS(out, size, &m.msi, 1);
     }
 
-    EXPECT_STATUS(probe_req(v, EP_NO_SLOT, size, NULL),
-                  VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(probe_req(v, EP_NO_FN, size, NULL), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(probe_req(v, EP_ALIAS, size, NULL), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP_NO_SLOT, size, NULL),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP_NO_FN, size, NULL),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP_ALIAS, size, NULL),
+                          VIRTIO_IOMMU_S_NOENT);
 }
 
 static void test_probe_small(void *obj, void *data, QGuestAllocator *a)
@@ -1648,22 +1533,22 @@ static void test_probe_small(void *obj, void *data, QGuestAllocator *a)
     g_autofree uint8_t *out = g_malloc(size + 4);
     uint32_t lens[] = { size - 1, size - 4, 24, 1, 0 };
     unsigned i;
-    Res r;
+    QViommuRes r;
 
     for (i = 0; i < ARRAY_SIZE(lens); i++) {
-        r = probe_req(v, EP1, lens[i], out);
-        if (!EXPECT_STATUS(r, VIRTIO_IOMMU_S_INVAL)) {
-            report(__func__, __LINE__, "(properties part of %u bytes, "
-                   "probe_size %u)", lens[i], size);
+        r = qviommu_probe_req(v, EP1, lens[i], out);
+        if (!QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_INVAL)) {
+            qviommu_report(__func__, __LINE__, "(properties part of %u bytes, "
+                           "probe_size %u)", lens[i], size);
         } else if (!r.zero_prefix && !r.untouched) {
             /* no property written: left alone or zero-filled */
-            report(__func__, __LINE__, "PROBE with %u bytes of properties: "
-                   "properties part written", lens[i]);
+            qviommu_report(__func__, __LINE__, "PROBE with %u bytes of "
+                           "properties: properties part written", lens[i]);
         }
     }
     /* the size check comes before the endpoint check */
-    EXPECT_STATUS(probe_req(v, EP_NO_SLOT, size - 4, NULL),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP_NO_SLOT, size - 4, NULL),
+                          VIRTIO_IOMMU_S_INVAL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1673,94 +1558,102 @@ static void test_unknown_type(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
     static const uint8_t types[] = { 0, 6, 7, 0x42, 0x80, 0xff };
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
     unsigned i;
 
     for (i = 0; i < ARRAY_SIZE(types); i++) {
-        len = enc_attach(&b, 1, EP1, 0);
+        len = qviommu_enc_attach(&b, 1, EP1, 0);
         b.head.type = types[i];
-        EXPECT_UNUSED(send_req(v, &b, len, 4));
-        EXPECT_UNUSED(send_req(v, &b, len, 64));
-        EXPECT_UNUSED(send_req(v, &b, 4, 4));
+        QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, 4));
+        QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, 64));
+        QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, 4, 4));
     }
     /* nothing happened, and the queue still works */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
 }
 
 static void test_short_writable(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len, out;
 
     /* writable part shorter than a tail: completed, used length 0 */
     for (out = 0; out < 4; out++) {
-        len = enc_attach(&b, 1, EP1, 0);
-        EXPECT_UNUSED(send_req(v, &b, len, out));
-        len = enc_map(&b, 1, 0, PAGE - 1, 0, RW);
-        EXPECT_UNUSED(send_req(v, &b, len, out));
-        len = enc_probe(&b, EP1);
-        EXPECT_UNUSED(send_req(v, &b, len, out));
-        len = enc_attach(&b, 1, EP1, 0);
+        len = qviommu_enc_attach(&b, 1, EP1, 0);
+        QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, out));
+        len = qviommu_enc_map(&b, 1, 0, PAGE - 1, 0, RW);
+        QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, out));
+        len = qviommu_enc_probe(&b, EP1);
+        QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, out));
+        len = qviommu_enc_attach(&b, 1, EP1, 0);
         b.head.type = 0x55;
-        EXPECT_UNUSED(send_req(v, &b, len, out));
+        QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, out));
     }
     /* none of them was executed */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
 
     /* more than 1 MiB of writable part is refused too... */
-    len = enc_attach(&b, 1, EP1, 0);
-    EXPECT_UNUSED(send_req(v, &b, len, (1u << 20) + 1));
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    len = qviommu_enc_attach(&b, 1, EP1, 0);
+    QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, (1u << 20) + 1));
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
     /* ... but 1 MiB is fine, zero-filled before the tail */
     {
-        Res r = send_req(v, &b, len, 1u << 20);
+        QViommuRes r = qviommu_send_req(v, &b, len, 1u << 20);
 
-        EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+        QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
         CHECK(r.zero_prefix);
     }
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
 }
 
 static void test_short_readable(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
 
     /* no head: nothing to go by */
-    len = enc_attach(&b, 1, EP1, 0);
-    EXPECT_UNUSED(send_req(v, &b, 0, 4));
-    EXPECT_UNUSED(send_req(v, &b, 1, 4));
-    EXPECT_UNUSED(send_req(v, &b, 3, 4));
+    len = qviommu_enc_attach(&b, 1, EP1, 0);
+    QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, 0, 4));
+    QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, 1, 4));
+    QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, 3, 4));
 
     /* a head and a tail, but the body is cut short: IOERR */
-    EXPECT_STATUS(send_req(v, &b, 4, 4), VIRTIO_IOMMU_S_IOERR);
-    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
-    EXPECT_STATUS(send_req(v, &b, len - 4, 4), VIRTIO_IOMMU_S_IOERR);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, 4, 4), VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
+                          VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 4, 4),
+                          VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
 
-    len = enc_detach(&b, 1, EP1);
-    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    len = qviommu_enc_detach(&b, 1, EP1);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
+                          VIRTIO_IOMMU_S_IOERR);
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    len = enc_map(&b, 1, 0, PAGE - 1, 0, RW);
-    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
-    EXPECT_STATUS(send_req(v, &b, 8, 4), VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_map(&b, 1, 0, PAGE - 1, 0, RW);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
+                          VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, 8, 4), VIRTIO_IOMMU_S_IOERR);
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    len = enc_unmap(&b, 1, 0, PAGE - 1);
-    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_unmap(&b, 1, 0, PAGE - 1);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
+                          VIRTIO_IOMMU_S_IOERR);
     CHECK(is_mapped(v, 1, 0, PAGE - 1));
 
     /* PROBE's readable part includes the 64 reserved bytes */
-    len = enc_probe(&b, EP1);
-    EXPECT_STATUS(send_layout(v, &b, len - 1, 0, probe_size(v) + 4, 0,
-                              NULL), VIRTIO_IOMMU_S_IOERR);
-    EXPECT_STATUS(send_layout(v, &b, 8, 0, probe_size(v) + 4, 0, NULL),
-                  VIRTIO_IOMMU_S_IOERR);
+    len = qviommu_enc_probe(&b, EP1);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, len - 1, 0,
+                                              probe_size(v) + 4, 0, NULL),
+                          VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, 8, 0, probe_size(v) + 4,
+                                              0, NULL),
+                          VIRTIO_IOMMU_S_IOERR);
 }
 
 static void test_layouts(void *obj, void *data, QGuestAllocator *a)
@@ -1768,51 +1661,41 @@ static void test_layouts(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
     uint32_t size = probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4);
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
-    Res r;
+    QViommuRes r;
 
     /* byte-sized descriptors, both parts */
-    len = enc_attach(&b, 1, EP1, 0);
-    EXPECT_STATUS(send_layout(v, &b, len, 1, 4, 1, NULL), VIRTIO_IOMMU_S_OK);
-    len = enc_map(&b, 1, 0, PAGE - 1, 0x300000, RW);
-    EXPECT_STATUS(send_layout(v, &b, len, 5, 4, 3, NULL), VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_attach(&b, 1, EP1, 0);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, len, 1, 4, 1, NULL),
+                          VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_map(&b, 1, 0, PAGE - 1, 0x300000, RW);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, len, 5, 4, 3, NULL),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(is_mapped(v, 1, 0, PAGE - 1));
-    len = enc_unmap(&b, 1, 0, PAGE - 1);
-    EXPECT_STATUS(send_layout(v, &b, len, 7, 4, 2, NULL), VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_unmap(&b, 1, 0, PAGE - 1);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, len, 7, 4, 2, NULL),
+                          VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
-    len = enc_probe(&b, EP1);
-    r = send_layout(v, &b, len, 13, size + 4, 17, out);
-    EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_probe(&b, EP1);
+    r = qviommu_send_layout(v, &b, len, 13, size + 4, 17, out);
+    QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
 
     /* extra readable bytes are ignored */
-    len = enc_detach(&b, 1, EP1);
+    len = qviommu_enc_detach(&b, 1, EP1);
     memset(b.raw + len, 0xee, 32);
-    EXPECT_STATUS(send_req(v, &b, len + 32, 4), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len + 32, 4),
+                          VIRTIO_IOMMU_S_OK);
 
     /* extra writable bytes are zero-filled, the status is at the end */
-    len = enc_attach(&b, 1, EP1, 0);
-    r = send_req(v, &b, len, 64);
-    EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_attach(&b, 1, EP1, 0);
+    r = qviommu_send_req(v, &b, len, 64);
+    QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
     CHECK(r.zero_prefix);
-    len = enc_detach(&b, 1, EP1);
-    r = send_layout(v, &b, len, 0, 13, 4, NULL);
-    EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
+    len = qviommu_enc_detach(&b, 1, EP1);
+    r = qviommu_send_layout(v, &b, len, 0, 13, 4, NULL);
+    QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
     CHECK(r.zero_prefix);
-}
-
-static Res res_of(uint32_t used, const uint8_t *out, uint32_t len)
-{
-    Res r = { .used = used, .len = len, .untouched = true };
-    uint32_t i;
-
-    for (i = 0; i < len; i++) {
-        r.untouched &= out[i] == FILL;
-    }
-    if (len >= 4) {
-        memcpy(r.tail, out + len - 4, 4);
-    }
-    return r;
 }
 
 #define BATCH   32
@@ -1821,32 +1704,34 @@ static void test_batch(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
     uint32_t size = probe_size(v);
-    g_autofree ReqBuf *b = g_new0(ReqBuf, BATCH);
+    g_autofree QViommuReq *b = g_new0(QViommuReq, BATCH);
     g_autofree uint8_t *out = g_malloc(BATCH * (size + 4));
     QViommuXfer x[BATCH];
     uint32_t used[BATCH];
     unsigned i;
 
     /* many MAPs, one notification, as Linux queues them */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    memset(out, FILL, BATCH * 4);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    memset(out, QVIOMMU_FILL, BATCH * 4);
     for (i = 0; i < BATCH; i++) {
         /* request 7 maps what request 6 mapped */
         uint64_t page = i == 7 ? 6 : i;
 
         x[i] = (QViommuXfer) {
             .in = &b[i],
-            .in_len = enc_map(&b[i], 1, page * PAGE, page * PAGE + PAGE - 1,
-                              0x400000 + page * PAGE, RW),
+            .in_len = qviommu_enc_map(&b[i], 1, page * PAGE,
+                                      page * PAGE + PAGE - 1,
+                                      0x400000 + page * PAGE, RW),
             .out = out + i * 4, .out_len = 4,
         };
     }
     qviommu_xfer_batch(v, x, BATCH, used);
     for (i = 0; i < BATCH; i++) {
-        if (!EXPECT_STATUS(res_of(used[i], out + i * 4, 4),
-                           i == 7 ? VIRTIO_IOMMU_S_INVAL :
-                           VIRTIO_IOMMU_S_OK)) {
-            report(__func__, __LINE__, "(MAP request %u of the batch)", i);
+        if (!QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[i], out + i * 4, 4),
+                                   i == 7 ? VIRTIO_IOMMU_S_INVAL :
+                                   VIRTIO_IOMMU_S_OK)) {
+            qviommu_report(__func__, __LINE__, "(MAP request %u of the batch)",
+                           i);
         }
     }
     CHECK(is_mapped(v, 1, 0, PAGE - 1));
@@ -1854,37 +1739,54 @@ static void test_batch(void *obj, void *data, QGuestAllocator *a)
     CHECK(!is_mapped(v, 1, 7 * PAGE, 8 * PAGE - 1));
 
     /* mixed requests, each with its own status */
-    memset(out, FILL, BATCH * (size + 4));
-    x[0] = (QViommuXfer) { .in = &b[0], .in_len = enc_attach(&b[0], 2, EP2, 0),
-                           .out_len = 4 };
-    x[1] = (QViommuXfer) { .in = &b[1],
-                           .in_len = enc_map(&b[1], 2, 0, PAGE - 1, 0, RW),
-                           .out_len = 4 };
-    x[2] = (QViommuXfer) { .in = &b[2], .in_len = enc_probe(&b[2], EP1),
-                           .out_len = size + 4 };
-    x[3] = (QViommuXfer) { .in = &b[3], .in_len = enc_attach(&b[3], 2, EP1, 0),
-                           .out_len = 4 };
+    memset(out, QVIOMMU_FILL, BATCH * (size + 4));
+    x[0] = (QViommuXfer) {
+        .in = &b[0], .in_len = qviommu_enc_attach(&b[0], 2, EP2, 0),
+        .out_len = 4,
+    };
+    x[1] = (QViommuXfer) {
+        .in = &b[1], .in_len = qviommu_enc_map(&b[1], 2, 0, PAGE - 1, 0, RW),
+        .out_len = 4,
+    };
+    x[2] = (QViommuXfer) {
+        .in = &b[2], .in_len = qviommu_enc_probe(&b[2], EP1),
+        .out_len = size + 4,
+    };
+    x[3] = (QViommuXfer) {
+        .in = &b[3], .in_len = qviommu_enc_attach(&b[3], 2, EP1, 0),
+        .out_len = 4,
+    };
     b[3].head.type = 0x33;
-    x[4] = (QViommuXfer) { .in = &b[4],
-                           .in_len = enc_unmap(&b[4], 1, 0, 32 * PAGE - 1),
-                           .out_len = 4 };
-    x[5] = (QViommuXfer) { .in = &b[5], .in_len = enc_detach(&b[5], 2, EP2),
-                           .out_len = 4 };
-    x[6] = (QViommuXfer) { .in = &b[6],
-                           .in_len = enc_map(&b[6], 2, 0, PAGE - 1, 0, RW),
-                           .out_len = 4 };
+    x[4] = (QViommuXfer) {
+        .in = &b[4], .in_len = qviommu_enc_unmap(&b[4], 1, 0, 32 * PAGE - 1),
+        .out_len = 4,
+    };
+    x[5] = (QViommuXfer) {
+        .in = &b[5], .in_len = qviommu_enc_detach(&b[5], 2, EP2),
+        .out_len = 4,
+    };
+    x[6] = (QViommuXfer) {
+        .in = &b[6], .in_len = qviommu_enc_map(&b[6], 2, 0, PAGE - 1, 0, RW),
+        .out_len = 4,
+    };
     for (i = 0; i < 7; i++) {
         x[i].out = out + i * (size + 4);
     }
     qviommu_xfer_batch(v, x, 7, used);
-    EXPECT_STATUS(res_of(used[0], x[0].out, 4), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(res_of(used[1], x[1].out, 4), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(res_of(used[2], x[2].out, size + 4), VIRTIO_IOMMU_S_OK);
-    EXPECT_UNUSED(res_of(used[3], x[3].out, 4));
-    EXPECT_STATUS(res_of(used[4], x[4].out, 4), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(res_of(used[5], x[5].out, 4), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[0], x[0].out, 4),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[1], x[1].out, 4),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[2], x[2].out, size + 4),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_UNUSED(qviommu_res_of(used[3], x[3].out, 4));
+    QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[4], x[4].out, 4),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[5], x[5].out, 4),
+                          VIRTIO_IOMMU_S_OK);
     /* domain 2 died with EP2 */
-    EXPECT_STATUS(res_of(used[6], x[6].out, 4), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[6], x[6].out, 4),
+                          VIRTIO_IOMMU_S_NOENT);
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 }
 
@@ -1903,7 +1805,7 @@ static void test_batch(void *obj, void *data, QGuestAllocator *a)
 
 static int64_t cost_batch(QViommu *v, unsigned n, bool map, uint64_t page)
 {
-    g_autofree ReqBuf *b = g_new0(ReqBuf, n);
+    g_autofree QViommuReq *b = g_new0(QViommuReq, n);
     g_autofree QViommuXfer *x = g_new0(QViommuXfer, n);
     g_autofree uint32_t *used = g_new0(uint32_t, n);
     g_autofree uint8_t *out = g_malloc0(n * 4);
@@ -1914,15 +1816,16 @@ static int64_t cost_batch(QViommu *v, unsigned n, bool map, uint64_t page)
 
         x[i] = (QViommuXfer) {
             .in = &b[i],
-            .in_len = map ? enc_map(&b[i], 1, iova, iova + PAGE - 1,
-                                    0x400000 + (i % 256) * PAGE, RW)
-                          : enc_unmap(&b[i], 1, iova, iova + PAGE - 1),
+            .in_len = map ? qviommu_enc_map(&b[i], 1, iova, iova + PAGE - 1,
+                                            0x400000 + (i % 256) * PAGE, RW)
+                          : qviommu_enc_unmap(&b[i], 1, iova, iova + PAGE - 1),
             .out = out + i * 4, .out_len = 4,
         };
     }
     qviommu_xfer_batch(v, x, n, used);
     for (i = 0; i < n; i++) {
-        EXPECT_STATUS(res_of(used[i], out + i * 4, 4), VIRTIO_IOMMU_S_OK);
+        QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[i], out + i * 4, 4),
+                              VIRTIO_IOMMU_S_OK);
     }
     return v->last_kick_ns;
 }
@@ -1952,7 +1855,7 @@ static void test_request_cost(void *obj, void *data, QGuestAllocator *a)
         g_test_skip("a benchmark: run with -m perf");
         return;
     }
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     /* a domain with some life in it, far from the measured pages */
     for (i = 0; i < COST_LIVE; i += COST_BATCH) {
         cost_batch(v, COST_BATCH, true, 0x100000 + i);
@@ -1985,12 +1888,12 @@ static void test_no_map_unmap(void *obj, void *data, QGuestAllocator *a)
 
     qviommu_start(v, qviommu_known_features(v) &
                   ~BIT64(VIRTIO_IOMMU_F_MAP_UNMAP));
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_UNUSED(map_req(v, 1, 0, PAGE - 1, 0, RW));
-    EXPECT_UNUSED(unmap_req(v, 1, 0, PAGE - 1));
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_UNUSED(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW));
+    QVIOMMU_EXPECT_UNUSED(qviommu_unmap_req(v, 1, 0, PAGE - 1));
     /* a malformed one as well */
-    EXPECT_UNUSED(map_req(v, 1, 3, 1, 0, 0xff));
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_UNUSED(qviommu_map_req(v, 1, 3, 1, 0, 0xff));
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
 }
 
 static void test_no_probe(void *obj, void *data, QGuestAllocator *a)
@@ -2000,9 +1903,9 @@ static void test_no_probe(void *obj, void *data, QGuestAllocator *a)
 
     qviommu_start(v, qviommu_known_features(v) &
                   ~BIT64(VIRTIO_IOMMU_F_PROBE));
-    EXPECT_UNUSED(probe_req(v, EP1, size, NULL));
-    EXPECT_UNUSED(probe_req(v, EP_NO_SLOT, size, NULL));
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_UNUSED(qviommu_probe_req(v, EP1, size, NULL));
+    QVIOMMU_EXPECT_UNUSED(qviommu_probe_req(v, EP_NO_SLOT, size, NULL));
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
 }
 
 static void test_no_mmio(void *obj, void *data, QGuestAllocator *a)
@@ -2011,17 +1914,20 @@ static void test_no_mmio(void *obj, void *data, QGuestAllocator *a)
 
     qviommu_start(v, qviommu_known_features(v) &
                   ~BIT64(VIRTIO_IOMMU_F_MMIO));
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW | VIRTIO_IOMMU_MAP_F_MMIO),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, VIRTIO_IOMMU_MAP_F_MMIO),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0,
+                                          RW | VIRTIO_IOMMU_MAP_F_MMIO),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0,
+                                          VIRTIO_IOMMU_MAP_F_MMIO),
+                          VIRTIO_IOMMU_S_INVAL);
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 
     qviommu_start(v, qviommu_known_features(v));
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW | VIRTIO_IOMMU_MAP_F_MMIO),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0,
+                                          RW | VIRTIO_IOMMU_MAP_F_MMIO),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2122,13 +2028,15 @@ static void test_reset_detaches(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
     qviommu_start(v, qviommu_known_features(v));
     /* no endpoint attached, no domain left */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     CHECK(!is_mapped(v, 1, 0, PAGE - 1));
 }
 
@@ -2257,7 +2165,8 @@ static GArray *notif_take(Notif *nt)
                    &ev.mask, &ev.pa, &ev.perm) != 7 ||
             (strcmp(kind, "MAP") && strcmp(kind, "UNMAP")) ||
             !recorded_ep(dev, &ev.ep)) {
-            report(__func__, __LINE__, "unparsable notification '%s'", line);
+            qviommu_report(__func__, __LINE__, "unparsable notification '%s'",
+                           line);
             continue;
         }
         ev.map = !strcmp(kind, "MAP");
@@ -2452,8 +2361,8 @@ static bool check_events(const char *fn, int line, Notif *nt, GArray *want)
         }
     }
     if (!ok) {
-        report(fn, line, "IOMMU notifications differ (n-1: both n0 and n1; "
-               "UNMAP pa not compared)");
+        qviommu_report(fn, line, "IOMMU notifications differ (n-1: both n0 and "
+                       "n1; UNMAP pa not compared)");
         print_evs("expected", want);
         print_evs("got", got);
     }
@@ -2464,14 +2373,14 @@ static bool check_events(const char *fn, int line, Notif *nt, GArray *want)
 #define CHECK_EVENTS(nt, want)                                          \
     check_events(__func__, __LINE__, nt, want)
 
-static Res map_m(QViommu *v, uint32_t domain, const Mapping *m)
+static QViommuRes map_m(QViommu *v, uint32_t domain, const Mapping *m)
 {
-    return map_req(v, domain, m->start, m->end, m->pa, m->flags);
+    return qviommu_map_req(v, domain, m->start, m->end, m->pa, m->flags);
 }
 
-static Res unmap_m(QViommu *v, uint32_t domain, const Mapping *m)
+static QViommuRes unmap_m(QViommu *v, uint32_t domain, const Mapping *m)
 {
-    return unmap_req(v, domain, m->start, m->end);
+    return qviommu_unmap_req(v, domain, m->start, m->end);
 }
 
 /* Replay the mappings of endpoint @ep_id to its n0 alone */
@@ -2522,50 +2431,53 @@ static void test_notify_map(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     notif_start(&nt, v->qts);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     /* the domain is empty: nothing to tell */
     CHECK_EVENTS(&nt, w);
 
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, 0x100000, 0x1fff, 0x200000, PERM_RW);
     want_ev(w, BOTH, true, EP1, 0x102000, 0xfff, 0x202000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
-    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, 0x400000, 0x1fffff, 0x40000000, PERM_RO);
     CHECK_EVENTS(&nt, w);
 
     /* 7 pages from an odd page: 1, 2 and 4 pages; write-only */
-    EXPECT_STATUS(map_req(v, 1, 0x601000, 0x607fff, 0x10001000, WO),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x601000, 0x607fff,
+                                          0x10001000, WO),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, 0x601000, 0xfff, 0x10001000, PERM_WO);
     want_ev(w, BOTH, true, EP1, 0x602000, 0x1fff, 0x10002000, PERM_WO);
     want_ev(w, BOTH, true, EP1, 0x604000, 0x3fff, 0x10004000, PERM_WO);
     CHECK_EVENTS(&nt, w);
 
     /* 6 pages from a 2-page boundary: 2 then 4 pages */
-    EXPECT_STATUS(map_req(v, 1, 0xa02000, 0xa07fff, 0x20000000, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0xa02000, 0xa07fff,
+                                          0x20000000, RW),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, 0xa02000, 0x1fff, 0x20000000, PERM_RW);
     want_ev(w, BOTH, true, EP1, 0xa04000, 0x3fff, 0x20002000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
     /* blocks follow the IOVA; the physical address needs no alignment */
-    EXPECT_STATUS(map_req(v, 1, 0x800000, 0x9fffff, 0x30001000, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x800000, 0x9fffff,
+                                          0x30001000, RW),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, 0x800000, 0x1fffff, 0x30001000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
     /* IOVA 0 is aligned to everything */
-    EXPECT_STATUS(map_req(v, 1, 0, 0x2fff, 0x50000000, RO),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 0x2fff, 0x50000000, RO),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, 0, 0x1fff, 0x50000000, PERM_RO);
     want_ev(w, BOTH, true, EP1, 0x2000, 0xfff, 0x50002000, PERM_RO);
     CHECK_EVENTS(&nt, w);
 
     /* an endpoint that is not attached hears nothing */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP2, &M1P);
     CHECK_EVENTS(&nt, w);
 }
@@ -2580,25 +2492,26 @@ static void test_notify_map_large(void *obj, void *data, QGuestAllocator *a)
     int k;
 
     notif_start(&nt, v->qts);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
 
     /* from 4 GiB to the end of the input range: one block per bit */
-    EXPECT_STATUS(map_m(v, 1, &top), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &top), VIRTIO_IOMMU_S_OK);
     for (k = 32; k < 64 && BIT64(k) - 1 < end; k++) {
         want_ev(w, BOTH, true, EP1, BIT64(k), BIT64(k) - 1,
                 BIT64(k) - BIT64(32), PERM_RW);
     }
     CHECK_EVENTS(&nt, w);
 
-    EXPECT_STATUS(unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
     for (k = 32; k < 64 && BIT64(k) - 1 < end; k++) {
         want_ev(w, BOTH, false, EP1, BIT64(k), BIT64(k) - 1, 0, 0);
     }
     CHECK_EVENTS(&nt, w);
 
     /* the last page of the input range */
-    EXPECT_STATUS(map_req(v, 1, end - PAGE + 1, end, 0x1000, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, end - PAGE + 1, end,
+                                          0x1000, RW),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, end - PAGE + 1, PAGE - 1, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 }
@@ -2609,33 +2522,36 @@ static void test_notify_unmap(void *obj, void *data, QGuestAllocator *a)
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     Notif nt;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
     notif_start(&nt, v->qts);
 
     /* nothing in the range, or a range that would split a mapping */
-    EXPECT_STATUS(unmap_req(v, 1, 0, 0xfffff), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, 1, 0x101000, 0x103fff),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(unmap_req(v, 1, 0x400000, 0x400fff),
-                  VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 0xfffff),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x101000, 0x103fff),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x400000, 0x400fff),
+                          VIRTIO_IOMMU_S_RANGE);
     CHECK_EVENTS(&nt, w);
 
     /* two adjacent mappings, each in its own blocks */
-    EXPECT_STATUS(unmap_req(v, 1, 0x100000, 0x103fff), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x100000, 0x103fff),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, false, EP1, 0x100000, 0x1fff, 0, 0);
     want_ev(w, BOTH, false, EP1, 0x102000, 0xfff, 0, 0);
     want_ev(w, BOTH, false, EP1, 0x103000, 0xfff, 0, 0);
     CHECK_EVENTS(&nt, w);
 
     /* already gone */
-    EXPECT_STATUS(unmap_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(unmap_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
 
     /* the whole input range */
-    EXPECT_STATUS(unmap_req(v, 1, 0, input_end(v)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, input_end(v)),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, false, EP1, 0x400000, 0x1fffff, 0, 0);
     CHECK_EVENTS(&nt, w);
 }
@@ -2647,28 +2563,28 @@ static void test_notify_attach(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     notif_start(&nt, v->qts);
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP2, &M3P);
     want_map(w, BOTH, EP2, &M2M);
     CHECK_EVENTS(&nt, w);
 
     /* EP1 joins: it gets every mapping of the domain, EP2 nothing */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP1, &M3P);
     want_map(w, BOTH, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
 
     /* a new mapping goes to both endpoints */
-    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP1, &M1P);
     want_map(w, BOTH, EP2, &M1P);
     CHECK_EVENTS(&nt, w);
 
     /* EP1 leaves: everything unmapped for it, the MMIO mapping too */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP1, &M3P);
     want_unmap(w, EP1, &M1P);
     want_unmap(w, EP1, &M2M);
@@ -2676,7 +2592,7 @@ static void test_notify_attach(void *obj, void *data, QGuestAllocator *a)
     CHECK_EVENTS(&nt, w);
 
     /* EP2 leaves last, destroying the domain: each UNMAP once */
-    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &M3P);
     want_unmap(w, EP2, &M1P);
     want_unmap(w, EP2, &M2M);
@@ -2690,22 +2606,22 @@ static void test_notify_move(void *obj, void *data, QGuestAllocator *a)
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     Notif nt;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
     notif_start(&nt, v->qts);
 
     /* EP1 moves to domain 2: the old mappings go, then the new come */
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP1, &M3P);
     want_map(w, BOTH, EP1, &M1P);
     want_map(w, BOTH, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
 
     /* re-attaching to a domain that survives: out, then in again */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &M1P);
     want_unmap(w, EP2, &M2M);
     want_map(w, BOTH, EP2, &M1P);
@@ -2713,16 +2629,16 @@ static void test_notify_move(void *obj, void *data, QGuestAllocator *a)
     CHECK_EVENTS(&nt, w);
 
     /* EP1 moves to a new, empty domain */
-    EXPECT_STATUS(attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP1, &M1P);
     want_unmap(w, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
 
     /* re-attaching to the domain it alone is in empties the domain */
-    EXPECT_STATUS(map_m(v, 3, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 3, &M3P), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP1, &M3P);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP1, &M3P);
     CHECK_EVENTS(&nt, w);
     CHECK(!is_mapped(v, 3, M3P.start, M3P.end));
@@ -2740,14 +2656,14 @@ static void test_notify_mmio(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     notif_start(&nt, v->qts);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &mmio_ro), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &mmio_ro), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
 
     /* a normal mapping right before it is sent */
-    EXPECT_STATUS(map_req(v, 1, 0x6ff000, 0x6fffff, 0x1000, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x6ff000, 0x6fffff, 0x1000, RW),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
@@ -2755,18 +2671,19 @@ static void test_notify_mmio(void *obj, void *data, QGuestAllocator *a)
     replay(v, EP1_ID);
     want_ev(w, 0, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, true, EP2, 0x6ff000, 0xfff, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
     /* but unmapped like any mapping */
-    EXPECT_STATUS(unmap_req(v, 1, 0x6ff000, 0x701fff), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x6ff000, 0x701fff),
+                          VIRTIO_IOMMU_S_OK);
     want_ev(w, BOTH, false, EP1, 0x6ff000, 0xfff, 0, 0);
     want_unmap(w, EP1, &MMIO);
     want_ev(w, BOTH, false, EP2, 0x6ff000, 0xfff, 0, 0);
     want_unmap(w, EP2, &MMIO);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &mmio_ro);
     CHECK_EVENTS(&nt, w);
 }
@@ -2777,11 +2694,12 @@ static void test_notify_reset(void *obj, void *data, QGuestAllocator *a)
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     Notif nt;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
     notif_start(&nt, v->qts);
 
     /* device reset: every endpoint detached */
@@ -2789,12 +2707,12 @@ static void test_notify_reset(void *obj, void *data, QGuestAllocator *a)
     want_unmap(w, EP1, &M3P);
     want_unmap(w, EP1, &MMIO);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
 
     /* system reset, with the driver still running */
-    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP1, &M2M);
     want_map(w, BOTH, EP2, &M2M);
     CHECK_EVENTS(&nt, w);
@@ -2818,9 +2736,10 @@ static void test_notify_reset_port(void *obj, void *data,
 
     number_root_port(v);
     notif_start(&nt, v->qts);
-    EXPECT_STATUS(attach_req(v, 1, EP_BEHIND_PORT, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_BEHIND_PORT, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP_BEHIND_PORT, &M3P);
     want_map(w, BOTH, EP1, &M3P);
     CHECK_EVENTS(&nt, w);
@@ -2831,10 +2750,11 @@ static void test_notify_reset_port(void *obj, void *data,
     want_unmap(w, EP1, &M3P);
     CHECK_EVENTS(&nt, w);
 
-    EXPECT_STATUS(attach_req(v, 1, EP_BEHIND_PORT, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_BEHIND_PORT, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP_BEHIND_PORT, &M1P);
     want_map(w, BOTH, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
@@ -2861,41 +2781,44 @@ static void test_notify_bypass(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     notif_start(&nt, v->qts);
-    EXPECT_STATUS(attach_req(v, 3, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
     bypass_set(v, 0);
     bypass_set(v, 1);
-    EXPECT_STATUS(map_m(v, 3, &M1P), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 3, &M1P), VIRTIO_IOMMU_S_INVAL);
     replay(v, EP1_ID);
     CHECK_EVENTS(&nt, w);
 
     /* from a translating domain to the bypass domain: unmapped */
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP2, &M3P);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(attach_req(v, 3, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &M3P);
     CHECK_EVENTS(&nt, w);
     replay(v, EP2_ID);
     CHECK_EVENTS(&nt, w);
 
     /* from the bypass domain to a translating one: mapped */
-    EXPECT_STATUS(attach_req(v, 4, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 4, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 4, &M2M), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(attach_req(v, 4, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP2, 0), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP2, &M2M);
     CHECK_EVENTS(&nt, w);
 
     /* back again */
-    EXPECT_STATUS(attach_req(v, 5, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 5, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP1, &M2M);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(detach_req(v, 5, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 5, EP1), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
 }
 
@@ -2906,11 +2829,11 @@ static void test_notify_replay(void *obj, void *data, QGuestAllocator *a)
     QDict *rsp;
     Notif nt;
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
     notif_start(&nt, v->qts);
 
     /* n0 alone gets every mapping once, MMIO excepted */
@@ -2934,7 +2857,7 @@ static void test_notify_replay(void *obj, void *data, QGuestAllocator *a)
     CHECK_EVENTS(&nt, w);
 
     /* after the replay, requests notify both as before */
-    EXPECT_STATUS(unmap_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(unmap_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP1, &M1P);
     CHECK_EVENTS(&nt, w);
     replay(v, EP1_ID);
@@ -2955,67 +2878,82 @@ static void test_notify_failed(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
-    ReqBuf b;
+    QViommuReq b;
     uint32_t len;
     Notif nt;
 
     /* max-mappings=2,max-domains=1 */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
     notif_start(&nt, v->qts);
 
     /* MAP */
-    EXPECT_STATUS(map_req(v, 1, 0x101000, 0x101fff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x200800, 0x201fff, 0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, 0x202000, 0x201fff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x200fff, 0, RW | 0x100),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 3, 0x200000, 0x200fff, 0, RW),
-                  VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x101000, 0x101fff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x200800, 0x201fff, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x202000, 0x201fff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x200000, 0x200fff, 0,
+                                          RW | 0x100),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 3, 0x200000, 0x200fff, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
     want_map(w, BOTH, EP1, &M1P);
     want_map(w, BOTH, EP2, &M1P);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_NOMEM);
-    len = enc_map(&b, 1, M2M.start, M2M.end, M2M.pa, M2M.flags);
-    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_NOMEM);
+    len = qviommu_enc_map(&b, 1, M2M.start, M2M.end, M2M.pa, M2M.flags);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
+                          VIRTIO_IOMMU_S_IOERR);
     CHECK_EVENTS(&nt, w);
 
     /* UNMAP */
-    EXPECT_STATUS(unmap_req(v, 1, 0x100000, 0x100fff), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(unmap_req(v, 1, 0x101000, 0x103fff), VIRTIO_IOMMU_S_RANGE);
-    len = enc_unmap(&b, 1, M1P.start, M1P.end);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x100000, 0x100fff),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x101000, 0x103fff),
+                          VIRTIO_IOMMU_S_RANGE);
+    len = qviommu_enc_unmap(&b, 1, M1P.start, M1P.end);
     b.unmap.reserved[0] = 1;
-    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(unmap_req(v, 1, M1P.end, M1P.start), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(unmap_req(v, 2, 0, input_end(v)), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, M1P.end, M1P.start),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, input_end(v)),
+                          VIRTIO_IOMMU_S_NOENT);
     CHECK_EVENTS(&nt, w);
 
     /* ATTACH and DETACH: a failing ATTACH does not detach */
-    len = enc_attach(&b, 3, EP1, 0);
+    len = qviommu_enc_attach(&b, 3, EP1, 0);
     b.attach.reserved[0] = 1;
-    EXPECT_STATUS(send_req(v, &b, len, 4), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(attach_req(v, 3, EP1, 0x2), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_NOMEM);
-    EXPECT_STATUS(attach_req(v, 3, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_NOMEM);
-    EXPECT_STATUS(attach_req(v, 1, EP_NO_SLOT, 0), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(detach_req(v, 1, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
-    len = enc_detach(&b, 1, EP1);
-    EXPECT_STATUS(send_req(v, &b, len - 1, 4), VIRTIO_IOMMU_S_IOERR);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1, 0x2),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_NO_SLOT, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP_NO_SLOT),
+                          VIRTIO_IOMMU_S_NOENT);
+    len = qviommu_enc_detach(&b, 1, EP1);
+    QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
+                          VIRTIO_IOMMU_S_IOERR);
     /* unknown request type, no room for a status */
-    len = enc_unmap(&b, 1, 0, input_end(v));
+    len = qviommu_enc_unmap(&b, 1, 0, input_end(v));
     b.head.type = 0x42;
-    EXPECT_UNUSED(send_req(v, &b, len, 4));
-    len = enc_unmap(&b, 1, 0, input_end(v));
-    EXPECT_UNUSED(send_req(v, &b, len, 3));
+    QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, 4));
+    len = qviommu_enc_unmap(&b, 1, 0, input_end(v));
+    QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, 3));
     CHECK_EVENTS(&nt, w);
 
     /* and everything is still there */
@@ -3097,7 +3035,8 @@ static void ep_view(Ep *ep, uint64_t iova, uint64_t pa, uint64_t size)
 static void ep_map(Ep *ep, uint32_t domain, uint64_t iova, uint64_t pa,
                    uint64_t size, uint32_t flags)
 {
-    Res r = map_req(ep->v, domain, iova, iova + size - 1, pa, flags);
+    QViommuRes r = qviommu_map_req(ep->v, domain, iova, iova + size - 1, pa,
+                                   flags);
 
     g_assert_cmpuint(r.used, ==, 4);
     g_assert_cmpuint(r.tail[0], ==, VIRTIO_IOMMU_S_OK);
@@ -3339,7 +3278,7 @@ static bool find_fault(const char *fn, int line, const Faults *fs,
             f->reserved1[0] || f->reserved1[1] || f->reserved1[2] ||
             f->reserved1[3] || (f->flags & ~0x107u) ||
             f->endpoint != ep) {
-            report(fn, line, "malformed or foreign fault report %u", i);
+            qviommu_report(fn, line, "malformed or foreign fault report %u", i);
             print_faults(fs);
             return false;
         }
@@ -3347,9 +3286,10 @@ static bool find_fault(const char *fn, int line, const Faults *fs,
                  f->address >= lo && f->address <= hi;
     }
     if (!found) {
-        report(fn, line, "expected a fault report: reason %u flags 0x%x "
-               "endpoint 0x%x address in [0x%" PRIx64 ", 0x%" PRIx64 "]; "
-               "got %u report(s)", reason, flags, ep, lo, hi, fs->n);
+        qviommu_report(fn, line, "expected a fault report: reason %u flags "
+                       "0x%x endpoint 0x%x address in [0x%" PRIx64 ", "
+                       "0x%" PRIx64 "]; got %u report(s)", reason, flags, ep,
+                       lo, hi, fs->n);
         print_faults(fs);
     }
     return found;
@@ -3373,8 +3313,8 @@ static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
     uint32_t id, len;
     Faults fs;
 
-    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     qtest_memset(v->qts, buf, MARK, PAGE);
@@ -3389,8 +3329,9 @@ static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
     CHECK_EQ(count_not(v->qts, buf + 0x140, PAGE - 0x140, MARK), 0);
 
     /* once more, after UNMAP + MAP of the buffer elsewhere */
-    EXPECT_STATUS(unmap_req(v, 1, BUF_IOVA, BUF_IOVA + PAGE - 1),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, BUF_IOVA,
+                                            BUF_IOVA + PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
     {
         uint64_t buf2 = guest_alloc(a, PAGE);
 
@@ -3407,13 +3348,14 @@ static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
 
     collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
     if (fs.n) {
-        report(__func__, __LINE__, "unexpected fault reports");
+        qviommu_report(__func__, __LINE__, "unexpected fault reports");
         print_faults(&fs);
     }
 
     /* after UNMAP the endpoint cannot reach the page any more */
-    EXPECT_STATUS(unmap_req(v, 1, BUF_IOVA, BUF_IOVA + PAGE - 1),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, BUF_IOVA,
+                                            BUF_IOVA + PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
     ep_submit(ep, 4, BUF_IOVA + 0x10, 32);
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
@@ -3430,7 +3372,7 @@ static void test_dma_span(void *obj, void *data, QGuestAllocator *a)
     uint32_t id, len;
 
     /* one buffer over two adjacent mappings of discontiguous pages */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_map(ep, 1, BUF_IOVA, d1, PAGE, RW);
     ep_map(ep, 1, BUF_IOVA + PAGE, d2, PAGE, RW);
@@ -3476,8 +3418,9 @@ static void test_dma_bypass_domain(void *obj, void *data, QGuestAllocator *a)
 
     /* unattached endpoints are blocked, but a bypass domain is identity */
     bypass_set(v, 0);
-    EXPECT_STATUS(attach_req(v, 1, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, IDENTITY, a, RW);
     qtest_memset(v->qts, buf, MARK, PAGE);
     ep_submit(ep, 1, buf, 64);
@@ -3493,8 +3436,8 @@ static void test_fault_unmapped(void *obj, void *data, QGuestAllocator *a)
     g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
     Faults fs;
 
-    qviommu_post_events(v, 16, 32, FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     /* BUF_IOVA is not mapped */
     ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
@@ -3510,8 +3453,8 @@ static void test_fault_readonly(void *obj, void *data, QGuestAllocator *a)
     uint64_t buf = guest_alloc(a, PAGE);
     Faults fs;
 
-    qviommu_post_events(v, 16, 32, FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_map(ep, 1, BUF_IOVA, buf, PAGE, RO);
     qtest_memset(v->qts, buf, MARK, PAGE);
@@ -3531,8 +3474,8 @@ static void test_fault_writeonly(void *obj, void *data, QGuestAllocator *a)
     Faults fs;
 
     /* the rings are write-only: the endpoint cannot read its avail ring */
-    qviommu_post_events(v, 16, 32, FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, WO);
     ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     qtest_memset(v->qts, buf, MARK, PAGE);
@@ -3552,8 +3495,8 @@ static void test_fault_before_mapping(void *obj, void *data,
     Faults fs;
 
     /* the byte before a mapping is not mapped */
-    qviommu_post_events(v, 16, 32, FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_map(ep, 1, BUF_IOVA + PAGE, buf + PAGE, PAGE, RW);
     qtest_memset(v->qts, buf, MARK, 2 * PAGE);
@@ -3574,7 +3517,7 @@ static void test_fault_domain(void *obj, void *data, QGuestAllocator *a)
 
     /* boot-bypass=off: an unattached endpoint is blocked */
     CHECK_EQ(bypass_get(v), 0);
-    qviommu_post_events(v, 16, 32, FILL);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     ring = ep_start_std(ep, IDENTITY, a, RW);
     ep_submit(ep, 0, ring + 0x800, 64);
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
@@ -3609,15 +3552,15 @@ static void test_fault_detached(void *obj, void *data, QGuestAllocator *a)
 
     /* works while attached ... */
     bypass_set(v, 0);
-    qviommu_post_events(v, 16, 32, FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     ep_submit(ep, 0, BUF_IOVA, 16);
     g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
 
     /* ... and faults with reason DOMAIN once detached */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
     qtest_memset(v->qts, buf, MARK, PAGE);
     ep_submit(ep, 1, BUF_IOVA, 16);
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
@@ -3633,14 +3576,14 @@ static void test_fault_queued(void *obj, void *data, QGuestAllocator *a)
     Faults fs;
 
     /* the fault happens while the eventq has no buffer */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_submit(ep, 0, BUF_IOVA, 64);
     g_usleep(QUIET_WAIT_US);
     /* an attach round trip makes sure the device had time to act */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
 
-    qviommu_post_events(v, 16, 32, FILL);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                BUF_IOVA, BUF_IOVA);
@@ -3655,17 +3598,17 @@ static void test_fault_small_buffer(void *obj, void *data,
     uint32_t len = 0xdead;
     unsigned i;
 
-    qviommu_post_events(v, 1, 8, FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 1, 8, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_submit(ep, 0, BUF_IOVA, 64);
     if (!qviommu_next_event(v, buf, 8, &len, FAULT_WAIT_US)) {
-        report(__func__, __LINE__, "8-byte eventq buffer never used");
+        qviommu_report(__func__, __LINE__, "8-byte eventq buffer never used");
         return;
     }
     CHECK_EQ(len, 0);
     for (i = 0; i < 8; i++) {
-        CHECK_EQ(buf[i], FILL);
+        CHECK_EQ(buf[i], QVIOMMU_FILL);
     }
 }
 
@@ -3683,10 +3626,10 @@ static void test_fault_overflow(void *obj, void *data, QGuestAllocator *a)
         ep_submit(ep, i, ring + 0x800, 16);
     }
     g_usleep(QUIET_WAIT_US);
-    EXPECT_STATUS(attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
 
     /* the first two were kept, the rest dropped */
-    qviommu_post_events(v, 16, 32, FILL);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     CHECK_EQ(fs.n, 2);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
@@ -3767,42 +3710,48 @@ static void test_limit_domains(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
 
     /* id=viommu,max-domains=3; four endpoints */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 3, EP3, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP3, 0), VIRTIO_IOMMU_S_OK);
     CHECK_STAT(v, "domains", 3);
     CHECK_STAT(v, "attached-endpoints", 3);
     CHECK_STAT(v, "attach/ok", 3);
 
     /* a fourth domain, translating or bypass */
-    EXPECT_STATUS(attach_req(v, 4, EP4, 0), VIRTIO_IOMMU_S_NOMEM);
-    EXPECT_STATUS(attach_req(v, 4, EP4,
-                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP4, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP4,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_NOMEM);
     CHECK_STAT(v, "attach/nomem", 2);
     CHECK_STAT(v, "domains", 3);
     CHECK_STAT(v, "attached-endpoints", 3);
-    EXPECT_STATUS(map_req(v, 4, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 4, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
 
     /* joining a domain that exists needs none */
-    EXPECT_STATUS(attach_req(v, 1, EP4, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP4, 0), VIRTIO_IOMMU_S_OK);
     CHECK_STAT(v, "domains", 3);
     CHECK_STAT(v, "attached-endpoints", 4);
 
     /* at the limit, moving alone to a new domain frees the old one... */
-    EXPECT_STATUS(attach_req(v, 5, EP3, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 3, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 5, EP3, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 3, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
     /* ... but leaving a shared one does not */
-    EXPECT_STATUS(attach_req(v, 6, EP1, 0), VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, EP1, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
     CHECK_STAT(v, "attach/nomem", 3);
     CHECK_STAT(v, "domains", 3);
 
     /* one domain gone, room for one */
-    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
     CHECK_STAT(v, "domains", 2);
-    EXPECT_STATUS(attach_req(v, 6, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 7, EP2, 0), VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, EP2, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
     CHECK_STAT(v, "domains", 3);
     CHECK_STAT(v, "attach/nomem", 4);
     CHECK_STAT(v, "attach/ok", 6);
@@ -3820,26 +3769,32 @@ static void test_limit_domain_id(void *obj, void *data, QGuestAllocator *a)
     /* id=viommu,max-domain-id=7 */
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.start)), 0);
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)), 7);
-    EXPECT_STATUS(attach_req(v, 7, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 8, EP2, 0), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(attach_req(v, 8, EP2, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 8, EP2, 0),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 8, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_RANGE);
     CHECK_STAT(v, "attach/ok", 1);
     CHECK_STAT(v, "attach/range", 2);
     CHECK_STAT(v, "domains", 1);
     CHECK_STAT(v, "attached-endpoints", 1);
 
-    EXPECT_STATUS(map_req(v, 7, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 8, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(unmap_req(v, 8, 0, PAGE - 1), VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(detach_req(v, 8, EP1), VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 7, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 8, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 8, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 8, EP1), VIRTIO_IOMMU_S_RANGE);
     CHECK_STAT(v, "map/range", 1);
     CHECK_STAT(v, "unmap/range", 1);
     CHECK_STAT(v, "detach/range", 1);
     CHECK_STAT(v, "mappings", 1);
 
-    EXPECT_STATUS(unmap_req(v, 7, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 7, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 7, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 7, EP1), VIRTIO_IOMMU_S_OK);
     CHECK_STAT(v, "domains", 0);
     CHECK_STAT(v, "mappings", 0);
 }
@@ -3852,50 +3807,56 @@ static void test_limit_mappings(void *obj, void *data, QGuestAllocator *a)
     unsigned i;
 
     /* id=viommu,max-mappings=5, counted over all domains */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
     for (i = 0; i < 3; i++) {
-        EXPECT_STATUS(map_req(v, 1, i * PAGE, i * PAGE + PAGE - 1, 0, RW),
-                      VIRTIO_IOMMU_S_OK);
+        QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, i * PAGE,
+                                              i * PAGE + PAGE - 1, 0, RW),
+                              VIRTIO_IOMMU_S_OK);
     }
     /* one mapping is one, however large (above the MSI windows) */
-    EXPECT_STATUS(map_req(v, 2, HIGH, HIGH + GiB - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, HIGH + GiB, HIGH + GiB + PAGE - 1, 0, RO),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, HIGH, HIGH + GiB - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, HIGH + GiB,
+                                          HIGH + GiB + PAGE - 1, 0, RO),
+                          VIRTIO_IOMMU_S_OK);
     CHECK_STAT(v, "mappings", 5);
     CHECK_STAT(v, "map/ok", 5);
 
-    EXPECT_STATUS(map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_NOMEM);
-    EXPECT_STATUS(map_req(v, 2, HIGH + 2 * GiB, HIGH + 2 * GiB + PAGE - 1,
-                          0, RW), VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, HIGH + 2 * GiB,
+                                          HIGH + 2 * GiB + PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
     CHECK_STAT(v, "map/nomem", 2);
     CHECK_STAT(v, "mappings", 5);
     /* the overlap check comes first */
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /* one UNMAP removes two: room for two */
-    EXPECT_STATUS(unmap_req(v, 2, HIGH, HIGH + 2 * GiB - 1),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, HIGH, HIGH + 2 * GiB - 1),
+                          VIRTIO_IOMMU_S_OK);
     CHECK_STAT(v, "mappings", 3);
-    EXPECT_STATUS(map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
     CHECK_STAT(v, "mappings", 5);
     CHECK_STAT(v, "map/nomem", 3);
 
     /* a domain that dies takes its mappings out of the count */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
     CHECK_STAT(v, "mappings", 1);
     for (i = 1; i < 5; i++) {
-        EXPECT_STATUS(map_req(v, 2, i * PAGE, i * PAGE + PAGE - 1, 0, RW),
-                      VIRTIO_IOMMU_S_OK);
+        QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, i * PAGE,
+                                              i * PAGE + PAGE - 1, 0, RW),
+                              VIRTIO_IOMMU_S_OK);
     }
-    EXPECT_STATUS(map_req(v, 2, 5 * PAGE, 6 * PAGE - 1, 0, RW),
-                  VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 5 * PAGE, 6 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
     CHECK_STAT(v, "mappings", 5);
     CHECK_STAT(v, "map/ok", 11);
     CHECK_STAT(v, "map/nomem", 4);
@@ -3910,7 +3871,7 @@ static void expect_faults(const char *fn, int line, QViommu *v,
 
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     if (fs.n != n) {
-        report(fn, line, "expected %u fault reports, got %u", n, fs.n);
+        qviommu_report(fn, line, "expected %u fault reports, got %u", n, fs.n);
         print_faults(&fs);
         return;
     }
@@ -3918,8 +3879,8 @@ static void expect_faults(const char *fn, int line, QViommu *v,
         if (fs.f[i].address != addr[i] || fs.f[i].endpoint != ep ||
             fs.f[i].reason != VIRTIO_IOMMU_FAULT_R_DOMAIN ||
             fs.f[i].flags != F_READ_ADDR) {
-            report(fn, line, "fault report %u: want DOMAIN read of 0x%"
-                   PRIx64 " by 0x%x", i, addr[i], ep);
+            qviommu_report(fn, line, "fault report %u: want DOMAIN read of "
+                           "0x%" PRIx64 " by 0x%x", i, addr[i], ep);
             print_faults(&fs);
             return;
         }
@@ -3951,7 +3912,7 @@ static void test_limit_faults(void *obj, void *data, QGuestAllocator *a)
     CHECK_STAT(v, "faults-dropped", 1);
 
     /* the three that were kept, oldest first; the fourth is lost */
-    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), FILL);
+    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
     expect_faults(__func__, __LINE__, v, addr, 3, edu->id);
     CHECK_STAT(v, "faults-delivered", 3);
 
@@ -3981,7 +3942,7 @@ static void test_probe_user_regions(void *obj, void *data,
     };
     Resv want[3];
     Machine m;
-    Res r;
+    QViommuRes r;
 
     if (!machine_info(v, NULL, &m)) {
         return;
@@ -3996,26 +3957,26 @@ static void test_probe_user_regions(void *obj, void *data,
         want[1] = user[1];
         want[2] = m.msi;
     }
-    r = probe_req(v, EP1, size, out);
-    if (EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
+    r = qviommu_probe_req(v, EP1, size, out);
+    if (QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK)) {
         CHECK_PROPS(out, size, want, 3);
     }
 
     /* MAP may not overlap a reserved region */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0x20010000, 0x20010fff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x2fff0000, 0x30000fff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x20020000, 0x20020fff, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x20010000, 0x20010fff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x2fff0000, 0x30000fff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x20020000, 0x20020fff, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
 
     /* a RESERVED region faults for a translated endpoint */
     {
         g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
         Faults fs;
 
-        qviommu_post_events(v, 16, 32, FILL);
+        qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
         ep_start_std(ep, 1, a, RW);
         ep_submit(ep, 0, 0x20000100, 16);
         collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
@@ -4042,8 +4003,8 @@ static void test_used_elem_straddle(void *obj, void *data,
     uint32_t id, len, val;
 
     g_assert_cmphex(pa_b, !=, pa_a + PAGE);
-    qviommu_post_events(v, 8, 32, FILL);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_map(ep, 1, RING_IOVA, ring, PAGE, RW);
     ep_map(ep, 1, x, pa_a, PAGE, RW);
     ep_map(ep, 1, x + PAGE, pa_b, PAGE, RW);
@@ -4070,10 +4031,10 @@ static void test_used_elem_straddle(void *obj, void *data,
     /* and nothing landed in the physical page after A */
     if (!CHECK_EQ(count_not(v->qts, pa_a + PAGE, 2 * PAGE, MARK), 0)) {
         qtest_memread(v->qts, pa_a + PAGE, &val, 4);
-        report(__func__, __LINE__, "the page after A starts with 0x%08x: "
-               "the used element's len was written at the next physical "
-               "address instead of the next IOVA page (core patch "
-               "missing?)", le32_to_cpu(val));
+        qviommu_report(__func__, __LINE__, "the page after A starts with "
+                       "0x%08x: the used element's len was written at the next "
+                       "physical address instead of the next IOVA page (core "
+                       "patch missing?)", le32_to_cpu(val));
     }
 }
 
@@ -4182,9 +4143,9 @@ static void check_probe(const char *fn, int line, QViommu *v, uint32_t ep,
 {
     uint32_t size = probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4);
-    Res r = probe_req(v, ep, size, out);
+    QViommuRes r = qviommu_probe_req(v, ep, size, out);
 
-    if (expect_status(fn, line, "PROBE", r, VIRTIO_IOMMU_S_OK)) {
+    if (qviommu_expect_status(fn, line, "PROBE", r, VIRTIO_IOMMU_S_OK)) {
         check_props(fn, line, out, size, want, n);
     }
 }
@@ -4228,10 +4189,10 @@ static void expect_refused(const char *fn, int line, const char *call,
                            char *err, const char *what)
 {
     if (!err) {
-        report(fn, line, "%s: expected a QMP error, got success", call);
+        qviommu_report(fn, line, "%s: expected a QMP error, got success", call);
     } else if (what && !strstr(err, what)) {
-        report(fn, line, "%s: expected a QMP error mentioning '%s', got "
-               "'%s'", call, what, err);
+        qviommu_report(fn, line, "%s: expected a QMP error mentioning '%s', "
+                       "got '%s'", call, what, err);
     }
     g_free(err);
 }
@@ -4240,8 +4201,8 @@ static void expect_accepted(const char *fn, int line, const char *call,
                             char *err)
 {
     if (err) {
-        report(fn, line, "%s: expected success, got QMP error '%s'", call,
-               err);
+        qviommu_report(fn, line, "%s: expected success, got QMP error '%s'",
+                       call, err);
     }
     g_free(err);
 }
@@ -4259,9 +4220,9 @@ static uint64_t page_size_mask(QViommu *v)
 #define M2                      (2 * MiB)
 
 /* A 2 MiB page at @iova */
-static Res map_2m(QViommu *v, uint32_t domain, uint64_t iova)
+static QViommuRes map_2m(QViommu *v, uint32_t domain, uint64_t iova)
 {
-    return map_req(v, domain, iova, iova + M2 - 1, 0x40000000, RW);
+    return qviommu_map_req(v, domain, iova, iova + M2 - 1, 0x40000000, RW);
 }
 
 /*
@@ -4290,60 +4251,66 @@ static void test_host_iommu_cold(void *obj, void *data, QGuestAllocator *a)
     CHECK_PROBE(v, EP1, want, n);
     CHECK_PROBE(v, EP2, &m.msi, 1);
 
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x200fff, 0, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x3fffff, 0x1000, RW),
-                  VIRTIO_IOMMU_S_RANGE);
-    EXPECT_STATUS(map_2m(v, 1, 0x200000), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0x400000, 0x7fffff, 0x40000000, RW),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x200000, 0x200fff, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x200000, 0x3fffff, 0x1000, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0x200000), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x400000, 0x7fffff,
+                                          0x40000000, RW),
+                          VIRTIO_IOMMU_S_OK);
 
     /* the host-reserved ranges, and across their edges */
-    EXPECT_STATUS(map_2m(v, 1, 0), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 1, 0x8000000), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x7e00000, 0x81fffff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 1, 0xfe00000), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 1, 0xfec00000), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 1, 0xff000000), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 1, 0xffe00000), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0xfea00000, 0xfedfffff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 1, 0x4000000000ull), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x3fffe00000ull, 0x40001fffffull, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 1, last - M2 + 1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0x8000000), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x7e00000, 0x81fffff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0xfe00000), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0xfec00000), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0xff000000), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0xffe00000), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0xfea00000, 0xfedfffff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0x4000000000ull), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x3fffe00000ull,
+                                          0x40001fffffull, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, last - M2 + 1), VIRTIO_IOMMU_S_INVAL);
     /* next to them is usable */
-    EXPECT_STATUS(map_2m(v, 1, 0x7e00000), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 1, 0x10000000), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 1, 0xfea00000), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 1, 0x100000000ull), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 1, 0x3fffe00000ull), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0x7e00000), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0x10000000), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0xfea00000), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0x100000000ull), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0x3fffe00000ull), VIRTIO_IOMMU_S_OK);
 
     /* EP2 has no host IOMMU: its domain may map there */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 2, 0x4000000000ull), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 2, 0x4000000000ull), VIRTIO_IOMMU_S_OK);
     /* so EP1 cannot join that domain, and stays where it was */
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_UNSUPP);
-    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0),
+                          VIRTIO_IOMMU_S_UNSUPP);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
     CHECK(is_mapped(v, 1, 0x200000, 0x3fffff));
     CHECK(is_mapped(v, 2, 0, M2 - 1));
-    EXPECT_STATUS(unmap_req(v, 2, 0, M2 - 1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_UNSUPP);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, M2 - 1),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0),
+                          VIRTIO_IOMMU_S_UNSUPP);
     /* once the domain maps only what EP1's host can map, it can */
-    EXPECT_STATUS(unmap_req(v, 2, 0x4000000000ull, 0x40001fffffull),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 2, 0x200000), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0x4000000000ull,
+                                            0x40001fffffull),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 2, 0x200000), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
     /* domain 1 lost its only endpoint */
-    EXPECT_STATUS(map_2m(v, 1, 0xa00000), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 1, 0xa00000), VIRTIO_IOMMU_S_NOENT);
     /* with EP1 in it, domain 2 cannot map EP1's reserved ranges */
-    EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_2m(v, 2, 0x8000000), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(detach_req(v, 2, EP1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 2, 0x8000000), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_2m(v, 2, 0), VIRTIO_IOMMU_S_OK);
 
     /* device and system resets leave the host IOMMU device in place */
     qviommu_start(v, qviommu_known_features(v));
@@ -4385,10 +4352,12 @@ static void test_host_iommu_hotplug(void *obj, void *data,
                              HOST_USABLE), "granule");
     CHECK_EQ(page_size_mask(v), mask);
     CHECK_PROBE(v, EP1, &m.msi, 1);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(unmap_req(v, 1, 0, PAGE - 1), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
 
     /* one that maps 4 KiB pages is taken; the mask stays as it was */
     EXPECT_ACCEPTED(host_plug(v, HOST_EP_STR ":" HOST_MASK_4K_STR ":"
@@ -4396,16 +4365,17 @@ static void test_host_iommu_hotplug(void *obj, void *data,
     CHECK_EQ(page_size_mask(v), mask);
     CHECK_PROBE(v, EP1, want, n);
     CHECK_PROBE(v, EP2, &m.msi, 1);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x1ff000, 0x200fff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 1, 0x200000, 0x200fff, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0xfebff000, 0xfebfffff, 0, RW),
-                  VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 1, 0xfec00000, 0xfec00fff, 0, RW),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1ff000, 0x200fff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x200000, 0x200fff, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0xfebff000, 0xfebfffff, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0xfec00000, 0xfec00fff, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /* one host IOMMU device per endpoint */
     EXPECT_REFUSED(host_plug(v, HOST_EP_STR ":0x1000"), NULL);
@@ -4422,7 +4392,8 @@ static void test_host_iommu_hotplug(void *obj, void *data,
     /* unplugged: the endpoint is back to the machine's regions */
     EXPECT_ACCEPTED(host_unplug(v, EP1_ID));
     CHECK_PROBE(v, EP1, &m.msi, 1);
-    EXPECT_STATUS(map_req(v, 1, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
     EXPECT_REFUSED(host_unplug(v, EP1_ID), NULL);
     CHECK_EQ(page_size_mask(v), mask);
 
@@ -4648,10 +4619,12 @@ typedef struct HpPages {
  */
 static void hp_map(QViommu *v, uint32_t domain, const HpPages *p)
 {
-    EXPECT_STATUS(map_req(v, domain, p->ring, p->ring + PAGE - 1, p->ring,
-                          RW), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, domain, p->buf, p->buf + PAGE - 1, p->decoy,
-                          RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, domain, p->ring,
+                                          p->ring + PAGE - 1, p->ring, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, domain, p->buf, p->buf + PAGE - 1,
+                                          p->decoy, RW),
+                          VIRTIO_IOMMU_S_OK);
 }
 
 /* The endpoint's DMA goes through its domain */
@@ -4664,8 +4637,8 @@ static void hp_check_translated(Hotplug *hp, const HpPages *p)
     qtest_memset(qts, p->decoy, MARK, PAGE);
     hp_dma_start(ep, p->ring, p->buf);
     if (!hp_dma_wait(ep)) {
-        report(__func__, __LINE__, "endpoint 0x%x: DMA through its domain "
-               "not completed", hp->ep);
+        qviommu_report(__func__, __LINE__, "endpoint 0x%x: DMA through its "
+                       "domain not completed", hp->ep);
         return;
     }
     CHECK(count_not(qts, p->decoy, 64, MARK) > 32);
@@ -4683,19 +4656,19 @@ static void hp_check_unattached(Hotplug *hp, const HpPages *p)
     bool bypass = bypass_get(v);
     Faults fs;
 
-    qviommu_post_events(v, 8, 32, FILL);
+    qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
     qtest_memset(v->qts, p->buf, MARK, PAGE);
     qtest_memset(v->qts, p->decoy, MARK, PAGE);
     hp_dma_start(ep, p->ring, p->buf);
     if (bypass) {
         if (!hp_dma_wait(ep)) {
-            report(__func__, __LINE__, "endpoint 0x%x: DMA in bypass not "
-                   "completed", hp->ep);
+            qviommu_report(__func__, __LINE__, "endpoint 0x%x: DMA in bypass "
+                           "not completed", hp->ep);
         }
         collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
         CHECK(count_not(v->qts, p->buf, 64, MARK) > 32);
         if (fs.n) {
-            report(__func__, __LINE__, "unexpected fault reports");
+            qviommu_report(__func__, __LINE__, "unexpected fault reports");
             print_faults(&fs);
         }
     } else {
@@ -4707,8 +4680,8 @@ static void hp_check_unattached(Hotplug *hp, const HpPages *p)
     }
     /* nothing of the old domain applies */
     if (!CHECK_EQ(count_not(v->qts, p->decoy, PAGE, MARK), 0)) {
-        report(__func__, __LINE__, "endpoint 0x%x: the new device's DMA "
-               "went through the old device's domain", hp->ep);
+        qviommu_report(__func__, __LINE__, "endpoint 0x%x: the new device's "
+                       "DMA went through the old device's domain", hp->ep);
     }
 }
 
@@ -4736,23 +4709,28 @@ static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
      * comes before any request about it, which could detach it.
      */
     hp_plug(&hp);
-    EXPECT_STATUS(attach_req(v, 5, hp.ep, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 5, hp.ep, 0),
+                          VIRTIO_IOMMU_S_OK);
     hp_map(v, 5, &p);
     hp_check_translated(&hp, &p);
     hp_unplug(&hp);
     /* no endpoint there any more, and its domain went with it */
-    EXPECT_STATUS(probe_req(v, hp.ep, probe_size(v), NULL),
-                  VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(map_req(v, 5, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, probe_size(v), NULL),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 5, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
 
     hp_plug(&hp);
     hp_check_unattached(&hp, &p);
-    EXPECT_STATUS(detach_req(v, 5, hp.ep), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_req(v, 5, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 5, hp.ep),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 5, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
 
     /* 2. In domain 6 with EP2, which keeps the domain alive */
-    EXPECT_STATUS(attach_req(v, 6, hp.ep, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 6, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, EP2, 0), VIRTIO_IOMMU_S_OK);
     hp_map(v, 6, &p);
     hp_check_translated(&hp, &p);
     hp_unplug(&hp);
@@ -4760,24 +4738,31 @@ static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
 
     hp_plug(&hp);
     hp_check_unattached(&hp, &p);
-    EXPECT_STATUS(detach_req(v, 6, hp.ep), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, hp.ep),
+                          VIRTIO_IOMMU_S_INVAL);
 
     /* the new device joins the domain like any endpoint */
-    EXPECT_STATUS(attach_req(v, 6, hp.ep, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
+                          VIRTIO_IOMMU_S_OK);
     hp_check_translated(&hp, &p);
 
     /* 3. Unplugged while attached: requests about it fail with NOENT */
     hp_unplug(&hp);
-    EXPECT_STATUS(detach_req(v, 6, hp.ep), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 6, hp.ep, 0), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(attach_req(v, 7, hp.ep, 0), VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(probe_req(v, hp.ep, probe_size(v), NULL),
-                  VIRTIO_IOMMU_S_NOENT);
-    EXPECT_STATUS(map_req(v, 7, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, hp.ep),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, hp.ep, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, probe_size(v), NULL),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 7, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
     /* domain 6 has EP2 alone; it goes when EP2 leaves */
     CHECK(is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
-    EXPECT_STATUS(detach_req(v, 6, EP2), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_req(v, 6, 0, PAGE - 1, 0, RW), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 6, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
 }
 
 /* ------------------------------------------------------------------ */
@@ -4921,19 +4906,20 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
     g_assert_true(recorders_add(src));
     /* domain 1: EP1, its rings and a buffer, and more mappings */
     bypass_set(v, 0);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     d1_ring = (Mapping) { RING_IOVA, RING_IOVA + PAGE - 1,
                           ep_start_std(ep, 1, a, RW), RW };
     ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     d1_buf = (Mapping) { BUF_IOVA, BUF_IOVA + PAGE - 1, buf, RW };
-    EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_OK);
     /* domain 2: EP2; domain 3: EP3, bypass */
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 3, EP3, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP3,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
 
     /* the endpoint works before */
     qtest_memset(src, buf, MARK, PAGE);
@@ -4956,19 +4942,22 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
 
     CHECK_EQ(bypass_get(v), 0);
     /* the mappings are there */
-    EXPECT_STATUS(map_m(v, 1, &d1_ring), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_m(v, 1, &d1_buf), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_ring), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_buf), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_INVAL);
     /* and the domains are of the same kind */
-    EXPECT_STATUS(map_m(v, 3, &d2_a), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(attach_req(v, 3, EP2, 0), VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(attach_req(v, 1, EP3, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_INVAL);
-    EXPECT_STATUS(attach_req(v, 2, EP1, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 3, &d2_a), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP2, 0),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP3,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_INVAL);
     CHECK_EVENTS(&nt, w);
 
     /* DMA lands where domain 1 maps it */
@@ -4981,16 +4970,18 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
         CHECK_EQ(count_not(dst, buf, 0x100, MARK), 0);
         CHECK_EQ(count_not(dst, buf + 0x140, PAGE - 0x140, MARK), 0);
     } else {
-        report(__func__, __LINE__, "EP1 DMA after migration not completed");
+        qviommu_report(__func__, __LINE__, "EP1 DMA after migration not "
+                       "completed");
     }
 
     /* restored mappings can be unmapped, endpoints detached */
-    EXPECT_STATUS(unmap_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(unmap_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &d2_b);
-    EXPECT_STATUS(unmap_req(v, 2, 0, input_end(v)), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, input_end(v)),
+                          VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &d2_a);
-    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_INVAL);
     CHECK_EVENTS(&nt, w);
 
     /* EP3 bypasses in its domain although config bypass is 0 */
@@ -5004,8 +4995,8 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
         if (ep_wait_used(ep3, &id, &len, QVIOMMU_TIMEOUT_US)) {
             CHECK(count_not(dst, buf3, 64, MARK) > 32);
         } else {
-            report(__func__, __LINE__, "EP3 DMA after migration not "
-                   "completed");
+            qviommu_report(__func__, __LINE__, "EP3 DMA after migration not "
+                           "completed");
         }
         ep_close(ep3);
     }
@@ -5016,7 +5007,7 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
         uint64_t ring2;
         Faults fs;
 
-        qviommu_post_events(v, 8, 32, FILL);
+        qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
         ring2 = ep_start_std(ep2, IDENTITY, a, RW);
         ep_submit(ep2, 0, ring2 + 0x800, 16);
         collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
@@ -5049,13 +5040,13 @@ static void migrate_faults(QViommu *v, QGuestAllocator *a, bool kept)
     unsigned i;
 
     /* max-pending-faults=4; no eventq buffer: DMA to fa fills the ring */
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, 1, a, RW);
     ep_submit(ep, 0, fa, 64);
     g_usleep(QUIET_WAIT_US);
-    EXPECT_STATUS(attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
     /* the guest takes three reports, then DMA to fb wraps the ring */
-    qviommu_post_events(v, 3, 32, FILL);
+    qviommu_post_events(v, 3, 32, QVIOMMU_FILL);
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                fa, fa + 63);
@@ -5065,12 +5056,12 @@ static void migrate_faults(QViommu *v, QGuestAllocator *a, bool kept)
     }
     ep_submit(ep, 1, fb, 64);
     g_usleep(QUIET_WAIT_US);
-    EXPECT_STATUS(detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
 
     dst = migrate_to_new(v, NULL, dir);
     ep->qts = dst;
 
-    qviommu_post_events(v, 8, 32, FILL);
+    qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
     collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     if (!kept) {
         CHECK_EQ(fs.n, 0);
@@ -5085,7 +5076,8 @@ static void migrate_faults(QViommu *v, QGuestAllocator *a, bool kept)
         bool in_b = fs.f[i].address - fb < 64;
 
         if (!(in_a || in_b) || (in_a && seen_b)) {
-            report(__func__, __LINE__, "fault report %u out of place", i);
+            qviommu_report(__func__, __LINE__, "fault report %u out of place",
+                           i);
             print_faults(&fs);
             break;
         }
@@ -5094,7 +5086,7 @@ static void migrate_faults(QViommu *v, QGuestAllocator *a, bool kept)
 
 state:
     /* and the rest of the state */
-    EXPECT_STATUS(detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
 
     qviommu_set_qts(v, src);
     ep->qts = src;
@@ -5126,12 +5118,12 @@ static void test_migrate_bridge(void *obj, void *data, QGuestAllocator *a)
     g_assert_true(recorders_add(src));
     number_root_port(v);
     /* domain 7: the endpoint behind the port and EP2; domain 1: EP1 */
-    g_assert_cmpuint(attach_req(v, 7, EP_BEHIND_PORT, 0).tail[0], ==,
+    g_assert_cmpuint(qviommu_attach_req(v, 7, EP_BEHIND_PORT, 0).tail[0], ==,
                      VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 7, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, EP2, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
 
     dst = migrate_to_new(v, cfg, dir);
 
@@ -5142,17 +5134,19 @@ static void test_migrate_bridge(void *obj, void *data, QGuestAllocator *a)
     CHECK_EVENTS(&nt, w);
     CHECK(is_mapped(v, 7, M3P.start, M3P.end));
     CHECK(is_mapped(v, 1, M1P.start, M1P.end));
-    EXPECT_STATUS(probe_req(v, EP_BEHIND_PORT, probe_size(v), NULL),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP_BEHIND_PORT,
+                                            probe_size(v), NULL),
+                          VIRTIO_IOMMU_S_OK);
     /* both endpoints of domain 7 came back */
-    EXPECT_STATUS(detach_req(v, 7, EP_BEHIND_PORT), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 7, EP_BEHIND_PORT),
+                          VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP_BEHIND_PORT, &M3P);
     CHECK_EVENTS(&nt, w);
     CHECK(is_mapped(v, 7, M3P.start, M3P.end));
-    EXPECT_STATUS(detach_req(v, 7, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 7, EP2), VIRTIO_IOMMU_S_OK);
     want_unmap(w, EP2, &M3P);
     CHECK_EVENTS(&nt, w);
-    EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_NOENT);
 
     qviommu_set_qts(v, src);
     qtest_quit(dst);
@@ -5539,8 +5533,8 @@ static bool load_stream(const char *cmdline, const char *path,
             g_usleep(10 * 1000);
         }
         if (qtest_probe_child(to)) {
-            report(__func__, __LINE__, "stream '%s': QEMU did not exit",
-                   c->name);
+            qviommu_report(__func__, __LINE__, "stream '%s': QEMU did not exit",
+                           c->name);
             ok = false;
         } else {
             /* qtest_quit() aborts on a signal or another status */
@@ -5557,15 +5551,16 @@ static bool load_stream(const char *cmdline, const char *path,
                              "'exit-on-error': false } }", uri);
     status = mig_wait(to);
     if (!strcmp(status, "QEMU exited")) {
-        report(__func__, __LINE__, "stream '%s': QEMU exited while loading",
-               c->name);
+        qviommu_report(__func__, __LINE__, "stream '%s': QEMU exited while "
+                       "loading", c->name);
         qtest_quit(to);
         return false;
     }
     if (strcmp(status, c->expect == STREAM_LOADS ? "completed" : "failed")) {
-        report(__func__, __LINE__, "stream '%s': expected migration %s, "
-               "got '%s'", c->name,
-               c->expect == STREAM_LOADS ? "completed" : "failed", status);
+        qviommu_report(__func__, __LINE__, "stream '%s': expected migration "
+                       "%s, got '%s'", c->name,
+                       c->expect == STREAM_LOADS ? "completed" : "failed",
+                       status);
         ok = false;
     }
     /* still alive and answering */
@@ -5599,17 +5594,21 @@ static void test_migrate_stream(void *obj, void *data, QGuestAllocator *a)
 
     /* three domains, config bypass 0, a pending fault */
     bypass_set(v, 0);
-    EXPECT_STATUS(attach_req(v, SD1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, SD1, &SM_A), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, SD1, &SM_B), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, SD2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(map_m(v, SD2, &SM_C), VIRTIO_IOMMU_S_OK);
-    EXPECT_STATUS(attach_req(v, SD3, EP3, VIRTIO_IOMMU_ATTACH_F_BYPASS),
-                  VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, SD1, EP1, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, SD1, &SM_A), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, SD1, &SM_B), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, SD2, EP2, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(map_m(v, SD2, &SM_C), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, SD3, EP3,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
     ep_start_std(ep, SD1, a, RW);
     ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
     g_usleep(QUIET_WAIT_US);
-    EXPECT_STATUS(detach_req(v, SD1, EP_NO_SLOT), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, SD1, EP_NO_SLOT),
+                          VIRTIO_IOMMU_S_NOENT);
 
     qtest_qmp_assert_success(v->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
@@ -5812,7 +5811,7 @@ static uint32_t storm_rand(Storm *s, uint32_t n)
 }
 
 /* One random request, its status as the model predicts it */
-static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
+static uint8_t storm_request(Storm *s, QViommuReq *b, uint32_t *len,
                              uint8_t *type)
 {
     unsigned pick = storm_rand(s, 100);
@@ -5823,7 +5822,7 @@ static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
 
     if (pick < 10) {
         *type = VIRTIO_IOMMU_T_ATTACH;
-        *len = enc_attach(b, d, storm_ep_id(ep), 0);
+        *len = qviommu_enc_attach(b, d, storm_ep_id(ep), 0);
         return storm_attach(s, ep, d);
     }
     if (pick < 18) {
@@ -5831,7 +5830,7 @@ static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
             d = s->ep_domain[ep];
         }
         *type = VIRTIO_IOMMU_T_DETACH;
-        *len = enc_detach(b, d, storm_ep_id(ep));
+        *len = qviommu_enc_detach(b, d, storm_ep_id(ep));
         return storm_detach(s, ep, d);
     }
     if (pick < 50) {
@@ -5840,7 +5839,7 @@ static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
         m.phys = storm_rand(s, 0x10000) * PAGE;
         m.flags = RW;
         *type = VIRTIO_IOMMU_T_MAP;
-        *len = enc_map(b, d, m.start, m.end, m.phys, m.flags);
+        *len = qviommu_enc_map(b, d, m.start, m.end, m.phys, m.flags);
         return storm_map(s, d, &m);
     }
     if (pick < 72) {
@@ -5852,7 +5851,7 @@ static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
             end = CHURN_IOVA + CHURN_PAGES * PAGE - 1;
         }
         *type = VIRTIO_IOMMU_T_UNMAP;
-        *len = enc_unmap(b, d, start, end);
+        *len = qviommu_enc_unmap(b, d, start, end);
         return storm_unmap(s, d, start, end);
     }
     /* the DMA windows of the two edu */
@@ -5860,20 +5859,20 @@ static uint8_t storm_request(Storm *s, ReqBuf *b, uint32_t *len,
     m.end = m.start + PAGE - 1;
     if (pick < 86) {
         *type = VIRTIO_IOMMU_T_UNMAP;
-        *len = enc_unmap(b, edu_d, m.start, m.end);
+        *len = qviommu_enc_unmap(b, edu_d, m.start, m.end);
         return storm_unmap(s, edu_d, m.start, m.end);
     }
     m.phys = s->pool + storm_rand(s, POOL_PAGES) * PAGE;
     m.flags = 1 + storm_rand(s, 3);
     *type = VIRTIO_IOMMU_T_MAP;
-    *len = enc_map(b, edu_d, m.start, m.end, m.phys, m.flags);
+    *len = qviommu_enc_map(b, edu_d, m.start, m.end, m.phys, m.flags);
     return storm_map(s, edu_d, &m);
 }
 
 /* One kick with @n requests; every status as predicted */
 static void storm_batch(Storm *s, unsigned n, bool setup)
 {
-    g_autofree ReqBuf *b = g_new0(ReqBuf, n);
+    g_autofree QViommuReq *b = g_new0(QViommuReq, n);
     g_autofree uint8_t *out = g_malloc0(n * 4);
     g_autofree QViommuXfer *x = g_new0(QViommuXfer, n);
     g_autofree uint32_t *used = g_new0(uint32_t, n);
@@ -5881,7 +5880,7 @@ static void storm_batch(Storm *s, unsigned n, bool setup)
     g_autofree uint8_t *type = g_new0(uint8_t, n);
     unsigned i;
 
-    memset(out, FILL, n * 4);
+    memset(out, QVIOMMU_FILL, n * 4);
     for (i = 0; i < n; i++) {
         uint32_t len;
 
@@ -5896,11 +5895,12 @@ static void storm_batch(Storm *s, unsigned n, bool setup)
 
             if (!k) {
                 type[i] = VIRTIO_IOMMU_T_ATTACH;
-                len = enc_attach(&b[i], ep - 2, storm_ep_id(ep), 0);
+                len = qviommu_enc_attach(&b[i], ep - 2, storm_ep_id(ep), 0);
                 want[i] = storm_attach(s, ep, ep - 2);
             } else {
                 type[i] = VIRTIO_IOMMU_T_MAP;
-                len = enc_map(&b[i], ep - 2, m.start, m.end, m.phys, RW);
+                len = qviommu_enc_map(&b[i], ep - 2, m.start, m.end,
+                                      m.phys, RW);
                 want[i] = storm_map(s, ep - 2, &m);
             }
         } else {
@@ -5913,9 +5913,10 @@ static void storm_batch(Storm *s, unsigned n, bool setup)
     }
     qviommu_xfer_batch(s->v, x, n, used);
     for (i = 0; i < n; i++) {
-        if (!EXPECT_STATUS(res_of(used[i], out + 4 * i, 4), want[i])) {
-            report(__func__, __LINE__, "(request %u of the batch, type %u)",
-                   i, type[i]);
+        if (!QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[i], out + 4 * i, 4),
+                                   want[i])) {
+            qviommu_report(__func__, __LINE__, "(request %u of the batch, type "
+                           "%u)", i, type[i]);
         }
     }
 }
@@ -6025,8 +6026,9 @@ static void storm_dma(Storm *s)
         qtest_memread(qts, s->pool, pool, POOL_PAGES * PAGE);
         for (i = 0; i < POOL_PAGES; i++) {
             if (memcmp(pool + i * PAGE, s->shadow + i * PAGE, PAGE)) {
-                report(__func__, __LINE__, "pool page %u does not hold "
-                       "what the DMA through the mappings put there", i);
+                qviommu_report(__func__, __LINE__, "pool page %u does not hold "
+                               "what the DMA through the mappings put there",
+                               i);
             }
         }
     }
@@ -6082,7 +6084,7 @@ static void test_storm(void *obj, void *data, QGuestAllocator *a)
     qtest_memwrite(v->qts, s.pool, s.shadow, POOL_PAGES * PAGE);
     s.edu[0] = edu_open(v, EDU_SLOT);
     s.edu[1] = edu_open(v, EDU2_SLOT);
-    qviommu_post_events(v, 64, sizeof(struct virtio_iommu_fault), FILL);
+    qviommu_post_events(v, 64, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
 
     storm_batch(&s, 2 * (WIN_PAGES + 1), true);
     storm_dma(&s);

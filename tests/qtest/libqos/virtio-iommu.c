@@ -320,6 +320,214 @@ bool qviommu_next_event(QViommu *v, void *buf, size_t size,
     return true;
 }
 
+/* Requests and their outcome */
+
+#define ATTACH_IN_LEN   offsetof(struct virtio_iommu_req_attach, tail)
+#define DETACH_IN_LEN   offsetof(struct virtio_iommu_req_detach, tail)
+#define MAP_IN_LEN      offsetof(struct virtio_iommu_req_map, tail)
+#define UNMAP_IN_LEN    offsetof(struct virtio_iommu_req_unmap, tail)
+#define PROBE_IN_LEN    sizeof(struct virtio_iommu_req_probe)
+
+uint32_t qviommu_enc_attach(QViommuReq *b, uint32_t domain, uint32_t ep,
+                            uint32_t flags)
+{
+    memset(b, 0, sizeof(*b));
+    b->attach.head.type = VIRTIO_IOMMU_T_ATTACH;
+    b->attach.domain = cpu_to_le32(domain);
+    b->attach.endpoint = cpu_to_le32(ep);
+    b->attach.flags = cpu_to_le32(flags);
+    return ATTACH_IN_LEN;
+}
+
+uint32_t qviommu_enc_detach(QViommuReq *b, uint32_t domain, uint32_t ep)
+{
+    memset(b, 0, sizeof(*b));
+    b->detach.head.type = VIRTIO_IOMMU_T_DETACH;
+    b->detach.domain = cpu_to_le32(domain);
+    b->detach.endpoint = cpu_to_le32(ep);
+    return DETACH_IN_LEN;
+}
+
+uint32_t qviommu_enc_map(QViommuReq *b, uint32_t domain, uint64_t virt_start,
+                         uint64_t virt_end, uint64_t phys_start,
+                         uint32_t flags)
+{
+    memset(b, 0, sizeof(*b));
+    b->map.head.type = VIRTIO_IOMMU_T_MAP;
+    b->map.domain = cpu_to_le32(domain);
+    b->map.virt_start = cpu_to_le64(virt_start);
+    b->map.virt_end = cpu_to_le64(virt_end);
+    b->map.phys_start = cpu_to_le64(phys_start);
+    b->map.flags = cpu_to_le32(flags);
+    return MAP_IN_LEN;
+}
+
+uint32_t qviommu_enc_unmap(QViommuReq *b, uint32_t domain,
+                           uint64_t virt_start, uint64_t virt_end)
+{
+    memset(b, 0, sizeof(*b));
+    b->unmap.head.type = VIRTIO_IOMMU_T_UNMAP;
+    b->unmap.domain = cpu_to_le32(domain);
+    b->unmap.virt_start = cpu_to_le64(virt_start);
+    b->unmap.virt_end = cpu_to_le64(virt_end);
+    return UNMAP_IN_LEN;
+}
+
+uint32_t qviommu_enc_probe(QViommuReq *b, uint32_t ep)
+{
+    uint32_t le_ep = cpu_to_le32(ep);
+
+    memset(b, 0, sizeof(*b));
+    b->head.type = VIRTIO_IOMMU_T_PROBE;
+    memcpy(b->raw + offsetof(struct virtio_iommu_req_probe, endpoint),
+           &le_ep, sizeof(le_ep));
+    return PROBE_IN_LEN;
+}
+
+QViommuRes qviommu_res_of(uint32_t used, const uint8_t *out, uint32_t len)
+{
+    QViommuRes r = {
+        .used = used, .len = len, .untouched = true, .zero_prefix = true,
+    };
+    uint32_t i;
+
+    for (i = 0; i < len; i++) {
+        r.untouched &= out[i] == QVIOMMU_FILL;
+        if (i + 4 < len) {
+            r.zero_prefix &= out[i] == 0;
+        }
+    }
+    if (len >= 4) {
+        memcpy(r.tail, out + len - 4, 4);
+    }
+    return r;
+}
+
+QViommuRes qviommu_send_layout(QViommu *v, const void *in, uint32_t in_len,
+                               uint32_t in_chunk, uint32_t out_len,
+                               uint32_t out_chunk, uint8_t *out)
+{
+    g_autofree uint8_t *buf = g_malloc(MAX(out_len, 1));
+    QViommuXfer x = {
+        .in = in, .in_len = in_len, .in_chunk = in_chunk,
+        .out = buf, .out_len = out_len, .out_chunk = out_chunk,
+    };
+    uint32_t used;
+
+    memset(buf, QVIOMMU_FILL, out_len);
+    used = qviommu_xfer(v, &x);
+    if (out) {
+        memcpy(out, buf, out_len);
+    }
+    return qviommu_res_of(used, buf, out_len);
+}
+
+QViommuRes qviommu_send_req(QViommu *v, const QViommuReq *b, uint32_t in_len,
+                            uint32_t out_len)
+{
+    return qviommu_send_layout(v, b, in_len, 0, out_len, 0, NULL);
+}
+
+QViommuRes qviommu_attach_req(QViommu *v, uint32_t domain, uint32_t ep,
+                              uint32_t flags)
+{
+    QViommuReq b;
+
+    return qviommu_send_req(v, &b, qviommu_enc_attach(&b, domain, ep, flags),
+                            4);
+}
+
+QViommuRes qviommu_detach_req(QViommu *v, uint32_t domain, uint32_t ep)
+{
+    QViommuReq b;
+
+    return qviommu_send_req(v, &b, qviommu_enc_detach(&b, domain, ep), 4);
+}
+
+QViommuRes qviommu_map_req(QViommu *v, uint32_t domain, uint64_t virt_start,
+                           uint64_t virt_end, uint64_t phys_start,
+                           uint32_t flags)
+{
+    QViommuReq b;
+    uint32_t len = qviommu_enc_map(&b, domain, virt_start, virt_end,
+                                   phys_start, flags);
+
+    return qviommu_send_req(v, &b, len, 4);
+}
+
+QViommuRes qviommu_unmap_req(QViommu *v, uint32_t domain,
+                             uint64_t virt_start, uint64_t virt_end)
+{
+    QViommuReq b;
+    uint32_t len = qviommu_enc_unmap(&b, domain, virt_start, virt_end);
+
+    return qviommu_send_req(v, &b, len, 4);
+}
+
+QViommuRes qviommu_probe_req(QViommu *v, uint32_t ep, uint32_t props_len,
+                             uint8_t *out)
+{
+    QViommuReq b;
+
+    return qviommu_send_layout(v, &b, qviommu_enc_probe(&b, ep), 0,
+                               props_len + 4, 0, out);
+}
+
+void qviommu_report(const char *fn, int line, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "FAIL %s:%d: %s\n", fn, line, msg);
+    g_test_fail();
+}
+
+static const char *qviommu_status_name(uint8_t s)
+{
+    static const char *const names[] = {
+        "OK", "IOERR", "UNSUPP", "DEVERR", "INVAL", "RANGE", "NOENT",
+        "FAULT", "NOMEM",
+    };
+
+    return s < ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+bool qviommu_expect_status(const char *fn, int line, const char *what,
+                           QViommuRes r, uint8_t want)
+{
+    if (r.used == r.len && r.len >= 4 && r.tail[0] == want &&
+        !r.tail[1] && !r.tail[2] && !r.tail[3]) {
+        return true;
+    }
+    if (!r.used) {
+        qviommu_report(fn, line, "%s: expected S_%s, got used length 0 "
+                       "(no status)", what, qviommu_status_name(want));
+    } else {
+        qviommu_report(fn, line, "%s: expected S_%s (used length %u), got "
+                       "S_%s (status %u, used length %u, tail reserved "
+                       "%02x %02x %02x)", what, qviommu_status_name(want),
+                       r.len, qviommu_status_name(r.tail[0]), r.tail[0],
+                       r.used, r.tail[1], r.tail[2], r.tail[3]);
+    }
+    return false;
+}
+
+bool qviommu_expect_unused(const char *fn, int line, const char *what,
+                           QViommuRes r)
+{
+    if (!r.used && r.untouched) {
+        return true;
+    }
+    qviommu_report(fn, line, "%s: expected used length 0 and buffer "
+                   "untouched, got used length %u, buffer %s (tail status "
+                   "%u)", what, r.used, r.untouched ? "untouched" : "written",
+                   r.tail[0]);
+    return false;
+}
+
 /* qgraph node "virtio-iommu-pci" */
 
 static void *qviommu_pci_get_driver(void *object, const char *interface)

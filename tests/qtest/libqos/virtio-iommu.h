@@ -16,6 +16,7 @@
 #include "qgraph.h"
 #include "virtio.h"
 #include "virtio-pci.h"
+#include "standard-headers/linux/virtio_iommu.h"
 
 /* Where the qos graph puts the IOMMU on a PCI bus */
 #define QVIOMMU_PCI_SLOT            4
@@ -125,5 +126,97 @@ void qviommu_post_events(QViommu *v, unsigned n, uint32_t len, uint8_t fill);
  */
 bool qviommu_next_event(QViommu *v, void *buf, size_t size,
                         uint32_t *used_len, gint64 timeout_us);
+
+/*
+ * Requests and their outcome
+ *
+ * The writable part of a request starts as QVIOMMU_FILL bytes, so that a
+ * test can tell which of them the device wrote.
+ */
+#define QVIOMMU_FILL                0xa5
+
+/* Room for any request, well formed or not */
+typedef union QViommuReq {
+    struct virtio_iommu_req_head head;
+    struct virtio_iommu_req_attach attach;
+    struct virtio_iommu_req_detach detach;
+    struct virtio_iommu_req_map map;
+    struct virtio_iommu_req_unmap unmap;
+    uint8_t raw[256];
+} QViommuReq;
+
+/* Outcome of one request */
+typedef struct QViommuRes {
+    uint32_t used;              /* used length */
+    uint32_t len;               /* writable length offered */
+    uint8_t tail[4];            /* last four writable bytes afterwards */
+    bool untouched;             /* every writable byte still QVIOMMU_FILL */
+    bool zero_prefix;           /* writable bytes before the tail all 0 */
+} QViommuRes;
+
+/*
+ * Encode a request in @b, every other byte of @b zero; each returns the
+ * length of the request's device-readable part.
+ */
+uint32_t qviommu_enc_attach(QViommuReq *b, uint32_t domain, uint32_t ep,
+                            uint32_t flags);
+uint32_t qviommu_enc_detach(QViommuReq *b, uint32_t domain, uint32_t ep);
+uint32_t qviommu_enc_map(QViommuReq *b, uint32_t domain, uint64_t virt_start,
+                         uint64_t virt_end, uint64_t phys_start,
+                         uint32_t flags);
+uint32_t qviommu_enc_unmap(QViommuReq *b, uint32_t domain,
+                           uint64_t virt_start, uint64_t virt_end);
+uint32_t qviommu_enc_probe(QViommuReq *b, uint32_t ep);
+
+/*
+ * The outcome of a request whose @len writable bytes, initially
+ * QVIOMMU_FILL, are now @out and of which the device used @used
+ */
+QViommuRes qviommu_res_of(uint32_t used, const uint8_t *out, uint32_t len);
+
+/*
+ * Send @in_len bytes of @in as the readable part and @out_len writable
+ * bytes (initially QVIOMMU_FILL), split into descriptors of
+ * @in_chunk/@out_chunk bytes (0: one descriptor).  @out, if given,
+ * receives the writable part.
+ */
+QViommuRes qviommu_send_layout(QViommu *v, const void *in, uint32_t in_len,
+                               uint32_t in_chunk, uint32_t out_len,
+                               uint32_t out_chunk, uint8_t *out);
+/* The same, each part in one descriptor */
+QViommuRes qviommu_send_req(QViommu *v, const QViommuReq *b, uint32_t in_len,
+                            uint32_t out_len);
+
+/* Well-formed requests with a 4-byte writable part (the tail) */
+QViommuRes qviommu_attach_req(QViommu *v, uint32_t domain, uint32_t ep,
+                              uint32_t flags);
+QViommuRes qviommu_detach_req(QViommu *v, uint32_t domain, uint32_t ep);
+QViommuRes qviommu_map_req(QViommu *v, uint32_t domain, uint64_t virt_start,
+                           uint64_t virt_end, uint64_t phys_start,
+                           uint32_t flags);
+QViommuRes qviommu_unmap_req(QViommu *v, uint32_t domain,
+                             uint64_t virt_start, uint64_t virt_end);
+/* PROBE with @props_len bytes of properties (plus the tail) into @out */
+QViommuRes qviommu_probe_req(QViommu *v, uint32_t ep, uint32_t props_len,
+                             uint8_t *out);
+
+/*
+ * Non-fatal checks: a failure is reported on stderr, where (@fn, @line)
+ * and what, and marks the test case failed; the test goes on.
+ */
+void qviommu_report(const char *fn, int line, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+/* The device answered @r with status @want, using the whole writable part */
+bool qviommu_expect_status(const char *fn, int line, const char *what,
+                           QViommuRes r, uint8_t want);
+/* The device used nothing of @r and left its writable part alone */
+bool qviommu_expect_unused(const char *fn, int line, const char *what,
+                           QViommuRes r);
+
+#define QVIOMMU_EXPECT_STATUS(call, want)                               \
+    qviommu_expect_status(__func__, __LINE__, #call, (call), (want))
+#define QVIOMMU_EXPECT_UNUSED(call)                                     \
+    qviommu_expect_unused(__func__, __LINE__, #call, (call))
 
 #endif
