@@ -451,17 +451,21 @@ move() {
     fi
     sed "s|<emulator>.*</emulator>|<emulator>$to</emulator>|" <<< "$out" \
         > "$dir/restore.xml"
+    log_offset=$(stat -c %s "$qemulog" 2> /dev/null || echo 0)
     if ! out=$(VSH_TIMEOUT=240 vsh restore "$image" --xml "$dir/restore.xml" 2>&1); then
         tap not-ok "$what: virsh restore with emulator $to" "$out
 $(tail -n 5 "$qemulog" 2> /dev/null)"
         return 1
     fi
     rm -f "$image"
-    if pgrep -f "^$to .*guest=$NAME" > /dev/null; then
+    # The command line libvirt started for the restore (the guest may be
+    # done and gone already)
+    if tail -c +"$((log_offset + 1))" "$qemulog" 2> /dev/null |
+       grep -qF "$to"; then
         tap ok "$what: saved from $from, restored on $to ($((SECONDS - t0))s)"
     else
         tap not-ok "$what: the restored domain runs $to" \
-            "$(pgrep -af "guest=$NAME")"
+            "$(tail -c +"$((log_offset + 1))" "$qemulog" 2> /dev/null | head -n 3)"
         return 1
     fi
 }
