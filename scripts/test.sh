@@ -2,8 +2,11 @@
 # The whole test suite: style, unit tests of the core, libqos qtests on
 # x86_64 (pc, q35) and aarch64 (virt), and real Linux guests.  Builds what
 # it needs first.  Every section prints TAP lines; this script counts them
-# and ends with "N passed, N failed".  Exit status is non-zero on any
-# failure, including a section that could not run.
+# and ends with the time of each section and "N passed, N failed, N
+# skipped".  A TAP "# SKIP" counts as skipped, never as passed, and fails
+# the run unless its reason matches ALLOWED_SKIPS (an extended regex, for
+# what a machine cannot run; none on the project's machines).  Exit status
+# is non-zero on any failure, including a section that could not run.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,19 +17,32 @@ LOGDIR=$BUILD/test-logs
 mkdir -p "$LOGDIR"
 passed=0
 failed=0
+skipped=0
+times=()
+ALLOWED_SKIPS=${ALLOWED_SKIPS:-}
 
 # Run one section; its TAP "ok"/"not ok" lines count, its exit status too.
 section() {
-    local name=$1 log="$LOGDIR/$1.log" rc ok nok start=$SECONDS
+    local name=$1 log="$LOGDIR/$1.log" rc ok nok skip bad start=$SECONDS
     shift
     echo "==> $name"
     "$@" > "$log" 2>&1
     rc=$?
     grep -E '^(not )?ok ' "$log"
-    ok=$(grep -cE '^ok ' "$log")
+    skip=$(grep -cE '^ok .*# SKIP' "$log")
+    ok=$(($(grep -cE '^ok ' "$log") - skip))
     nok=$(grep -cE '^not ok ' "$log")
     passed=$((passed + ok))
     failed=$((failed + nok))
+    skipped=$((skipped + skip))
+    # A skip this machine could have run is a failure
+    bad=$(grep -E '^ok .*# SKIP' "$log" |
+          { if [ -n "$ALLOWED_SKIPS" ]; then grep -vE "$ALLOWED_SKIPS"; else cat; fi; } |
+          wc -l)
+    if [ "$bad" -gt 0 ]; then
+        echo "not ok - $name: $bad test(s) skipped that this machine can run"
+        failed=$((failed + 1))
+    fi
     if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
         echo "not ok - $name: exited with status $rc (log: $log)"
         tail -n 20 "$log" | sed 's/^/#   /'
@@ -36,6 +52,17 @@ section() {
         failed=$((failed + 1))
     fi
     echo "# $name: $((SECONDS - start))s"
+    times+=("$(printf '%-16s %5ds' "$name" $((SECONDS - start)))")
+}
+
+summary() {
+    local t
+    echo "# time per section:"
+    for t in "${times[@]}"; do
+        echo "#   $t"
+    done
+    echo "#   total            $((SECONDS))s"
+    echo "$passed passed, $failed failed, $skipped skipped"
 }
 
 tap_step() {
@@ -59,7 +86,7 @@ build_all() {
 section build build_all || true
 if grep -q '^not ok' "$LOGDIR/build.log"; then
     echo "The build failed; nothing else can run."
-    echo "$passed passed, $failed failed"
+    summary
     exit 1
 fi
 section checkpatch bash tests/checkpatch.sh
@@ -83,5 +110,5 @@ section build-upstream tap_step "build stock QEMU for comparison" \
 section migration bash tests/migration/run-cross-migration.sh
 section libvirt bash tests/libvirt/run-libvirt-test.sh
 
-echo "$passed passed, $failed failed"
+summary
 [ "$failed" -eq 0 ]
