@@ -31,6 +31,8 @@ if [ ! -x "$QEMU_BUILD/qemu-system-x86_64" ]; then
 fi
 
 rc=0
+# The same options stop a deliberate UB built as QEMU is (clang)
+bash tests/sanitize/ubsan-control.sh clang sanitizers || rc=1
 # no_reports NAME LOG...: one TAP line, failed if any log has a report
 no_reports() {
     local name=$1 hits

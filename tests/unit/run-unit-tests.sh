@@ -8,6 +8,11 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/files.sh"
 cd "$top"
 
+# A UBSan report stops the test, which then fails; the negative control
+# shows that it does
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+bash tests/sanitize/ubsan-control.sh gcc unit
+
 dir=$BUILD/unit
 mkdir -p "$BUILD"
 if [ ! -f "$dir/build.ninja" ]; then
