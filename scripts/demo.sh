@@ -99,10 +99,11 @@ step_summary() {
         tail -n 5 "$log" | tr -d '\r' | sed 's/^/    | /'
         fail=1
     fi
-    if guest_done "$log"; then
-        echo "  guest finished: $(grep -o 'VIOMMU-DONE.*' <<< "$lines" | head -n 1)"
+    local verdict
+    if verdict=$(guest_verdict "$log"); then
+        echo "  guest finished: $verdict"
     else
-        echo "  FAIL guest did not finish (no VIOMMU-DONE); see $log"
+        echo "  FAIL guest did not finish cleanly ($verdict); see $log"
         fail=1
     fi
 }

@@ -173,6 +173,35 @@ guest_done() {
     guest_lines "$1" | grep -q '^VIOMMU-DONE'
 }
 
+# guest_verdict LOG...: did the guest finish (every boot), with no check
+# failed, and did every check line reach the host intact?  Prints what it
+# found; returns non-zero otherwise.  The guest counts its checks and
+# failures on its VIOMMU-DONE lines (one per boot; several LOGs are read
+# as one console, for a guest that moved between QEMUs): their sums must
+# be the well-formed VIOMMU-CHECK lines the host read, and the failures 0.
+guest_verdict() {
+    local lines dones checks=0 fails=0 seen seen_fail n m
+    lines=$(cat "$@" 2>/dev/null | tr -d '\r' |
+            grep -oE 'VIOMMU-(CHECK|DONE)( .*)?$' || true)
+    dones=$(grep -E '^VIOMMU-DONE' <<< "$lines" || true)
+    if [ -z "$dones" ]; then
+        echo "no VIOMMU-DONE"
+        return 1
+    fi
+    while read -r _ n m; do
+        n=${n#checks=} m=${m%% *} m=${m#failed=}
+        if ! [[ $n =~ ^[0-9]+$ && $m =~ ^[0-9]+$ ]]; then
+            echo "garbled VIOMMU-DONE line"
+            return 1
+        fi
+        checks=$((checks + n)) fails=$((fails + m))
+    done <<< "$dones"
+    seen=$(grep -cE '^VIOMMU-CHECK [A-Za-z0-9_.-]+ (PASS|FAIL)( |$)' <<< "$lines")
+    seen_fail=$(grep -cE '^VIOMMU-CHECK [A-Za-z0-9_.-]+ FAIL( |$)' <<< "$lines")
+    echo "checks=$checks failed=$fails, $seen check lines read"
+    [ "$fails" -eq 0 ] && [ "$seen" -eq "$checks" ] && [ "$seen_fail" -eq 0 ]
+}
+
 # pattern_bytes SEED BYTES: the data the guest writes for SEED
 # (tests/guest/image/pattern.sh, the same script the guest runs).
 pattern_bytes() {

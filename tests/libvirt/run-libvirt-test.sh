@@ -345,7 +345,7 @@ $(tail -c +"$((log_offset + 1))" "$qemulog" 2> /dev/null | tail -n 5)"
 # the guest to power off (the transient domain disappears); TAP lines for
 # the run, every guest check, and the guest's MIB MiB in the image.
 wait_guest() {
-    local what=$1 mib=$2 state=running done_at="" ran bytes want got
+    local what=$1 mib=$2 state=running done_at="" ran bytes want got verdict
     shift 2
     while :; do
         if ! vsh domstate "$NAME" 2> /dev/null | grep -q running; then
@@ -362,11 +362,11 @@ wait_guest() {
     ran=$((SECONDS - started))
     echo "# guest ran ${ran}s, end state: $state; console log $console"
 
-    if guest_lines "$console" | grep -q '^VIOMMU-DONE checks=[0-9]* failed=0'; then
-        tap ok "$what: guest finished its checks in ${ran}s ($(guest_lines "$console" | grep -o 'VIOMMU-DONE.*' | head -n 1))"
+    if verdict=$(guest_verdict "$console"); then
+        tap ok "$what: guest finished its checks in ${ran}s ($verdict)"
     else
-        tap not-ok "$what: guest finished its checks, none failed" \
-            "$state after ${ran}s; last console lines:
+        tap not-ok "$what: guest finished its checks, none failed, none lost" \
+            "$verdict; $state after ${ran}s; last console lines:
 $(tail -n 5 "$console" 2> /dev/null | tr -d '\r')"
     fi
     if [ "$state" = gone ]; then
