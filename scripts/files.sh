@@ -26,6 +26,8 @@ tests/qtest/libqos/virtio-iommu.h
 tests/qtest/libqos/virtio-iommu.c
 tests/qtest/libqos/edu.h
 tests/qtest/virtio-iommu-test.c
+tests/qtest/virtio-iommu-test.h
+tests/qtest/virtio-iommu-test-utils.c
 tests/qtest/fuzz/virtio_iommu_fuzz.c
 docs/system/devices/virtio-iommu.rst
 "

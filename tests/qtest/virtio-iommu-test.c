@@ -40,6 +40,7 @@
 #include "libqos/pci.h"
 #include "libqos/virtio-iommu.h"
 #include "libqos/edu.h"
+#include "virtio-iommu-test.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_ids.h"
 #include "standard-headers/linux/virtio_iommu.h"
@@ -47,298 +48,8 @@
 #include "standard-headers/linux/pci_regs.h"
 #include "standard-headers/linux/virtio_ring.h"
 
-#define PAGE                    0x1000ull
-
-/* Endpoints: virtio-rng-pci on bus 0; endpoint ID = bus << 8 | devfn */
-#define EP1_SLOT                5
-#define EP2_SLOT                6
-#define EP1                     QPCI_DEVFN(EP1_SLOT, 0)
-#define EP2                     QPCI_DEVFN(EP2_SLOT, 0)
-#define EP_NO_SLOT              QPCI_DEVFN(7, 0)    /* empty slot */
-#define EP_NO_FN                QPCI_DEVFN(EP1_SLOT, 1)
-#define EP_ALIAS                (0x10000 | EP1)     /* EP1 + bit 16 */
-#define EP_SELF                 QPCI_DEVFN(QVIOMMU_PCI_SLOT, 0)
-#define EP3_SLOT                8       /* only with ENDPOINTS3 */
-#define EP3                     QPCI_DEVFN(EP3_SLOT, 0)
-
-#define ENDPOINT_OPTS           "iommu_platform=on,disable-legacy=on"
-/* Endpoint device IDs, for the test objects that refer to them */
-#define EP1_ID                  "ep1"
-#define EP2_ID                  "ep2"
-#define EP3_ID                  "ep3"
-#define ENDPOINTS                                                       \
-    "-device virtio-rng-pci,id=" EP1_ID ",addr=05.0," ENDPOINT_OPTS " " \
-    "-device virtio-rng-pci,id=" EP2_ID ",addr=06.0," ENDPOINT_OPTS
-#define ENDPOINTS3                                                      \
-    ENDPOINTS " -device virtio-rng-pci,id=" EP3_ID ",addr=08.0,"        \
-    ENDPOINT_OPTS
-
-#define IOMMU_DEVICE_ARG        "-device virtio-iommu-pci,addr="        \
-                                QVIOMMU_PCI_ADDR_STR
-
-#define RW                      (VIRTIO_IOMMU_MAP_F_READ |              \
-                                 VIRTIO_IOMMU_MAP_F_WRITE)
-#define RO                      VIRTIO_IOMMU_MAP_F_READ
-#define WO                      VIRTIO_IOMMU_MAP_F_WRITE
-
-/* IOVAs of the endpoint tests: inside every input range, not RAM */
-#define RING_IOVA               0x100000000ull
-#define BUF_IOVA                0x100100000ull
-#define RING_SIZE               16
-
-#define FAULT_WAIT_US           (2 * G_USEC_PER_SEC)
-#define QUIET_WAIT_US           (200 * 1000)
-
-#define CFG_OFF(field)          offsetof(struct virtio_iommu_config, field)
-#define BIT64(n)                (1ull << (n))
-
-/* ------------------------------------------------------------------ */
-/* Test variants                                                       */
-
-typedef struct TestCfg {
-    bool q35;                   /* x86: run on q35 instead of pc */
-    const char *iommu_json;     /* the IOMMU's -device as JSON */
-    const char *endpoints;      /* instead of ENDPOINTS */
-    bool subprocess;            /* QEMU may not survive: run in a child */
-    const char *q35_args;       /* appended to the command line on q35 */
-    bool hp_port;               /* hot-plug behind a PCIe root port */
-    bool plain;                 /* no test device: runs on stock QEMU too */
-    const char *testdev_opts;   /* options of the IOMMU test device */
-    const char *x86_machine;    /* x86: this machine type instead of pc */
-    const char *arm_machine;    /* arm: this machine type instead of virt */
-    unsigned aw_bits;           /* what that machine type sets, if not 0 */
-} TestCfg;
-
-static bool arch_is_x86(void)
-{
-    const char *arch = qtest_get_arch();
-
-    return !strcmp(arch, "x86_64") || !strcmp(arch, "i386");
-}
-
-static bool arch_is_arm(void)
-{
-    return !strcmp(qtest_get_arch(), "aarch64");
-}
-
-static void cmdline_replace(GString *cmd_line, const char *from,
-                            const char *to)
-{
-    const char *p = strstr(cmd_line->str, from);
-    gssize pos;
-
-    g_assert_nonnull(p);
-    pos = p - cmd_line->str;
-    g_string_erase(cmd_line, pos, strlen(from));
-    g_string_insert(cmd_line, pos, to);
-}
-
-static void *before_cfg(GString *cmd_line, void *arg)
-{
-    const TestCfg *cfg = arg;
-
-    if (cfg->q35 && arch_is_x86()) {
-        g_assert_true(g_str_has_prefix(cmd_line->str, "-M pc "));
-        cmdline_replace(cmd_line, "-M pc ", "-M q35 ");
-        if (cfg->q35_args) {
-            g_string_append_printf(cmd_line, " %s", cfg->q35_args);
-        }
-    }
-    if (cfg->x86_machine && arch_is_x86()) {
-        g_autofree char *m = g_strdup_printf("-M %s ", cfg->x86_machine);
-
-        cmdline_replace(cmd_line, "-M pc ", m);
-    }
-    if (cfg->arm_machine && arch_is_arm()) {
-        g_autofree char *m = g_strdup_printf("-M %s,", cfg->arm_machine);
-
-        cmdline_replace(cmd_line, "-M virt,", m);
-    }
-    if (cfg->iommu_json) {
-        g_autofree char *dev = g_strdup_printf("-device '%s'",
-                                               cfg->iommu_json);
-
-        cmdline_replace(cmd_line, IOMMU_DEVICE_ARG, dev);
-    }
-    return arg;
-}
-
-/* ------------------------------------------------------------------ */
-/* What the machine gives the device                                   */
-
-typedef struct Resv {
-    uint64_t start;
-    uint64_t end;
-    uint8_t subtype;
-} Resv;
-
-typedef struct Machine {
-    unsigned aw_bits;           /* aw-bits the machine sets */
-    Resv msi;                   /* MSI doorbell the machine declares */
-} Machine;
-
-static bool machine_facts(QViommu *v, const TestCfg *cfg, Machine *m)
-{
-    if (arch_is_x86()) {
-        m->aw_bits = cfg && cfg->q35 ? 39 : 64;
-        m->msi = (Resv) { 0xfee00000, 0xfeefffff, VIRTIO_IOMMU_RESV_MEM_T_MSI };
-        return true;
-    }
-    if (arch_is_arm()) {
-        QDict *rsp = qtest_qmp(v->qts,
-            "{ 'execute': 'qom-get', 'arguments': "
-            "{ 'path': '/machine', 'property': 'gic-version' } }");
-        bool v2;
-
-        g_assert_true(qdict_haskey(rsp, "return"));
-        v2 = !strcmp(qdict_get_str(rsp, "return"), "2");
-
-        m->aw_bits = 48;
-        if (v2) {
-            /* GICv2m MSI_SETSPI_NS page */
-            m->msi = (Resv) { 0x08020000, 0x08020fff,
-                              VIRTIO_IOMMU_RESV_MEM_T_MSI };
-        } else {
-            /* GITS_TRANSLATER page of the ITS */
-            m->msi = (Resv) { 0x08090000, 0x0809ffff,
-                              VIRTIO_IOMMU_RESV_MEM_T_MSI };
-        }
-        qobject_unref(rsp);
-        return true;
-    }
-    g_test_skip("no machine facts for this architecture");
-    return false;
-}
-
-static bool machine_info(QViommu *v, const TestCfg *cfg, Machine *m)
-{
-    if (!machine_facts(v, cfg, m)) {
-        return false;
-    }
-    if (cfg && cfg->aw_bits) {
-        m->aw_bits = cfg->aw_bits;
-    }
-    return true;
-}
-
-/* ------------------------------------------------------------------ */
-/* Non-fatal checks                                                    */
-
-static bool check_eq(const char *fn, int line, const char *what,
-                     uint64_t got, uint64_t want)
-{
-    if (got != want) {
-        qviommu_report(fn, line, "%s: expected 0x%" PRIx64 ", got 0x%" PRIx64,
-                       what, want, got);
-        return false;
-    }
-    return true;
-}
-
-#define CHECK_EQ(got, want)                                             \
-    check_eq(__func__, __LINE__, #got, (uint64_t)(got), (uint64_t)(want))
-
-#define CHECK(cond)                                                     \
-    ((cond) ? true :                                                    \
-     (qviommu_report(__func__, __LINE__, "%s: not true", #cond), false))
-
-/* ------------------------------------------------------------------ */
-/* Requests                                                            */
-
-static uint32_t probe_size(QViommu *v)
-{
-    return qviommu_config_readl(v, CFG_OFF(probe_size));
-}
-
-static uint64_t input_end(QViommu *v)
-{
-    return qviommu_config_readq(v, CFG_OFF(input_range.end));
-}
-
-/* Is [start, end] mapped in @domain?  Probed by mapping it again. */
-static bool is_mapped(QViommu *v, uint32_t domain, uint64_t start,
-                      uint64_t end)
-{
-    QViommuRes r = qviommu_map_req(v, domain, start, end, start, RW);
-
-    g_assert_cmpuint(r.used, ==, 4);
-    if (r.tail[0] == VIRTIO_IOMMU_S_OK) {
-        /* was free: undo the probe */
-        QViommuRes u = qviommu_unmap_req(v, domain, start, end);
-
-        g_assert_cmpuint(u.tail[0], ==, VIRTIO_IOMMU_S_OK);
-        return false;
-    }
-    g_assert_cmpuint(r.tail[0], ==, VIRTIO_IOMMU_S_INVAL);
-    return true;
-}
-
-/* ------------------------------------------------------------------ */
-/* Statistics: qom-get <device> stats                                  */
-
-/* Tests that read the counters give the device this ID */
-#define IOMMU_ID                "viommu"
-#define IOMMU_QOM               "/machine/peripheral/" IOMMU_ID         \
-                                "/virtio-backend"
-
-/* The device's counters: needs "id=" IOMMU_ID on the device */
-static QDict *stats_get(QTestState *qts)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
-                           "{ 'path': %s, 'property': 'stats' } }",
-                           IOMMU_QOM);
-    QDict *stats;
-
-    g_assert_true(qdict_haskey(rsp, "return"));
-    stats = qdict_get_qdict(rsp, "return");
-    qobject_ref(stats);
-    qobject_unref(rsp);
-    return stats;
-}
-
-/* One counter: "mappings", or "map/nomem" for requests.map.nomem */
-static uint64_t stat_of(QDict *stats, const char *name)
-{
-    const char *slash = strchr(name, '/');
-    g_autofree char *type = NULL;
-    QDict *req;
-
-    if (!slash) {
-        g_assert_true(qdict_haskey(stats, name));
-        return qdict_get_int(stats, name);
-    }
-    type = g_strndup(name, slash - name);
-    req = qdict_get_qdict(qdict_get_qdict(stats, "requests"), type);
-    g_assert_nonnull(req);
-    g_assert_true(qdict_haskey(req, slash + 1));
-    return qdict_get_int(req, slash + 1);
-}
-
-static bool check_stat(const char *fn, int line, QTestState *qts,
-                       const char *name, uint64_t want)
-{
-    QDict *stats = stats_get(qts);
-    uint64_t got = stat_of(stats, name);
-
-    qobject_unref(stats);
-    if (got != want) {
-        qviommu_report(fn, line, "stats %s: expected %" PRIu64 ", got %" PRIu64,
-                       name, want, got);
-        return false;
-    }
-    return true;
-}
-
-#define CHECK_STAT(v, name, want)                                       \
-    check_stat(__func__, __LINE__, (v)->qts, name, want)
-
 /* ------------------------------------------------------------------ */
 /* Config and features                                                 */
-
-static uint64_t aw_mask(unsigned aw_bits)
-{
-    return aw_bits >= 64 ? UINT64_MAX : BIT64(aw_bits) - 1;
-}
 
 static void check_config(QViommu *v, uint64_t granule, unsigned aw_bits,
                          uint32_t domain_end, uint8_t bypass)
@@ -348,11 +59,11 @@ static void check_config(QViommu *v, uint64_t granule, unsigned aw_bits,
              ~(granule - 1));
     CHECK_EQ(qviommu_config_readq(v, CFG_OFF(input_range.start)), 0);
     CHECK_EQ(qviommu_config_readq(v, CFG_OFF(input_range.end)),
-             aw_mask(aw_bits));
+             vit_aw_mask(aw_bits));
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.start)), 0);
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)),
              domain_end);
-    CHECK_EQ(probe_size(v), 512);
+    CHECK_EQ(vit_probe_size(v), 512);
     CHECK_EQ(qviommu_config_readb(v, CFG_OFF(bypass)), bypass);
 }
 
@@ -363,7 +74,7 @@ static void test_config(void *obj, void *data, QGuestAllocator *alloc)
     uint64_t offered = qvirtio_get_features(v->vdev);
     Machine m;
 
-    if (!machine_info(v, cfg, &m)) {
+    if (!vit_machine_info(v, cfg, &m)) {
         return;
     }
 
@@ -689,11 +400,11 @@ static void abi_check_virtio(QViommu *v, unsigned aw_bits)
              ~(qemu_real_host_page_size() - 1));
     CHECK_EQ(qviommu_config_readq(v, CFG_OFF(input_range.start)), 0);
     CHECK_EQ(qviommu_config_readq(v, CFG_OFF(input_range.end)),
-             aw_mask(aw_bits));
+             vit_aw_mask(aw_bits));
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.start)), 0);
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)),
              UINT32_MAX);
-    CHECK_EQ(probe_size(v), ABI_PROBE_SIZE);
+    CHECK_EQ(vit_probe_size(v), ABI_PROBE_SIZE);
     CHECK_EQ(qviommu_config_readb(v, CFG_OFF(bypass)), 1);
     for (i = 0; i < 3; i++) {
         CHECK_EQ(qviommu_config_readb(v, CFG_OFF(reserved) + i), 0);
@@ -710,7 +421,7 @@ static void test_abi(void *obj, void *data, QGuestAllocator *alloc)
     bool covered[PCI_CFG_SPACE_SIZE] = { false };
     Machine m;
 
-    if (!machine_info(v, data, &m)) {
+    if (!vit_machine_info(v, data, &m)) {
         return;
     }
     abi_check_header(pdev, covered);
@@ -756,7 +467,7 @@ static void test_attach_detach(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
     /* the domain lives on with EP2, mappings included */
-    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, PAGE - 1));
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
     /* the last endpoint leaving destroyed the domain */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
@@ -906,7 +617,7 @@ static void test_attach_bypass_mismatch(void *obj, void *data,
                           VIRTIO_IOMMU_S_INVAL);
 
     /* the failed ATTACH left EP1 in domain 1, mappings intact */
-    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, PAGE - 1));
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
 
     /* MAP and UNMAP on a bypass domain */
@@ -942,7 +653,7 @@ static void test_attach_move(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_INVAL);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
                           VIRTIO_IOMMU_S_NOENT);
-    CHECK(!is_mapped(v, 2, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 2, 0, PAGE - 1));
 
     /*
      * Re-attaching to the domain of which it is the only endpoint empties
@@ -957,7 +668,7 @@ static void test_attach_move(void *obj, void *data, QGuestAllocator *a)
     /* with a second endpoint the domain survives, mappings too */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
-    CHECK(is_mapped(v, 2, PAGE, 2 * PAGE - 1));
+    CHECK(vit_is_mapped(v, 2, PAGE, 2 * PAGE - 1));
 }
 
 static void test_attach_nomem(void *obj, void *data, QGuestAllocator *a)
@@ -1034,7 +745,7 @@ static void test_map_flags(void *obj, void *data, QGuestAllocator *a)
     /* flags come first: unknown flag on a missing domain */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 9, 0, PAGE - 1, 0, 1u << 31),
                           VIRTIO_IOMMU_S_INVAL);
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
 
     /* every combination of the known flags (F_MMIO negotiated) */
     for (bit = 0; bit < 8; bit++) {
@@ -1066,7 +777,7 @@ static void test_map_noent(void *obj, void *data, QGuestAllocator *a)
 static void test_map_range(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    uint64_t end = input_end(v);
+    uint64_t end = vit_input_end(v);
 
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
 
@@ -1076,7 +787,7 @@ static void test_map_range(void *obj, void *data, QGuestAllocator *a)
     /* reversed comes before misaligned */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1234, 0x123, 0x5, RW),
                           VIRTIO_IOMMU_S_INVAL);
-    CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, 2 * PAGE - 1));
 
     /* the spec's examples map [0, 4]: not on a 4k granule */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 4, 0, RW),
@@ -1092,7 +803,7 @@ static void test_map_range(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_RANGE);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x1001, 0x1fff, 0x1, RW),
                           VIRTIO_IOMMU_S_RANGE);
-    CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, 2 * PAGE - 1));
 
     /* the physical end past 2^64 */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 2 * PAGE - 1,
@@ -1111,10 +822,10 @@ static void test_map_range(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, end - 16 * PAGE + 1, end,
                                           0x100000, RW),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(is_mapped(v, 1, end - PAGE + 1, end));
+    CHECK(vit_is_mapped(v, 1, end - PAGE + 1, end));
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, 1, end - PAGE + 1, end));
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, end - PAGE + 1, end));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
 }
 
 static void test_map_input_range(void *obj, void *data, QGuestAllocator *a)
@@ -1123,7 +834,7 @@ static void test_map_input_range(void *obj, void *data, QGuestAllocator *a)
     uint64_t top = BIT64(40);
 
     /* aw-bits=40 */
-    CHECK_EQ(input_end(v), top - 1);
+    CHECK_EQ(vit_input_end(v), top - 1);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, top, top + PAGE - 1, 0, RW),
                           VIRTIO_IOMMU_S_RANGE);
@@ -1140,10 +851,10 @@ static void test_map_input_range(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_RANGE);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, top - PAGE, top + PAGE - 1),
                           VIRTIO_IOMMU_S_RANGE);
-    CHECK(is_mapped(v, 1, top - PAGE, top - 1));
+    CHECK(vit_is_mapped(v, 1, top - PAGE, top - 1));
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, top - 1),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, 1, top - PAGE, top - 1));
+    CHECK(!vit_is_mapped(v, 1, top - PAGE, top - 1));
 }
 
 static void test_map_overlap(void *obj, void *data, QGuestAllocator *a)
@@ -1188,7 +899,7 @@ static void test_map_msi(void *obj, void *data, QGuestAllocator *a)
     Machine m;
     uint64_t ms, me;
 
-    if (!machine_info(v, cfg, &m)) {
+    if (!vit_machine_info(v, cfg, &m)) {
         return;
     }
     ms = m.msi.start;
@@ -1274,12 +985,12 @@ static void test_unmap_status(void *obj, void *data, QGuestAllocator *a)
     b.unmap.reserved[0] = 1;
     QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
                           VIRTIO_IOMMU_S_INVAL);
-    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, PAGE - 1));
 
     /* reversed range */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, PAGE - 1, 0),
                           VIRTIO_IOMMU_S_INVAL);
-    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, PAGE - 1));
 
     /* bypass domain */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
@@ -1291,9 +1002,9 @@ static void test_unmap_status(void *obj, void *data, QGuestAllocator *a)
     /* unaligned UNMAP ranges that split nothing are fine */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x5000, 0x5003),
                           VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, input_end(v)),
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, vit_input_end(v)),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
 }
 
 static void test_unmap_split(void *obj, void *data, QGuestAllocator *a)
@@ -1321,16 +1032,16 @@ static void test_unmap_split(void *obj, void *data, QGuestAllocator *a)
     /* ends one byte short of a's end */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 2 * PAGE - 2),
                           VIRTIO_IOMMU_S_RANGE);
-    CHECK(is_mapped(v, 1, 0, 2 * PAGE - 1));
-    CHECK(is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
-    CHECK(is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, 2 * PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
 
     /* exact covers work */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 6 * PAGE - 1),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, 1, 0, 2 * PAGE - 1));
-    CHECK(!is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
-    CHECK(is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, 2 * PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 2 * PAGE, 6 * PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 8 * PAGE, 9 * PAGE - 1));
 }
 
 /* The spec's map(s, e) scaled so that every mapping is page aligned */
@@ -1357,7 +1068,7 @@ static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(9)),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, d, VS(0), VE(9)));
+    CHECK(!vit_is_mapped(v, d, VS(0), VE(9)));
 
     /* (3) a = map(0, 4); b = map(5, 9); unmap(0, 9) -> unmaps a and b */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
@@ -1368,8 +1079,8 @@ static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(9)),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, d, VS(0), VE(4)));
-    CHECK(!is_mapped(v, d, VS(5), VE(9)));
+    CHECK(!vit_is_mapped(v, d, VS(0), VE(4)));
+    CHECK(!vit_is_mapped(v, d, VS(5), VE(9)));
 
     /* (4) a = map(0, 9); unmap(0, 4) -> fails, doesn't unmap anything */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
@@ -1378,7 +1089,7 @@ static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(4)),
                           VIRTIO_IOMMU_S_RANGE);
-    CHECK(is_mapped(v, d, VS(0), VE(9)));
+    CHECK(vit_is_mapped(v, d, VS(0), VE(9)));
 
     /* (5) a = map(0, 4); b = map(5, 9); unmap(0, 4) -> unmaps a */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
@@ -1389,8 +1100,8 @@ static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(4)),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, d, VS(0), VE(4)));
-    CHECK(is_mapped(v, d, VS(5), VE(9)));
+    CHECK(!vit_is_mapped(v, d, VS(0), VE(4)));
+    CHECK(vit_is_mapped(v, d, VS(5), VE(9)));
 
     /* (6) a = map(0, 4); unmap(0, 9) -> succeeds, unmaps a */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
@@ -1399,7 +1110,7 @@ static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(9)),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, d, VS(0), VE(4)));
+    CHECK(!vit_is_mapped(v, d, VS(0), VE(4)));
 
     /* (7) a = map(0, 4); b = map(10, 14); unmap(0, 14) -> a and b */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, ++d, EP1, 0),
@@ -1410,74 +1121,25 @@ static void test_unmap_examples(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, d, VS(0), VE(14)),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, d, VS(0), VE(4)));
-    CHECK(!is_mapped(v, d, VS(10), VE(14)));
+    CHECK(!vit_is_mapped(v, d, VS(0), VE(4)));
+    CHECK(!vit_is_mapped(v, d, VS(10), VE(14)));
 }
 
 /* ------------------------------------------------------------------ */
 /* PROBE                                                               */
 
-static void check_props(const char *fn, int line, const uint8_t *p,
-                        uint32_t size, const Resv *want, unsigned n)
-{
-    uint32_t off = 0;
-    unsigned i;
-
-    for (i = 0; i < n; i++) {
-        struct virtio_iommu_probe_resv_mem r;
-        uint16_t type, length;
-
-        if (off + sizeof(r) > size) {
-            qviommu_report(fn, line, "property %u does not fit in %u bytes",
-                           i, size);
-            return;
-        }
-        memcpy(&r, p + off, sizeof(r));
-        type = le16_to_cpu(r.head.type);
-        length = le16_to_cpu(r.head.length);
-        if (type != VIRTIO_IOMMU_PROBE_T_RESV_MEM ||
-            length != sizeof(r) - sizeof(r.head) ||
-            r.subtype != want[i].subtype ||
-            r.reserved[0] || r.reserved[1] || r.reserved[2] ||
-            le64_to_cpu(r.start) != want[i].start ||
-            le64_to_cpu(r.end) != want[i].end) {
-            qviommu_report(fn, line, "property %u at offset %u: expected "
-                           "RESV_MEM (type 1, length %zu) subtype %u "
-                           "[0x%" PRIx64 ", 0x%" PRIx64 "], got type 0x%x "
-                           "length %u subtype %u reserved %02x %02x %02x "
-                           "[0x%" PRIx64 ", 0x%" PRIx64 "]", i, off,
-                           sizeof(r) - sizeof(r.head), want[i].subtype,
-                           want[i].start, want[i].end, type, length, r.subtype,
-                           r.reserved[0], r.reserved[1], r.reserved[2],
-                           le64_to_cpu(r.start), le64_to_cpu(r.end));
-            return;
-        }
-        off += sizeof(r.head) + length;
-    }
-    for (; off < size; off++) {
-        if (p[off]) {
-            qviommu_report(fn, line, "byte %u after the properties is 0x%02x, "
-                           "not 0", off, p[off]);
-            return;
-        }
-    }
-}
-
-#define CHECK_PROPS(p, size, want, n)                                   \
-    check_props(__func__, __LINE__, p, size, want, n)
-
 static void test_probe(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
     const TestCfg *cfg = data;
-    uint32_t size = probe_size(v);
+    uint32_t size = vit_probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4 + 256);
     Machine m;
     QViommuReq b;
     uint32_t len;
     QViommuRes r;
 
-    if (!machine_info(v, cfg, &m)) {
+    if (!vit_machine_info(v, cfg, &m)) {
         return;
     }
     g_assert_cmpuint(size, >=, sizeof(struct virtio_iommu_probe_resv_mem));
@@ -1519,7 +1181,7 @@ static void test_probe(void *obj, void *data, QGuestAllocator *a)
 static void test_probe_small(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    uint32_t size = probe_size(v);
+    uint32_t size = vit_probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4);
     uint32_t lens[] = { size - 1, size - 4, 24, 1, 0 };
     unsigned i;
@@ -1627,29 +1289,29 @@ static void test_short_readable(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
                           VIRTIO_IOMMU_S_IOERR);
     QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, 8, 4), VIRTIO_IOMMU_S_IOERR);
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
 
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
                           VIRTIO_IOMMU_S_OK);
     len = qviommu_enc_unmap(&b, 1, 0, PAGE - 1);
     QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
                           VIRTIO_IOMMU_S_IOERR);
-    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, PAGE - 1));
 
     /* PROBE's readable part includes the 64 reserved bytes */
     len = qviommu_enc_probe(&b, EP1);
     QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, len - 1, 0,
-                                              probe_size(v) + 4, 0, NULL),
+                                              vit_probe_size(v) + 4, 0, NULL),
                           VIRTIO_IOMMU_S_IOERR);
-    QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, 8, 0, probe_size(v) + 4,
-                                              0, NULL),
+    QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, 8, 0,
+                                              vit_probe_size(v) + 4, 0, NULL),
                           VIRTIO_IOMMU_S_IOERR);
 }
 
 static void test_layouts(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    uint32_t size = probe_size(v);
+    uint32_t size = vit_probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4);
     QViommuReq b;
     uint32_t len;
@@ -1662,11 +1324,11 @@ static void test_layouts(void *obj, void *data, QGuestAllocator *a)
     len = qviommu_enc_map(&b, 1, 0, PAGE - 1, 0x300000, RW);
     QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, len, 5, 4, 3, NULL),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, PAGE - 1));
     len = qviommu_enc_unmap(&b, 1, 0, PAGE - 1);
     QVIOMMU_EXPECT_STATUS(qviommu_send_layout(v, &b, len, 7, 4, 2, NULL),
                           VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
     len = qviommu_enc_probe(&b, EP1);
     r = qviommu_send_layout(v, &b, len, 13, size + 4, 17, out);
     QVIOMMU_EXPECT_STATUS(r, VIRTIO_IOMMU_S_OK);
@@ -1693,7 +1355,7 @@ static void test_layouts(void *obj, void *data, QGuestAllocator *a)
 static void test_batch(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    uint32_t size = probe_size(v);
+    uint32_t size = vit_probe_size(v);
     g_autofree QViommuReq *b = g_new0(QViommuReq, BATCH);
     g_autofree uint8_t *out = g_malloc(BATCH * (size + 4));
     QViommuXfer x[BATCH];
@@ -1724,9 +1386,9 @@ static void test_batch(void *obj, void *data, QGuestAllocator *a)
                            i);
         }
     }
-    CHECK(is_mapped(v, 1, 0, PAGE - 1));
-    CHECK(is_mapped(v, 1, 31 * PAGE, 32 * PAGE - 1));
-    CHECK(!is_mapped(v, 1, 7 * PAGE, 8 * PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(vit_is_mapped(v, 1, 31 * PAGE, 32 * PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 7 * PAGE, 8 * PAGE - 1));
 
     /* mixed requests, each with its own status */
     memset(out, QVIOMMU_FILL, BATCH * (size + 4));
@@ -1777,7 +1439,7 @@ static void test_batch(void *obj, void *data, QGuestAllocator *a)
     /* domain 2 died with EP2 */
     QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[6], x[6].out, 4),
                           VIRTIO_IOMMU_S_NOENT);
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
 }
 
 /*
@@ -1885,7 +1547,7 @@ static void test_no_map_unmap(void *obj, void *data, QGuestAllocator *a)
 static void test_no_probe(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    uint32_t size = probe_size(v);
+    uint32_t size = vit_probe_size(v);
 
     qviommu_start(v, qviommu_known_features(v) &
                   ~BIT64(VIRTIO_IOMMU_F_PROBE));
@@ -1907,7 +1569,7 @@ static void test_no_mmio(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0,
                                           VIRTIO_IOMMU_MAP_F_MMIO),
                           VIRTIO_IOMMU_S_INVAL);
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
 
     qviommu_start(v, qviommu_known_features(v));
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
@@ -1919,54 +1581,34 @@ static void test_no_mmio(void *obj, void *data, QGuestAllocator *a)
 /* ------------------------------------------------------------------ */
 /* Config bypass and reset                                             */
 
-/* System reset, then bring the driver up again as firmware and OS would */
-static void system_reset_restart(QViommu *v)
-{
-    qviommu_stop(v);
-    qtest_system_reset(v->qts);
-    qvirtio_pci_device_disable(v->transport);
-    qvirtio_pci_device_enable(v->transport);
-    qviommu_start(v, qviommu_known_features(v));
-}
-
-static uint8_t bypass_get(QViommu *v)
-{
-    return qviommu_config_readb(v, CFG_OFF(bypass));
-}
-
-static void bypass_set(QViommu *v, uint8_t val)
-{
-    qviommu_config_writeb(v, CFG_OFF(bypass), val);
-}
-
 static void test_bypass_config(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
     static const uint8_t bad[] = { 2, 3, 0x80, 0xff };
     unsigned i;
 
-    CHECK_EQ(bypass_get(v), 1);
-    bypass_set(v, 0);
-    CHECK_EQ(bypass_get(v), 0);
+    CHECK_EQ(vit_bypass_get(v), 1);
+    vit_bypass_set(v, 0);
+    CHECK_EQ(vit_bypass_get(v), 0);
     for (i = 0; i < ARRAY_SIZE(bad); i++) {
-        bypass_set(v, bad[i]);
-        CHECK_EQ(bypass_get(v), 0);
+        vit_bypass_set(v, bad[i]);
+        CHECK_EQ(vit_bypass_get(v), 0);
     }
-    bypass_set(v, 1);
-    CHECK_EQ(bypass_get(v), 1);
+    vit_bypass_set(v, 1);
+    CHECK_EQ(vit_bypass_get(v), 1);
     for (i = 0; i < ARRAY_SIZE(bad); i++) {
-        bypass_set(v, bad[i]);
-        CHECK_EQ(bypass_get(v), 1);
+        vit_bypass_set(v, bad[i]);
+        CHECK_EQ(vit_bypass_get(v), 1);
     }
 
     /* writes to the other fields are ignored */
     qviommu_config_writeb(v, CFG_OFF(probe_size), 0);
     qviommu_config_writeb(v, CFG_OFF(domain_range.end), 0);
     qviommu_config_writeb(v, CFG_OFF(reserved), 0x55);
-    CHECK(probe_size(v) > 0);
+    CHECK(vit_probe_size(v) > 0);
     CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)), UINT32_MAX);
     CHECK_EQ(qviommu_config_readb(v, CFG_OFF(reserved)), 0);
-    CHECK_EQ(bypass_get(v), 1);
+    CHECK_EQ(vit_bypass_get(v), 1);
 }
 
 static void test_bypass_config_not_negotiated(void *obj, void *data,
@@ -1976,9 +1618,9 @@ static void test_bypass_config_not_negotiated(void *obj, void *data,
 
     qviommu_start(v, qviommu_known_features(v) &
                   ~BIT64(VIRTIO_IOMMU_F_BYPASS_CONFIG));
-    CHECK_EQ(bypass_get(v), 1);
-    bypass_set(v, 0);
-    CHECK_EQ(bypass_get(v), 1);
+    CHECK_EQ(vit_bypass_get(v), 1);
+    vit_bypass_set(v, 0);
+    CHECK_EQ(vit_bypass_get(v), 1);
 }
 
 static void test_bypass_config_reset(void *obj, void *data,
@@ -1986,16 +1628,16 @@ static void test_bypass_config_reset(void *obj, void *data,
 {
     QViommu *v = obj;
 
-    bypass_set(v, 0);
-    CHECK_EQ(bypass_get(v), 0);
+    vit_bypass_set(v, 0);
+    CHECK_EQ(vit_bypass_get(v), 0);
 
     /* a device reset keeps it */
     qviommu_start(v, qviommu_known_features(v));
-    CHECK_EQ(bypass_get(v), 0);
+    CHECK_EQ(vit_bypass_get(v), 0);
 
     /* a system reset goes back to boot-bypass */
-    system_reset_restart(v);
-    CHECK_EQ(bypass_get(v), 1);
+    vit_system_reset_restart(v);
+    CHECK_EQ(vit_bypass_get(v), 1);
 }
 
 static void test_boot_bypass_off(void *obj, void *data, QGuestAllocator *a)
@@ -2003,11 +1645,11 @@ static void test_boot_bypass_off(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
 
     /* boot-bypass=off */
-    CHECK_EQ(bypass_get(v), 0);
-    bypass_set(v, 1);
-    CHECK_EQ(bypass_get(v), 1);
-    system_reset_restart(v);
-    CHECK_EQ(bypass_get(v), 0);
+    CHECK_EQ(vit_bypass_get(v), 0);
+    vit_bypass_set(v, 1);
+    CHECK_EQ(vit_bypass_get(v), 1);
+    vit_system_reset_restart(v);
+    CHECK_EQ(vit_bypass_get(v), 0);
 }
 
 static void test_reset_detaches(void *obj, void *data, QGuestAllocator *a)
@@ -2023,351 +1665,11 @@ static void test_reset_detaches(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
                           VIRTIO_IOMMU_S_NOENT);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    CHECK(!is_mapped(v, 1, 0, PAGE - 1));
+    CHECK(!vit_is_mapped(v, 1, 0, PAGE - 1));
 }
 
 /* ------------------------------------------------------------------ */
 /* IOMMU notifier events                                               */
-
-/*
- * Two iommu-test-recorder objects (hw/misc/iommu-testdev.c), n0 and n1,
- * register a notifier for MAP and UNMAP on each endpoint's IOMMU memory
- * region, as VFIO and vhost do, and log what they receive; n0 can ask for
- * a replay to itself alone.  Every event must be a naturally aligned
- * power-of-two IOVA block; a mapping is sent as the fewest such blocks.
- */
-#define NOTIFY_OPTS             "id=" IOMMU_ID ",granule=4k"
-
-/*
- * The endpoints that get recorders, where they exist, and the endpoint ID
- * their events belong to (the one the guest attaches: a bus number may
- * not be set yet when a migration stream is loaded)
- */
-#define EP_PORT_ID              "ep-port"
-#define EP_BEHIND_PORT          0x100   /* bus 1, 00.0 */
-static const struct {
-    const char *id;
-    uint32_t ep;
-} recorded_eps[] = {
-    { EP1_ID, EP1 }, { EP2_ID, EP2 }, { EP3_ID, EP3 },
-    { EP_PORT_ID, EP_BEHIND_PORT },
-};
-
-/* The IOMMU test device (hw/misc/iommu-testdev.c) of every test */
-#define TESTDEV_ID              "itd"
-#define TESTDEV_QOM             "/machine/peripheral/" TESTDEV_ID
-#define TESTDEV_ARG             " -device iommu-testdev,id=" TESTDEV_ID
-
-/* Record every endpoint there is (with n0 and n1); false if none */
-static bool recorders_add(QTestState *qts)
-{
-    bool any = false;
-    size_t i;
-
-    for (i = 0; i < ARRAY_SIZE(recorded_eps); i++) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments': "
-                               "{ 'path': %s, 'property': 'record', "
-                               "'value': %s } }", TESTDEV_QOM,
-                               recorded_eps[i].id);
-
-        /* An endpoint this machine does not have: nothing to record */
-        any |= qdict_haskey(rsp, "return");
-        qobject_unref(rsp);
-    }
-    return any;
-}
-
-/* Does this QEMU record anything? */
-static bool recorders_exist(QTestState *qts)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
-                           "{ 'path': %s, 'property': 'recorded' } }",
-                           TESTDEV_QOM);
-    bool found = !qlist_empty(qdict_get_qlist(rsp, "return"));
-
-    qobject_unref(rsp);
-    return found;
-}
-
-/* IOMMUAccessFlags, as the log prints them */
-#define PERM_RO                 1
-#define PERM_WO                 2
-#define PERM_RW                 3
-
-#define BOTH                    (-1)    /* an event both notifiers get */
-
-typedef struct Ev {
-    int n;                      /* notifier 0 or 1; BOTH when expected */
-    bool map;
-    uint32_t ep;
-    uint64_t iova;
-    uint64_t mask;
-    uint64_t pa;                /* meaningless for UNMAP: not compared */
-    int perm;
-} Ev;
-
-/* The log of one QEMU, and how much of it the test has looked at */
-typedef struct Notif {
-    QTestState *qts;
-    guint seen;
-} Notif;
-
-/* The endpoint ID of a recorded device */
-static bool recorded_ep(const char *id, uint32_t *ep)
-{
-    size_t i;
-
-    for (i = 0; i < ARRAY_SIZE(recorded_eps); i++) {
-        if (!strcmp(recorded_eps[i].id, id)) {
-            *ep = recorded_eps[i].ep;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The log entries added since the last call */
-static GArray *notif_take(Notif *nt)
-{
-    QDict *rsp = qtest_qmp(nt->qts, "{ 'execute': 'qom-get', 'arguments': "
-                           "{ 'path': %s, 'property': 'log' } }",
-                           TESTDEV_QOM);
-    GArray *evs = g_array_new(false, true, sizeof(Ev));
-    QListEntry *e;
-    guint i = 0;
-
-    g_assert_true(qdict_haskey(rsp, "return"));
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
-        const char *line;
-        char dev[32], kind[8];
-        Ev ev = { 0 };
-
-        if (i++ < nt->seen) {
-            continue;
-        }
-        line = qstring_get_str(qobject_to(QString, qlist_entry_obj(e)));
-        if (sscanf(line, "n%d %31s %7s iova=0x%" SCNx64 " mask=0x%" SCNx64
-                   " pa=0x%" SCNx64 " perm=%d", &ev.n, dev, kind, &ev.iova,
-                   &ev.mask, &ev.pa, &ev.perm) != 7 ||
-            (strcmp(kind, "MAP") && strcmp(kind, "UNMAP")) ||
-            !recorded_ep(dev, &ev.ep)) {
-            qviommu_report(__func__, __LINE__, "unparsable notification '%s'",
-                           line);
-            continue;
-        }
-        ev.map = !strcmp(kind, "MAP");
-        g_array_append_val(evs, ev);
-    }
-    nt->seen = i;
-    qobject_unref(rsp);
-    return evs;
-}
-
-/* Record from now on, and look at the log from its current end */
-static void notif_start(Notif *nt, QTestState *qts)
-{
-    if (!recorders_exist(qts)) {
-        g_assert_true(recorders_add(qts));
-    }
-    *nt = (Notif) { .qts = qts };
-    g_array_free(notif_take(nt), true);
-}
-
-static void want_ev(GArray *w, int n, bool map, uint32_t ep, uint64_t iova,
-                    uint64_t mask, uint64_t pa, int perm)
-{
-    Ev ev = { n, map, ep, iova, mask, pa, map ? perm : 0 };
-
-    g_array_append_val(w, ev);
-}
-
-typedef struct Mapping {
-    uint64_t start;
-    uint64_t end;
-    uint64_t pa;
-    uint32_t flags;
-} Mapping;
-
-static int map_perm(uint32_t flags)
-{
-    return (flags & VIRTIO_IOMMU_MAP_F_READ ? PERM_RO : 0) |
-           (flags & VIRTIO_IOMMU_MAP_F_WRITE ? PERM_WO : 0);
-}
-
-/* Expect @m as the fewest naturally aligned blocks, in IOVA order */
-static void want_blocks(GArray *w, int n, bool map, uint32_t ep,
-                        const Mapping *m)
-{
-    uint64_t iova = m->start;
-
-    for (;;) {
-        uint64_t align = iova ? (iova & -iova) - 1 : UINT64_MAX;
-        uint64_t span = m->end - iova;
-        uint64_t fit = span == UINT64_MAX ? UINT64_MAX :
-                       (1ull << (63 - clz64(span + 1))) - 1;
-        uint64_t mask = MIN(align, fit);
-
-        want_ev(w, n, map, ep, iova, mask, m->pa + (iova - m->start),
-                map_perm(m->flags));
-        if (iova + mask == m->end) {
-            return;
-        }
-        iova += mask + 1;
-    }
-}
-
-/* What MAPping @m tells notifier @n (BOTH) of @ep: nothing for MMIO */
-static void want_map(GArray *w, int n, uint32_t ep, const Mapping *m)
-{
-    if (!(m->flags & VIRTIO_IOMMU_MAP_F_MMIO)) {
-        want_blocks(w, n, true, ep, m);
-    }
-}
-
-static void want_unmap(GArray *w, uint32_t ep, const Mapping *m)
-{
-    want_blocks(w, BOTH, false, ep, m);
-}
-
-static void print_evs(const char *what, GArray *evs)
-{
-    guint i;
-
-    fprintf(stderr, "  %s (%u):\n", what, evs->len);
-    for (i = 0; i < evs->len; i++) {
-        Ev *e = &g_array_index(evs, Ev, i);
-
-        fprintf(stderr, "    n%d %s ep=0x%x iova=0x%" PRIx64 " mask=0x%" PRIx64
-                " pa=0x%" PRIx64 " perm=%d\n", e->n, e->map ? "MAP" : "UNMAP",
-                e->ep, e->iova, e->mask, e->pa, e->perm);
-    }
-}
-
-static bool ev_match(const Ev *got, const Ev *want)
-{
-    return got->map == want->map && got->ep == want->ep &&
-           got->iova == want->iova && got->mask == want->mask &&
-           got->perm == want->perm && (!want->map || got->pa == want->pa);
-}
-
-/* The events of notifier @n (or BOTH, in expectations) for @ep */
-static GArray *evs_of(GArray *evs, int n, uint32_t ep)
-{
-    GArray *r = g_array_new(false, true, sizeof(Ev));
-    guint i;
-
-    for (i = 0; i < evs->len; i++) {
-        Ev *e = &g_array_index(evs, Ev, i);
-
-        if ((e->n == n || e->n == BOTH) && e->ep == ep) {
-            g_array_append_val(r, *e);
-        }
-    }
-    return r;
-}
-
-static gint ev_cmp(gconstpointer a, gconstpointer b)
-{
-    const Ev *x = a, *y = b;
-
-    if (x->iova != y->iova) {
-        return x->iova < y->iova ? -1 : 1;
-    }
-    return x->mask < y->mask ? -1 : x->mask > y->mask;
-}
-
-/* The length of the run of events of one kind (MAP or UNMAP) at @i */
-static guint run_len(GArray *evs, guint i)
-{
-    guint j = i;
-
-    while (j < evs->len && g_array_index(evs, Ev, j).map ==
-           g_array_index(evs, Ev, i).map) {
-        j++;
-    }
-    return j - i;
-}
-
-/*
- * Did notifier @n of @ep get what it should?  The same runs of MAPs and
- * of UNMAPs in the same order, each run with the same blocks; the order
- * of blocks within a run is free.
- */
-static bool evs_agree(GArray *got_all, GArray *want_all, int n, uint32_t ep)
-{
-    g_autoptr(GArray) got = evs_of(got_all, n, ep);
-    g_autoptr(GArray) want = evs_of(want_all, n, ep);
-    guint i = 0, k, len;
-
-    if (got->len != want->len) {
-        return false;
-    }
-    while (i < got->len) {
-        len = run_len(got, i);
-        if (run_len(want, i) != len ||
-            g_array_index(got, Ev, i).map != g_array_index(want, Ev, i).map) {
-            return false;
-        }
-        qsort(&g_array_index(got, Ev, i), len, sizeof(Ev), ev_cmp);
-        qsort(&g_array_index(want, Ev, i), len, sizeof(Ev), ev_cmp);
-        for (k = i; k < i + len; k++) {
-            if (!ev_match(&g_array_index(got, Ev, k),
-                          &g_array_index(want, Ev, k))) {
-                return false;
-            }
-        }
-        i += len;
-    }
-    return true;
-}
-
-/*
- * The events logged since the last check must be @want: for each notifier
- * and each endpoint, the expected blocks, UNMAPs and MAPs in the expected
- * order (see evs_agree; the order between notifiers, between endpoints and
- * between the blocks of one run is free).  Empties @want.
- */
-static bool check_events(const char *fn, int line, Notif *nt, GArray *want)
-{
-    g_autoptr(GArray) got = notif_take(nt);
-    bool ok = true;
-    guint i;
-    int n;
-
-    for (i = 0; i < got->len; i++) {
-        ok &= g_array_index(got, Ev, i).n == 0 ||
-              g_array_index(got, Ev, i).n == 1;
-    }
-    for (n = 0; n < 2 && ok; n++) {
-        for (i = 0; i < got->len && ok; i++) {
-            ok = evs_agree(got, want, n, g_array_index(got, Ev, i).ep);
-        }
-        for (i = 0; i < want->len && ok; i++) {
-            ok = evs_agree(got, want, n, g_array_index(want, Ev, i).ep);
-        }
-    }
-    if (!ok) {
-        qviommu_report(fn, line, "IOMMU notifications differ (n-1: both n0 and "
-                       "n1; UNMAP pa not compared)");
-        print_evs("expected", want);
-        print_evs("got", got);
-    }
-    g_array_set_size(want, 0);
-    return ok;
-}
-
-#define CHECK_EVENTS(nt, want)                                          \
-    check_events(__func__, __LINE__, nt, want)
-
-static QViommuRes map_m(QViommu *v, uint32_t domain, const Mapping *m)
-{
-    return qviommu_map_req(v, domain, m->start, m->end, m->pa, m->flags);
-}
-
-static QViommuRes unmap_m(QViommu *v, uint32_t domain, const Mapping *m)
-{
-    return qviommu_unmap_req(v, domain, m->start, m->end);
-}
 
 /* Replay the mappings of endpoint @ep_id to its n0 alone */
 static void replay(QViommu *v, const char *ep_id)
@@ -2377,94 +1679,61 @@ static void replay(QViommu *v, const char *ep_id)
                              "'value': %s } }", TESTDEV_QOM, ep_id);
 }
 
-/*
- * An endpoint behind a PCIe root port (q35 on x86, virt on Arm): its ID
- * holds the bus number the guest gave the port's secondary bus.
- */
-#define ROOT_PORT_SLOT          9
-#define ROOT_PORT                                                       \
-    " -device pcie-root-port,id=rp,chassis=1,addr=09.0"                 \
-    " -device virtio-rng-pci,id=" EP_PORT_ID ",bus=rp,addr=00.0,"     \
-    ENDPOINT_OPTS
-
-/* No firmware runs here: number the bus behind the port as it would */
-static void number_root_port(QViommu *v)
-{
-    QPCIDevice *port = qpci_device_find(v->transport->pdev->bus,
-                                        QPCI_DEVFN(ROOT_PORT_SLOT, 0));
-
-    g_assert_nonnull(port);
-    qpci_config_writeb(port, PCI_PRIMARY_BUS, 0);
-    qpci_config_writeb(port, PCI_SECONDARY_BUS, 1);
-    qpci_config_writeb(port, PCI_SUBORDINATE_BUS, 1);
-    g_free(port);
-}
-
-/* 3 pages at a 4-page boundary: a 2-page block, then a 1-page block */
-static const Mapping M3P = { 0x100000, 0x102fff, 0x200000, RW };
-/* 2 MiB at a 2 MiB boundary: one block */
-static const Mapping M2M = { 0x400000, 0x5fffff, 0x40000000, RO };
-/* one page */
-static const Mapping M1P = { 0x103000, 0x103fff, 0x300000, WO };
-/* device registers: never sent as MAP */
-static const Mapping MMIO = { 0x700000, 0x701fff, 0xfe000000,
-                              RW | VIRTIO_IOMMU_MAP_F_MMIO };
-
 static void test_notify_map(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     Notif nt;
 
-    notif_start(&nt, v->qts);
+    vit_notif_start(&nt, v->qts);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     /* the domain is empty: nothing to tell */
     CHECK_EVENTS(&nt, w);
 
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, 0x100000, 0x1fff, 0x200000, PERM_RW);
-    want_ev(w, BOTH, true, EP1, 0x102000, 0xfff, 0x202000, PERM_RW);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    vit_want_ev(w, BOTH, true, EP1, 0x100000, 0x1fff, 0x200000, PERM_RW);
+    vit_want_ev(w, BOTH, true, EP1, 0x102000, 0xfff, 0x202000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, 0x400000, 0x1fffff, 0x40000000, PERM_RO);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m2m), VIRTIO_IOMMU_S_OK);
+    vit_want_ev(w, BOTH, true, EP1, 0x400000, 0x1fffff, 0x40000000, PERM_RO);
     CHECK_EVENTS(&nt, w);
 
     /* 7 pages from an odd page: 1, 2 and 4 pages; write-only */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x601000, 0x607fff,
                                           0x10001000, WO),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, 0x601000, 0xfff, 0x10001000, PERM_WO);
-    want_ev(w, BOTH, true, EP1, 0x602000, 0x1fff, 0x10002000, PERM_WO);
-    want_ev(w, BOTH, true, EP1, 0x604000, 0x3fff, 0x10004000, PERM_WO);
+    vit_want_ev(w, BOTH, true, EP1, 0x601000, 0xfff, 0x10001000, PERM_WO);
+    vit_want_ev(w, BOTH, true, EP1, 0x602000, 0x1fff, 0x10002000, PERM_WO);
+    vit_want_ev(w, BOTH, true, EP1, 0x604000, 0x3fff, 0x10004000, PERM_WO);
     CHECK_EVENTS(&nt, w);
 
     /* 6 pages from a 2-page boundary: 2 then 4 pages */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0xa02000, 0xa07fff,
                                           0x20000000, RW),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, 0xa02000, 0x1fff, 0x20000000, PERM_RW);
-    want_ev(w, BOTH, true, EP1, 0xa04000, 0x3fff, 0x20002000, PERM_RW);
+    vit_want_ev(w, BOTH, true, EP1, 0xa02000, 0x1fff, 0x20000000, PERM_RW);
+    vit_want_ev(w, BOTH, true, EP1, 0xa04000, 0x3fff, 0x20002000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
     /* blocks follow the IOVA; the physical address needs no alignment */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x800000, 0x9fffff,
                                           0x30001000, RW),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, 0x800000, 0x1fffff, 0x30001000, PERM_RW);
+    vit_want_ev(w, BOTH, true, EP1, 0x800000, 0x1fffff, 0x30001000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
     /* IOVA 0 is aligned to everything */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, 0x2fff, 0x50000000, RO),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, 0, 0x1fff, 0x50000000, PERM_RO);
-    want_ev(w, BOTH, true, EP1, 0x2000, 0xfff, 0x50002000, PERM_RO);
+    vit_want_ev(w, BOTH, true, EP1, 0, 0x1fff, 0x50000000, PERM_RO);
+    vit_want_ev(w, BOTH, true, EP1, 0x2000, 0xfff, 0x50002000, PERM_RO);
     CHECK_EVENTS(&nt, w);
 
     /* an endpoint that is not attached hears nothing */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP2, &M1P);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP2, &vit_m1p);
     CHECK_EVENTS(&nt, w);
 }
 
@@ -2472,25 +1741,25 @@ static void test_notify_map_large(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
-    uint64_t end = input_end(v);
+    uint64_t end = vit_input_end(v);
     Mapping top = { BIT64(32), end, 0, RW };
     Notif nt;
     int k;
 
-    notif_start(&nt, v->qts);
+    vit_notif_start(&nt, v->qts);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
 
     /* from 4 GiB to the end of the input range: one block per bit */
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &top), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &top), VIRTIO_IOMMU_S_OK);
     for (k = 32; k < 64 && BIT64(k) - 1 < end; k++) {
-        want_ev(w, BOTH, true, EP1, BIT64(k), BIT64(k) - 1,
-                BIT64(k) - BIT64(32), PERM_RW);
+        vit_want_ev(w, BOTH, true, EP1, BIT64(k), BIT64(k) - 1,
+                    BIT64(k) - BIT64(32), PERM_RW);
     }
     CHECK_EVENTS(&nt, w);
 
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, end), VIRTIO_IOMMU_S_OK);
     for (k = 32; k < 64 && BIT64(k) - 1 < end; k++) {
-        want_ev(w, BOTH, false, EP1, BIT64(k), BIT64(k) - 1, 0, 0);
+        vit_want_ev(w, BOTH, false, EP1, BIT64(k), BIT64(k) - 1, 0, 0);
     }
     CHECK_EVENTS(&nt, w);
 
@@ -2498,7 +1767,7 @@ static void test_notify_map_large(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, end - PAGE + 1, end,
                                           0x1000, RW),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, end - PAGE + 1, PAGE - 1, 0x1000, PERM_RW);
+    vit_want_ev(w, BOTH, true, EP1, end - PAGE + 1, PAGE - 1, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 }
 
@@ -2509,10 +1778,10 @@ static void test_notify_unmap(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
-    notif_start(&nt, v->qts);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m2m), VIRTIO_IOMMU_S_OK);
+    vit_notif_start(&nt, v->qts);
 
     /* nothing in the range, or a range that would split a mapping */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, 0xfffff),
@@ -2526,19 +1795,19 @@ static void test_notify_unmap(void *obj, void *data, QGuestAllocator *a)
     /* two adjacent mappings, each in its own blocks */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x100000, 0x103fff),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, false, EP1, 0x100000, 0x1fff, 0, 0);
-    want_ev(w, BOTH, false, EP1, 0x102000, 0xfff, 0, 0);
-    want_ev(w, BOTH, false, EP1, 0x103000, 0xfff, 0, 0);
+    vit_want_ev(w, BOTH, false, EP1, 0x100000, 0x1fff, 0, 0);
+    vit_want_ev(w, BOTH, false, EP1, 0x102000, 0xfff, 0, 0);
+    vit_want_ev(w, BOTH, false, EP1, 0x103000, 0xfff, 0, 0);
     CHECK_EVENTS(&nt, w);
 
     /* already gone */
-    QVIOMMU_EXPECT_STATUS(unmap_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_unmap_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
 
     /* the whole input range */
-    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, input_end(v)),
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0, vit_input_end(v)),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, false, EP1, 0x400000, 0x1fffff, 0, 0);
+    vit_want_ev(w, BOTH, false, EP1, 0x400000, 0x1fffff, 0, 0);
     CHECK_EVENTS(&nt, w);
 }
 
@@ -2548,41 +1817,41 @@ static void test_notify_attach(void *obj, void *data, QGuestAllocator *a)
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     Notif nt;
 
-    notif_start(&nt, v->qts);
+    vit_notif_start(&nt, v->qts);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP2, &M3P);
-    want_map(w, BOTH, EP2, &M2M);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m2m), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_mmio), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP2, &vit_m3p);
+    vit_want_map(w, BOTH, EP2, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* EP1 joins: it gets every mapping of the domain, EP2 nothing */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP1, &M3P);
-    want_map(w, BOTH, EP1, &M2M);
+    vit_want_map(w, BOTH, EP1, &vit_m3p);
+    vit_want_map(w, BOTH, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* a new mapping goes to both endpoints */
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP1, &M1P);
-    want_map(w, BOTH, EP2, &M1P);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP1, &vit_m1p);
+    vit_want_map(w, BOTH, EP2, &vit_m1p);
     CHECK_EVENTS(&nt, w);
 
     /* EP1 leaves: everything unmapped for it, the MMIO mapping too */
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP1, &M3P);
-    want_unmap(w, EP1, &M1P);
-    want_unmap(w, EP1, &M2M);
-    want_unmap(w, EP1, &MMIO);
+    vit_want_unmap(w, EP1, &vit_m3p);
+    vit_want_unmap(w, EP1, &vit_m1p);
+    vit_want_unmap(w, EP1, &vit_m2m);
+    vit_want_unmap(w, EP1, &vit_mmio);
     CHECK_EVENTS(&nt, w);
 
     /* EP2 leaves last, destroying the domain: each UNMAP once */
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP2, &M3P);
-    want_unmap(w, EP2, &M1P);
-    want_unmap(w, EP2, &M2M);
-    want_unmap(w, EP2, &MMIO);
+    vit_want_unmap(w, EP2, &vit_m3p);
+    vit_want_unmap(w, EP2, &vit_m1p);
+    vit_want_unmap(w, EP2, &vit_m2m);
+    vit_want_unmap(w, EP2, &vit_mmio);
     CHECK_EVENTS(&nt, w);
 }
 
@@ -2593,43 +1862,44 @@ static void test_notify_move(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M1P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
-    notif_start(&nt, v->qts);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &vit_m2m), VIRTIO_IOMMU_S_OK);
+    vit_notif_start(&nt, v->qts);
 
     /* EP1 moves to domain 2: the old mappings go, then the new come */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP1, &M3P);
-    want_map(w, BOTH, EP1, &M1P);
-    want_map(w, BOTH, EP1, &M2M);
+    vit_want_unmap(w, EP1, &vit_m3p);
+    vit_want_map(w, BOTH, EP1, &vit_m1p);
+    vit_want_map(w, BOTH, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* re-attaching to a domain that survives: out, then in again */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP2, &M1P);
-    want_unmap(w, EP2, &M2M);
-    want_map(w, BOTH, EP2, &M1P);
-    want_map(w, BOTH, EP2, &M2M);
+    vit_want_unmap(w, EP2, &vit_m1p);
+    vit_want_unmap(w, EP2, &vit_m2m);
+    vit_want_map(w, BOTH, EP2, &vit_m1p);
+    vit_want_map(w, BOTH, EP2, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* EP1 moves to a new, empty domain */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP1, &M1P);
-    want_unmap(w, EP1, &M2M);
+    vit_want_unmap(w, EP1, &vit_m1p);
+    vit_want_unmap(w, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* re-attaching to the domain it alone is in empties the domain */
-    QVIOMMU_EXPECT_STATUS(map_m(v, 3, &M3P), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP1, &M3P);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 3, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP1, &vit_m3p);
     CHECK_EVENTS(&nt, w);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1, 0), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP1, &M3P);
+    vit_want_unmap(w, EP1, &vit_m3p);
     CHECK_EVENTS(&nt, w);
-    CHECK(!is_mapped(v, 3, M3P.start, M3P.end));
-    want_map(w, BOTH, EP1, &(Mapping) { M3P.start, M3P.end, M3P.start, RW });
-    want_unmap(w, EP1, &M3P);
+    CHECK(!vit_is_mapped(v, 3, vit_m3p.start, vit_m3p.end));
+    vit_want_map(w, BOTH, EP1, &(Mapping) { vit_m3p.start, vit_m3p.end,
+                                            vit_m3p.start, RW });
+    vit_want_unmap(w, EP1, &vit_m3p);
     CHECK_EVENTS(&nt, w);
 }
 
@@ -2641,36 +1911,36 @@ static void test_notify_mmio(void *obj, void *data, QGuestAllocator *a)
                               RO | VIRTIO_IOMMU_MAP_F_MMIO };
     Notif nt;
 
-    notif_start(&nt, v->qts);
+    vit_notif_start(&nt, v->qts);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &mmio_ro), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_mmio), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &mmio_ro), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
 
     /* a normal mapping right before it is sent */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x6ff000, 0x6fffff, 0x1000, RW),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
+    vit_want_ev(w, BOTH, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
     /* not replayed, and not sent to an endpoint that joins */
     replay(v, EP1_ID);
-    want_ev(w, 0, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
+    vit_want_ev(w, 0, true, EP1, 0x6ff000, 0xfff, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, true, EP2, 0x6ff000, 0xfff, 0x1000, PERM_RW);
+    vit_want_ev(w, BOTH, true, EP2, 0x6ff000, 0xfff, 0x1000, PERM_RW);
     CHECK_EVENTS(&nt, w);
 
     /* but unmapped like any mapping */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x6ff000, 0x701fff),
                           VIRTIO_IOMMU_S_OK);
-    want_ev(w, BOTH, false, EP1, 0x6ff000, 0xfff, 0, 0);
-    want_unmap(w, EP1, &MMIO);
-    want_ev(w, BOTH, false, EP2, 0x6ff000, 0xfff, 0, 0);
-    want_unmap(w, EP2, &MMIO);
+    vit_want_ev(w, BOTH, false, EP1, 0x6ff000, 0xfff, 0, 0);
+    vit_want_unmap(w, EP1, &vit_mmio);
+    vit_want_ev(w, BOTH, false, EP2, 0x6ff000, 0xfff, 0, 0);
+    vit_want_unmap(w, EP2, &vit_mmio);
     CHECK_EVENTS(&nt, w);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP2), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP2, &mmio_ro);
+    vit_want_unmap(w, EP2, &mmio_ro);
     CHECK_EVENTS(&nt, w);
 }
 
@@ -2681,30 +1951,30 @@ static void test_notify_reset(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_mmio), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
                                              VIRTIO_IOMMU_ATTACH_F_BYPASS),
                           VIRTIO_IOMMU_S_OK);
-    notif_start(&nt, v->qts);
+    vit_notif_start(&nt, v->qts);
 
     /* device reset: every endpoint detached */
     qviommu_start(v, qviommu_known_features(v));
-    want_unmap(w, EP1, &M3P);
-    want_unmap(w, EP1, &MMIO);
+    vit_want_unmap(w, EP1, &vit_m3p);
+    vit_want_unmap(w, EP1, &vit_mmio);
     CHECK_EVENTS(&nt, w);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
 
     /* system reset, with the driver still running */
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m2m), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP1, &M2M);
-    want_map(w, BOTH, EP2, &M2M);
+    vit_want_map(w, BOTH, EP1, &vit_m2m);
+    vit_want_map(w, BOTH, EP2, &vit_m2m);
     CHECK_EVENTS(&nt, w);
     qtest_system_reset(v->qts);
-    want_unmap(w, EP1, &M2M);
-    want_unmap(w, EP2, &M2M);
+    vit_want_unmap(w, EP1, &vit_m2m);
+    vit_want_unmap(w, EP2, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     qvirtio_pci_device_disable(v->transport);
@@ -2720,29 +1990,29 @@ static void test_notify_reset_port(void *obj, void *data,
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     Notif nt;
 
-    number_root_port(v);
-    notif_start(&nt, v->qts);
+    vit_number_root_port(v);
+    vit_notif_start(&nt, v->qts);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_BEHIND_PORT, 0),
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP_BEHIND_PORT, &M3P);
-    want_map(w, BOTH, EP1, &M3P);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP_BEHIND_PORT, &vit_m3p);
+    vit_want_map(w, BOTH, EP1, &vit_m3p);
     CHECK_EVENTS(&nt, w);
 
     /* device reset */
     qviommu_start(v, qviommu_known_features(v));
-    want_unmap(w, EP_BEHIND_PORT, &M3P);
-    want_unmap(w, EP1, &M3P);
+    vit_want_unmap(w, EP_BEHIND_PORT, &vit_m3p);
+    vit_want_unmap(w, EP1, &vit_m3p);
     CHECK_EVENTS(&nt, w);
 
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP_BEHIND_PORT, 0),
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &M2M), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP_BEHIND_PORT, &M1P);
-    want_map(w, BOTH, EP1, &M2M);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &vit_m2m), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP_BEHIND_PORT, &vit_m1p);
+    vit_want_map(w, BOTH, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /*
@@ -2750,8 +2020,8 @@ static void test_notify_reset_port(void *obj, void *data,
      * notifiers must still hear that everything is gone, as EP1's do.
      */
     qtest_system_reset(v->qts);
-    want_unmap(w, EP_BEHIND_PORT, &M1P);
-    want_unmap(w, EP1, &M2M);
+    vit_want_unmap(w, EP_BEHIND_PORT, &vit_m1p);
+    vit_want_unmap(w, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     qvirtio_pci_device_disable(v->transport);
@@ -2766,43 +2036,43 @@ static void test_notify_bypass(void *obj, void *data, QGuestAllocator *a)
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     Notif nt;
 
-    notif_start(&nt, v->qts);
+    vit_notif_start(&nt, v->qts);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP1,
                                              VIRTIO_IOMMU_ATTACH_F_BYPASS),
                           VIRTIO_IOMMU_S_OK);
-    bypass_set(v, 0);
-    bypass_set(v, 1);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 3, &M1P), VIRTIO_IOMMU_S_INVAL);
+    vit_bypass_set(v, 0);
+    vit_bypass_set(v, 1);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 3, &vit_m1p), VIRTIO_IOMMU_S_INVAL);
     replay(v, EP1_ID);
     CHECK_EVENTS(&nt, w);
 
     /* from a translating domain to the bypass domain: unmapped */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP2, &M3P);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP2, &vit_m3p);
     CHECK_EVENTS(&nt, w);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP2,
                                              VIRTIO_IOMMU_ATTACH_F_BYPASS),
                           VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP2, &M3P);
+    vit_want_unmap(w, EP2, &vit_m3p);
     CHECK_EVENTS(&nt, w);
     replay(v, EP2_ID);
     CHECK_EVENTS(&nt, w);
 
     /* from the bypass domain to a translating one: mapped */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 4, &M2M), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP1, &M2M);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 4, &vit_m2m), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP2, 0), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP2, &M2M);
+    vit_want_map(w, BOTH, EP2, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* back again */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 5, EP1,
                                              VIRTIO_IOMMU_ATTACH_F_BYPASS),
                           VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP1, &M2M);
+    vit_want_unmap(w, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 5, EP1), VIRTIO_IOMMU_S_OK);
     CHECK_EVENTS(&nt, w);
@@ -2816,39 +2086,39 @@ static void test_notify_replay(void *obj, void *data, QGuestAllocator *a)
     Notif nt;
 
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &MMIO), VIRTIO_IOMMU_S_OK);
-    notif_start(&nt, v->qts);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m2m), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_mmio), VIRTIO_IOMMU_S_OK);
+    vit_notif_start(&nt, v->qts);
 
     /* n0 alone gets every mapping once, MMIO excepted */
     replay(v, EP1_ID);
-    want_map(w, 0, EP1, &M3P);
-    want_map(w, 0, EP1, &M1P);
-    want_map(w, 0, EP1, &M2M);
+    vit_want_map(w, 0, EP1, &vit_m3p);
+    vit_want_map(w, 0, EP1, &vit_m1p);
+    vit_want_map(w, 0, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
     /* and again on the next replay */
     replay(v, EP1_ID);
-    want_map(w, 0, EP1, &M3P);
-    want_map(w, 0, EP1, &M1P);
-    want_map(w, 0, EP1, &M2M);
+    vit_want_map(w, 0, EP1, &vit_m3p);
+    vit_want_map(w, 0, EP1, &vit_m1p);
+    vit_want_map(w, 0, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* unattached, or bypassing: nothing to replay */
     replay(v, EP2_ID);
     CHECK_EVENTS(&nt, w);
-    bypass_set(v, 0);
+    vit_bypass_set(v, 0);
     replay(v, EP2_ID);
     CHECK_EVENTS(&nt, w);
 
     /* after the replay, requests notify both as before */
-    QVIOMMU_EXPECT_STATUS(unmap_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP1, &M1P);
+    QVIOMMU_EXPECT_STATUS(vit_unmap_m(v, 1, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    vit_want_unmap(w, EP1, &vit_m1p);
     CHECK_EVENTS(&nt, w);
     replay(v, EP1_ID);
-    want_map(w, 0, EP1, &M3P);
-    want_map(w, 0, EP1, &M2M);
+    vit_want_map(w, 0, EP1, &vit_m3p);
+    vit_want_map(w, 0, EP1, &vit_m2m);
     CHECK_EVENTS(&nt, w);
 
     /* no such endpoint: no notifier, and nothing to replay */
@@ -2871,8 +2141,8 @@ static void test_notify_failed(void *obj, void *data, QGuestAllocator *a)
     /* max-mappings=2,max-domains=1 */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M3P), VIRTIO_IOMMU_S_OK);
-    notif_start(&nt, v->qts);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m3p), VIRTIO_IOMMU_S_OK);
+    vit_notif_start(&nt, v->qts);
 
     /* MAP */
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0x101000, 0x101fff, 0, RW),
@@ -2886,12 +2156,13 @@ static void test_notify_failed(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_INVAL);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 3, 0x200000, 0x200fff, 0, RW),
                           VIRTIO_IOMMU_S_NOENT);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
-    want_map(w, BOTH, EP1, &M1P);
-    want_map(w, BOTH, EP2, &M1P);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m1p), VIRTIO_IOMMU_S_OK);
+    vit_want_map(w, BOTH, EP1, &vit_m1p);
+    vit_want_map(w, BOTH, EP2, &vit_m1p);
     CHECK_EVENTS(&nt, w);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M2M), VIRTIO_IOMMU_S_NOMEM);
-    len = qviommu_enc_map(&b, 1, M2M.start, M2M.end, M2M.pa, M2M.flags);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m2m), VIRTIO_IOMMU_S_NOMEM);
+    len = qviommu_enc_map(&b, 1, vit_m2m.start, vit_m2m.end, vit_m2m.pa,
+                          vit_m2m.flags);
     QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
                           VIRTIO_IOMMU_S_IOERR);
     CHECK_EVENTS(&nt, w);
@@ -2901,13 +2172,13 @@ static void test_notify_failed(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_RANGE);
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, 0x101000, 0x103fff),
                           VIRTIO_IOMMU_S_RANGE);
-    len = qviommu_enc_unmap(&b, 1, M1P.start, M1P.end);
+    len = qviommu_enc_unmap(&b, 1, vit_m1p.start, vit_m1p.end);
     b.unmap.reserved[0] = 1;
     QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len, 4),
                           VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, M1P.end, M1P.start),
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, vit_m1p.end, vit_m1p.start),
                           VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, input_end(v)),
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, vit_input_end(v)),
                           VIRTIO_IOMMU_S_NOENT);
     CHECK_EVENTS(&nt, w);
 
@@ -2935,384 +2206,45 @@ static void test_notify_failed(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_send_req(v, &b, len - 1, 4),
                           VIRTIO_IOMMU_S_IOERR);
     /* unknown request type, no room for a status */
-    len = qviommu_enc_unmap(&b, 1, 0, input_end(v));
+    len = qviommu_enc_unmap(&b, 1, 0, vit_input_end(v));
     b.head.type = 0x42;
     QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, 4));
-    len = qviommu_enc_unmap(&b, 1, 0, input_end(v));
+    len = qviommu_enc_unmap(&b, 1, 0, vit_input_end(v));
     QVIOMMU_EXPECT_UNUSED(qviommu_send_req(v, &b, len, 3));
     CHECK_EVENTS(&nt, w);
 
     /* and everything is still there */
     replay(v, EP1_ID);
-    want_map(w, 0, EP1, &M3P);
-    want_map(w, 0, EP1, &M1P);
+    vit_want_map(w, 0, EP1, &vit_m3p);
+    vit_want_map(w, 0, EP1, &vit_m1p);
     CHECK_EVENTS(&nt, w);
 }
 
 /* ------------------------------------------------------------------ */
 /* Endpoint DMA: a virtio-rng-pci driven by hand                       */
 
-typedef struct EpMap {
-    uint64_t iova;
-    uint64_t pa;
-    uint64_t size;
-} EpMap;
-
-typedef struct Ep {
-    QViommu *v;
-    QTestState *qts;
-    QVirtioPCIDevice *dev;
-    uint32_t id;
-    uint64_t notify;            /* queue 0 notification, BAR offset */
-    uint16_t size;
-    uint64_t desc, avail, used; /* as the endpoint sees them */
-    uint16_t avail_idx;
-    uint16_t used_idx;
-    /* How the test set up the endpoint's view, to reach the rings */
-    EpMap map[16];
-    unsigned nr_map;
-} Ep;
-
-/* The virtio-rng-pci at requester ID @id (bus << 8 | devfn), started */
-static Ep *ep_open_id(QViommu *v, uint32_t id)
-{
-    QPCIAddress addr = { .devfn = id };
-    Ep *ep = g_new0(Ep, 1);
-    uint64_t f;
-
-    ep->v = v;
-    ep->qts = v->qts;
-    ep->id = id;
-    ep->dev = virtio_pci_new(v->transport->pdev->bus, &addr);
-    g_assert_nonnull(ep->dev);
-    g_assert_cmpuint(ep->dev->vdev.device_type, ==, VIRTIO_ID_RNG);
-    qvirtio_pci_device_enable(ep->dev);
-    qvirtio_start_device(&ep->dev->vdev);
-    f = qvirtio_get_features(&ep->dev->vdev);
-    g_assert_cmphex(f & BIT64(VIRTIO_F_ACCESS_PLATFORM), !=, 0);
-    qvirtio_set_features(&ep->dev->vdev, BIT64(VIRTIO_F_VERSION_1) |
-                         BIT64(VIRTIO_F_ACCESS_PLATFORM));
-    return ep;
-}
-
-static Ep *ep_open(QViommu *v, unsigned slot)
-{
-    return ep_open_id(v, QPCI_DEVFN(slot, 0));
-}
-
-static void ep_close(Ep *ep)
-{
-    qvirtio_pci_device_disable(ep->dev);
-    g_free(ep->dev->pdev);
-    g_free(ep->dev);
-    g_free(ep);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Ep, ep_close)
-
-/* Record that the endpoint sees [iova, iova + size) at @pa */
-static void ep_view(Ep *ep, uint64_t iova, uint64_t pa, uint64_t size)
-{
-    g_assert_cmpuint(ep->nr_map, <, ARRAY_SIZE(ep->map));
-    ep->map[ep->nr_map++] = (EpMap) { iova, pa, size };
-}
-
-/* MAP [iova, iova + size) to @pa in @domain, and record it */
-static void ep_map(Ep *ep, uint32_t domain, uint64_t iova, uint64_t pa,
-                   uint64_t size, uint32_t flags)
-{
-    QViommuRes r = qviommu_map_req(ep->v, domain, iova, iova + size - 1, pa,
-                                   flags);
-
-    g_assert_cmpuint(r.used, ==, 4);
-    g_assert_cmpuint(r.tail[0], ==, VIRTIO_IOMMU_S_OK);
-    ep_view(ep, iova, pa, size);
-}
-
-static uint64_t ep_pa(Ep *ep, uint64_t iova, uint64_t *avail)
-{
-    unsigned i;
-
-    for (i = 0; i < ep->nr_map; i++) {
-        EpMap *m = &ep->map[i];
-
-        if (iova >= m->iova && iova - m->iova < m->size) {
-            *avail = m->size - (iova - m->iova);
-            return m->pa + (iova - m->iova);
-        }
-    }
-    g_assert_not_reached();
-}
-
-static void ep_write(Ep *ep, uint64_t iova, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len) {
-        uint64_t avail, pa = ep_pa(ep, iova, &avail);
-        size_t l = MIN(len, avail);
-
-        qtest_memwrite(ep->qts, pa, p, l);
-        p += l;
-        iova += l;
-        len -= l;
-    }
-}
-
-static void ep_read(Ep *ep, uint64_t iova, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-
-    while (len) {
-        uint64_t avail, pa = ep_pa(ep, iova, &avail);
-        size_t l = MIN(len, avail);
-
-        qtest_memread(ep->qts, pa, p, l);
-        p += l;
-        iova += l;
-        len -= l;
-    }
-}
-
-static void ep_zero(Ep *ep, uint64_t iova, size_t len)
-{
-    g_autofree void *zero = g_malloc0(len);
-
-    ep_write(ep, iova, zero, len);
-}
-
-/* Program queue 0 with rings at the given IOVAs, then DRIVER_OK */
-static void ep_start(Ep *ep, uint16_t size, uint64_t desc, uint64_t avail,
-                     uint64_t used)
-{
-    QVirtioPCIDevice *d = ep->dev;
-    uint64_t common = d->common_cfg_offset;
-    QVirtQueue vq = { .desc = desc, .avail = avail, .used = used };
-    uint16_t notify_off;
-
-    ep->size = size;
-    ep->desc = desc;
-    ep->avail = avail;
-    ep->used = used;
-    ep_zero(ep, desc, sizeof(struct vring_desc) * size);
-    ep_zero(ep, avail, 6 + 2 * size);
-    ep_zero(ep, used, 6 + sizeof(struct vring_used_elem) * size);
-
-    d->vdev.bus->queue_select(&d->vdev, 0);
-    qpci_io_writew(d->pdev, d->bar, common +
-                   offsetof(struct virtio_pci_common_cfg, queue_size), size);
-    d->vdev.bus->set_queue_address(&d->vdev, &vq);
-    notify_off = qpci_io_readw(d->pdev, d->bar, common +
-                               offsetof(struct virtio_pci_common_cfg,
-                                        queue_notify_off));
-    ep->notify = d->notify_cfg_offset + notify_off * d->notify_off_multiplier;
-    qpci_io_writew(d->pdev, d->bar, common +
-                   offsetof(struct virtio_pci_common_cfg, queue_enable), 1);
-    qvirtio_set_driver_ok(&d->vdev);
-}
-
-/* Queue a device-writable buffer at IOVA @buf in descriptor @head */
-static void ep_submit(Ep *ep, uint16_t head, uint64_t buf, uint32_t len)
-{
-    struct vring_desc desc = {
-        .addr = cpu_to_le64(buf),
-        .len = cpu_to_le32(len),
-        .flags = cpu_to_le16(VRING_DESC_F_WRITE),
-    };
-    uint16_t v;
-
-    g_assert_cmpuint(head, <, ep->size);
-    ep_write(ep, ep->desc + head * sizeof(desc), &desc, sizeof(desc));
-    v = cpu_to_le16(head);
-    ep_write(ep, ep->avail + 4 + 2 * (ep->avail_idx % ep->size), &v, 2);
-    ep->avail_idx++;
-    v = cpu_to_le16(ep->avail_idx);
-    ep_write(ep, ep->avail + 2, &v, 2);
-    qpci_io_writew(ep->dev->pdev, ep->dev->bar, ep->notify, 0);
-}
-
-static uint16_t ep_used_idx(Ep *ep)
-{
-    uint16_t idx;
-
-    ep_read(ep, ep->used + 2, &idx, 2);
-    return le16_to_cpu(idx);
-}
-
-/* Wait for the next used element; false on timeout */
-static bool ep_wait_used(Ep *ep, uint32_t *id, uint32_t *len,
-                         gint64 timeout_us)
-{
-    gint64 deadline = g_get_monotonic_time() + timeout_us;
-    uint64_t elem;
-    uint32_t val;
-
-    while (ep_used_idx(ep) == ep->used_idx) {
-        if (g_get_monotonic_time() > deadline) {
-            return false;
-        }
-        g_usleep(100);
-    }
-    elem = ep->used + 4 + sizeof(struct vring_used_elem) *
-           (ep->used_idx % ep->size);
-    ep->used_idx++;
-    ep_read(ep, elem, &val, 4);
-    *id = le32_to_cpu(val);
-    ep_read(ep, elem + 4, &val, 4);
-    *len = le32_to_cpu(val);
-    return true;
-}
-
-static uint64_t count_not(QTestState *qts, uint64_t pa, size_t len,
-                          uint8_t fill)
-{
-    g_autofree uint8_t *buf = g_malloc(len);
-    uint64_t n = 0;
-    size_t i;
-
-    qtest_memread(qts, pa, buf, len);
-    for (i = 0; i < len; i++) {
-        n += buf[i] != fill;
-    }
-    return n;
-}
-
-#define IDENTITY        (-1)
-
-/*
- * A standard setup: one page for the rings, at RING_IOVA mapped with
- * @ring_flags in @domain, or at its physical address for IDENTITY.
- */
-static uint64_t ep_start_std(Ep *ep, int64_t domain, QGuestAllocator *a,
-                             uint32_t ring_flags)
-{
-    uint64_t ring = guest_alloc(a, PAGE);
-
-    if (domain != IDENTITY) {
-        ep_map(ep, domain, RING_IOVA, ring, PAGE, ring_flags);
-        ep_start(ep, RING_SIZE, RING_IOVA, RING_IOVA + 0x100,
-                 RING_IOVA + 0x200);
-    } else {
-        ep_view(ep, ring, ring, PAGE);
-        ep_start(ep, RING_SIZE, ring, ring + 0x100, ring + 0x200);
-    }
-    return ring;
-}
-
-/* Faults */
-
-#define MAX_FAULTS 32
-
-typedef struct Faults {
-    struct virtio_iommu_fault f[MAX_FAULTS];
-    unsigned n;
-} Faults;
-
-/* Collect fault reports until none came for @quiet_us */
-static void collect_faults(QViommu *v, Faults *fs, gint64 first_us,
-                           gint64 quiet_us)
-{
-    gint64 timeout = first_us;
-    uint8_t buf[64];
-    uint32_t len;
-
-    fs->n = 0;
-    while (fs->n < MAX_FAULTS &&
-           qviommu_next_event(v, buf, sizeof(buf), &len, timeout)) {
-        struct virtio_iommu_fault *f = &fs->f[fs->n++];
-
-        CHECK(len >= sizeof(*f));
-        memcpy(f, buf, sizeof(*f));
-        f->flags = le32_to_cpu(f->flags);
-        f->endpoint = le32_to_cpu(f->endpoint);
-        f->address = le64_to_cpu(f->address);
-        timeout = quiet_us;
-    }
-}
-
-static void print_faults(const Faults *fs)
-{
-    unsigned i;
-
-    for (i = 0; i < fs->n; i++) {
-        const struct virtio_iommu_fault *f = &fs->f[i];
-
-        fprintf(stderr, "  fault %u: reason %u flags 0x%x endpoint 0x%x "
-                "address 0x%" PRIx64 " reserved %02x%02x%02x/%02x%02x%02x%02x"
-                "\n", i, f->reason, f->flags, f->endpoint, f->address,
-                f->reserved[0], f->reserved[1], f->reserved[2],
-                f->reserved1[0], f->reserved1[1], f->reserved1[2],
-                f->reserved1[3]);
-    }
-}
-
-/*
- * Is there a report of @reason with exactly @flags from @ep, at an
- * address in [lo, hi]?  Every report must be well formed.
- */
-static bool find_fault(const char *fn, int line, const Faults *fs,
-                       uint8_t reason, uint32_t flags, uint32_t ep,
-                       uint64_t lo, uint64_t hi)
-{
-    bool found = false;
-    unsigned i;
-
-    for (i = 0; i < fs->n; i++) {
-        const struct virtio_iommu_fault *f = &fs->f[i];
-
-        if (f->reserved[0] || f->reserved[1] || f->reserved[2] ||
-            f->reserved1[0] || f->reserved1[1] || f->reserved1[2] ||
-            f->reserved1[3] || (f->flags & ~0x107u) ||
-            f->endpoint != ep) {
-            qviommu_report(fn, line, "malformed or foreign fault report %u", i);
-            print_faults(fs);
-            return false;
-        }
-        found |= f->reason == reason && f->flags == flags &&
-                 f->address >= lo && f->address <= hi;
-    }
-    if (!found) {
-        qviommu_report(fn, line, "expected a fault report: reason %u flags "
-                       "0x%x endpoint 0x%x address in [0x%" PRIx64 ", "
-                       "0x%" PRIx64 "]; got %u report(s)", reason, flags, ep,
-                       lo, hi, fs->n);
-        print_faults(fs);
-    }
-    return found;
-}
-
-#define FIND_FAULT(fs, reason, flags, ep, lo, hi)                       \
-    find_fault(__func__, __LINE__, fs, reason, flags, ep, lo, hi)
-
-#define F_WRITE_ADDR    (VIRTIO_IOMMU_FAULT_F_WRITE |                   \
-                         VIRTIO_IOMMU_FAULT_F_ADDRESS)
-#define F_READ_ADDR     (VIRTIO_IOMMU_FAULT_F_READ |                    \
-                         VIRTIO_IOMMU_FAULT_F_ADDRESS)
-
-#define MARK            0x5a
-
 static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, PAGE);
     uint32_t id, len;
     Faults fs;
 
     qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     qtest_memset(v->qts, buf, MARK, PAGE);
 
-    ep_submit(ep, 2, BUF_IOVA + 0x100, 64);
-    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    vit_ep_submit(ep, 2, BUF_IOVA + 0x100, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
     CHECK_EQ(id, 2);
     CHECK_EQ(len, 64);
     /* the random bytes landed at the mapped physical address, only there */
-    CHECK(count_not(v->qts, buf + 0x100, 64, MARK) > 32);
-    CHECK_EQ(count_not(v->qts, buf, 0x100, MARK), 0);
-    CHECK_EQ(count_not(v->qts, buf + 0x140, PAGE - 0x140, MARK), 0);
+    CHECK(vit_count_not(v->qts, buf + 0x100, 64, MARK) > 32);
+    CHECK_EQ(vit_count_not(v->qts, buf, 0x100, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, buf + 0x140, PAGE - 0x140, MARK), 0);
 
     /* once more, after UNMAP + MAP of the buffer elsewhere */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, BUF_IOVA,
@@ -3323,27 +2255,27 @@ static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
 
         qtest_memset(v->qts, buf2, MARK, PAGE);
         qtest_memset(v->qts, buf, MARK, PAGE);
-        ep_map(ep, 1, BUF_IOVA, buf2, PAGE, WO);
-        ep_submit(ep, 3, BUF_IOVA, 32);
-        g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+        vit_ep_map(ep, 1, BUF_IOVA, buf2, PAGE, WO);
+        vit_ep_submit(ep, 3, BUF_IOVA, 32);
+        g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
         CHECK_EQ(id, 3);
         CHECK_EQ(len, 32);
-        CHECK(count_not(v->qts, buf2, 32, MARK) > 16);
-        CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+        CHECK(vit_count_not(v->qts, buf2, 32, MARK) > 16);
+        CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
     }
 
-    collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
+    vit_collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
     if (fs.n) {
         qviommu_report(__func__, __LINE__, "unexpected fault reports");
-        print_faults(&fs);
+        vit_print_faults(&fs);
     }
 
     /* after UNMAP the endpoint cannot reach the page any more */
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, BUF_IOVA,
                                             BUF_IOVA + PAGE - 1),
                           VIRTIO_IOMMU_S_OK);
-    ep_submit(ep, 4, BUF_IOVA + 0x10, 32);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_ep_submit(ep, 4, BUF_IOVA + 0x10, 32);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                BUF_IOVA + 0x10, BUF_IOVA + 0x10);
 }
@@ -3351,7 +2283,7 @@ static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
 static void test_dma_span(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t d1 = guest_alloc(a, PAGE);
     uint64_t gap = guest_alloc(a, PAGE);
     uint64_t d2 = guest_alloc(a, PAGE);
@@ -3359,75 +2291,75 @@ static void test_dma_span(void *obj, void *data, QGuestAllocator *a)
 
     /* one buffer over two adjacent mappings of discontiguous pages */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_map(ep, 1, BUF_IOVA, d1, PAGE, RW);
-    ep_map(ep, 1, BUF_IOVA + PAGE, d2, PAGE, RW);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, d1, PAGE, RW);
+    vit_ep_map(ep, 1, BUF_IOVA + PAGE, d2, PAGE, RW);
     qtest_memset(v->qts, d1, MARK, PAGE);
     qtest_memset(v->qts, gap, MARK, PAGE);
     qtest_memset(v->qts, d2, MARK, PAGE);
 
-    ep_submit(ep, 0, BUF_IOVA + PAGE - 96, 200);
-    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    vit_ep_submit(ep, 0, BUF_IOVA + PAGE - 96, 200);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
     CHECK_EQ(id, 0);
     CHECK_EQ(len, 200);
-    CHECK(count_not(v->qts, d1 + PAGE - 96, 96, MARK) > 48);
-    CHECK(count_not(v->qts, d2, 104, MARK) > 52);
-    CHECK_EQ(count_not(v->qts, d1, PAGE - 96, MARK), 0);
-    CHECK_EQ(count_not(v->qts, d2 + 104, PAGE - 104, MARK), 0);
-    CHECK_EQ(count_not(v->qts, gap, PAGE, MARK), 0);
+    CHECK(vit_count_not(v->qts, d1 + PAGE - 96, 96, MARK) > 48);
+    CHECK(vit_count_not(v->qts, d2, 104, MARK) > 52);
+    CHECK_EQ(vit_count_not(v->qts, d1, PAGE - 96, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, d2 + 104, PAGE - 104, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, gap, PAGE, MARK), 0);
 }
 
 static void test_dma_bypass(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, PAGE);
     uint32_t id, len;
 
     /* unattached, config bypass = 1: identity */
-    CHECK_EQ(bypass_get(v), 1);
-    ep_start_std(ep, IDENTITY, a, RW);
+    CHECK_EQ(vit_bypass_get(v), 1);
+    vit_ep_start_std(ep, IDENTITY, a, RW);
     qtest_memset(v->qts, buf, MARK, PAGE);
-    ep_submit(ep, 1, buf, 64);
-    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    vit_ep_submit(ep, 1, buf, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
     CHECK_EQ(id, 1);
     CHECK_EQ(len, 64);
-    CHECK(count_not(v->qts, buf, 64, MARK) > 32);
+    CHECK(vit_count_not(v->qts, buf, 64, MARK) > 32);
 }
 
 static void test_dma_bypass_domain(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, PAGE);
     uint32_t id, len;
 
     /* unattached endpoints are blocked, but a bypass domain is identity */
-    bypass_set(v, 0);
+    vit_bypass_set(v, 0);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1,
                                              VIRTIO_IOMMU_ATTACH_F_BYPASS),
                           VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, IDENTITY, a, RW);
+    vit_ep_start_std(ep, IDENTITY, a, RW);
     qtest_memset(v->qts, buf, MARK, PAGE);
-    ep_submit(ep, 1, buf, 64);
-    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    vit_ep_submit(ep, 1, buf, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
     CHECK_EQ(id, 1);
     CHECK_EQ(len, 64);
-    CHECK(count_not(v->qts, buf, 64, MARK) > 32);
+    CHECK(vit_count_not(v->qts, buf, 64, MARK) > 32);
 }
 
 static void test_fault_unmapped(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     Faults fs;
 
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
+    vit_ep_start_std(ep, 1, a, RW);
     /* BUF_IOVA is not mapped */
-    ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                BUF_IOVA + 0x40, BUF_IOVA + 0x40);
 }
@@ -3435,94 +2367,94 @@ static void test_fault_unmapped(void *obj, void *data, QGuestAllocator *a)
 static void test_fault_readonly(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, PAGE);
     Faults fs;
 
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RO);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RO);
     qtest_memset(v->qts, buf, MARK, PAGE);
-    ep_submit(ep, 0, BUF_IOVA + 0x80, 64);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_ep_submit(ep, 0, BUF_IOVA + 0x80, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                BUF_IOVA + 0x80, BUF_IOVA + 0x80);
     /* the write did not go through */
-    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
 }
 
 static void test_fault_writeonly(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, PAGE);
     Faults fs;
 
     /* the rings are write-only: the endpoint cannot read its avail ring */
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, WO);
-    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    vit_ep_start_std(ep, 1, a, WO);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     qtest_memset(v->qts, buf, MARK, PAGE);
-    ep_submit(ep, 0, BUF_IOVA, 64);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_ep_submit(ep, 0, BUF_IOVA, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_READ_ADDR, EP1,
                RING_IOVA, RING_IOVA + PAGE - 1);
-    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
 }
 
 static void test_fault_before_mapping(void *obj, void *data,
                                       QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, 2 * PAGE);
     Faults fs;
 
     /* the byte before a mapping is not mapped */
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_map(ep, 1, BUF_IOVA + PAGE, buf + PAGE, PAGE, RW);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA + PAGE, buf + PAGE, PAGE, RW);
     qtest_memset(v->qts, buf, MARK, 2 * PAGE);
-    ep_submit(ep, 0, BUF_IOVA + PAGE - 1, 2);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_ep_submit(ep, 0, BUF_IOVA + PAGE - 1, 2);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                BUF_IOVA + PAGE - 1, BUF_IOVA + PAGE - 1);
     /* nothing went to the physical byte before the mapped page */
-    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
 }
 
 static void test_fault_domain(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t ring;
     Faults fs;
 
     /* boot-bypass=off: an unattached endpoint is blocked */
-    CHECK_EQ(bypass_get(v), 0);
+    CHECK_EQ(vit_bypass_get(v), 0);
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
-    ring = ep_start_std(ep, IDENTITY, a, RW);
-    ep_submit(ep, 0, ring + 0x800, 64);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    ring = vit_ep_start_std(ep, IDENTITY, a, RW);
+    vit_ep_submit(ep, 0, ring + 0x800, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
                ring, ring + PAGE - 1);
-    CHECK(ep_used_idx(ep) == 0);
+    CHECK(vit_ep_used_idx(ep) == 0);
 
     /* switching bypass on lets the endpoint through */
-    bypass_set(v, 1);
+    vit_bypass_set(v, 1);
     {
         uint64_t buf = guest_alloc(a, PAGE);
         uint32_t id, len;
 
         qtest_memset(v->qts, buf, MARK, PAGE);
-        ep_close(ep);
-        ep = ep_open(v, EP1_SLOT);
-        ep_start_std(ep, IDENTITY, a, RW);
-        ep_submit(ep, 4, buf, 16);
-        g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+        vit_ep_close(ep);
+        ep = vit_ep_open(v, EP1_SLOT);
+        vit_ep_start_std(ep, IDENTITY, a, RW);
+        vit_ep_submit(ep, 4, buf, 16);
+        g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
         CHECK_EQ(id, 4);
         CHECK_EQ(len, 16);
     }
@@ -3531,46 +2463,46 @@ static void test_fault_domain(void *obj, void *data, QGuestAllocator *a)
 static void test_fault_detached(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, PAGE);
     uint32_t id, len;
     Faults fs;
 
     /* works while attached ... */
-    bypass_set(v, 0);
+    vit_bypass_set(v, 0);
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
-    ep_submit(ep, 0, BUF_IOVA, 16);
-    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA, 16);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
 
     /* ... and faults with reason DOMAIN once detached */
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
     qtest_memset(v->qts, buf, MARK, PAGE);
-    ep_submit(ep, 1, BUF_IOVA, 16);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_ep_submit(ep, 1, BUF_IOVA, 16);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
                RING_IOVA, RING_IOVA + PAGE - 1);
-    CHECK_EQ(count_not(v->qts, buf, PAGE, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
 }
 
 static void test_fault_queued(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     Faults fs;
 
     /* the fault happens while the eventq has no buffer */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_submit(ep, 0, BUF_IOVA, 64);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA, 64);
     g_usleep(QUIET_WAIT_US);
     /* an attach round trip makes sure the device had time to act */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
 
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                BUF_IOVA, BUF_IOVA);
 }
@@ -3579,15 +2511,15 @@ static void test_fault_small_buffer(void *obj, void *data,
                                     QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint8_t buf[16];
     uint32_t len = 0xdead;
     unsigned i;
 
     qviommu_post_events(v, 1, 8, QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_submit(ep, 0, BUF_IOVA, 64);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA, 64);
     if (!qviommu_next_event(v, buf, 8, &len, FAULT_WAIT_US)) {
         qviommu_report(__func__, __LINE__, "8-byte eventq buffer never used");
         return;
@@ -3601,29 +2533,29 @@ static void test_fault_small_buffer(void *obj, void *data,
 static void test_fault_overflow(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t ring;
     Faults fs;
     unsigned i;
 
     /* max-pending-faults=2,boot-bypass=off; no eventq buffer yet */
-    ring = ep_start_std(ep, IDENTITY, a, RW);
+    ring = vit_ep_start_std(ep, IDENTITY, a, RW);
     for (i = 0; i < 8; i++) {
-        ep_submit(ep, i, ring + 0x800, 16);
+        vit_ep_submit(ep, i, ring + 0x800, 16);
     }
     g_usleep(QUIET_WAIT_US);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
 
     /* the first two were kept, the rest dropped */
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     CHECK_EQ(fs.n, 2);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
                ring, ring + PAGE - 1);
 
     /* reports flow again once there is room */
-    ep_submit(ep, 8, ring + 0x800, 16);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_ep_submit(ep, 8, ring + 0x800, 16);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     CHECK(fs.n >= 1);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
                ring, ring + PAGE - 1);
@@ -3855,10 +2787,10 @@ static void expect_faults(const char *fn, int line, QViommu *v,
     Faults fs;
     unsigned i;
 
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     if (fs.n != n) {
         qviommu_report(fn, line, "expected %u fault reports, got %u", n, fs.n);
-        print_faults(&fs);
+        vit_print_faults(&fs);
         return;
     }
     for (i = 0; i < n; i++) {
@@ -3867,7 +2799,7 @@ static void expect_faults(const char *fn, int line, QViommu *v,
             fs.f[i].flags != F_READ_ADDR) {
             qviommu_report(fn, line, "fault report %u: want DOMAIN read of "
                            "0x%" PRIx64 " by 0x%x", i, addr[i], ep);
-            print_faults(&fs);
+            vit_print_faults(&fs);
             return;
         }
     }
@@ -3920,7 +2852,7 @@ static void test_probe_user_regions(void *obj, void *data,
                                     QGuestAllocator *a)
 {
     QViommu *v = obj;
-    uint32_t size = probe_size(v);
+    uint32_t size = vit_probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4);
     Resv user[2] = {
         { 0x20000000, 0x2001ffff, VIRTIO_IOMMU_RESV_MEM_T_RESERVED },
@@ -3930,7 +2862,7 @@ static void test_probe_user_regions(void *obj, void *data,
     Machine m;
     QViommuRes r;
 
-    if (!machine_info(v, NULL, &m)) {
+    if (!vit_machine_info(v, NULL, &m)) {
         return;
     }
     /* sorted by address */
@@ -3959,13 +2891,13 @@ static void test_probe_user_regions(void *obj, void *data,
 
     /* a RESERVED region faults for a translated endpoint */
     {
-        g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+        g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
         Faults fs;
 
         qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
-        ep_start_std(ep, 1, a, RW);
-        ep_submit(ep, 0, 0x20000100, 16);
-        collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+        vit_ep_start_std(ep, 1, a, RW);
+        vit_ep_submit(ep, 0, 0x20000100, 16);
+        vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
         FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                    0x20000100, 0x20000100);
     }
@@ -3980,7 +2912,7 @@ static void test_used_elem_straddle(void *obj, void *data,
                                     QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Ep) ep = ep_open(v, EP1_SLOT);
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     const uint64_t x = RING_IOVA + 0x10000;     /* used ring pages */
     uint64_t ring = guest_alloc(a, PAGE);
     uint64_t pa_a = guest_alloc(a, 3 * PAGE);   /* A, then a marker page */
@@ -3991,10 +2923,10 @@ static void test_used_elem_straddle(void *obj, void *data,
     g_assert_cmphex(pa_b, !=, pa_a + PAGE);
     qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_map(ep, 1, RING_IOVA, ring, PAGE, RW);
-    ep_map(ep, 1, x, pa_a, PAGE, RW);
-    ep_map(ep, 1, x + PAGE, pa_b, PAGE, RW);
-    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    vit_ep_map(ep, 1, RING_IOVA, ring, PAGE, RW);
+    vit_ep_map(ep, 1, x, pa_a, PAGE, RW);
+    vit_ep_map(ep, 1, x + PAGE, pa_b, PAGE, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     qtest_memset(v->qts, pa_a, 0, PAGE);
     qtest_memset(v->qts, pa_a + PAGE, MARK, 2 * PAGE);
     qtest_memset(v->qts, pa_b, 0xee, PAGE);
@@ -4003,9 +2935,9 @@ static void test_used_elem_straddle(void *obj, void *data,
      * used ring at x + 4088: flags and idx end page x, element 0 is
      * x + 4092 .. x + 4099, its id in page x and its len in page x + 1.
      */
-    ep_start(ep, RING_SIZE, RING_IOVA, RING_IOVA + 0x100, x + PAGE - 8);
-    ep_submit(ep, 3, BUF_IOVA, 64);
-    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    vit_ep_start(ep, RING_SIZE, RING_IOVA, RING_IOVA + 0x100, x + PAGE - 8);
+    vit_ep_submit(ep, 3, BUF_IOVA, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
 
     /* the element as the guest sees it, page by page */
     CHECK_EQ(id, 3);
@@ -4015,7 +2947,7 @@ static void test_used_elem_straddle(void *obj, void *data,
     qtest_memread(v->qts, pa_b, &val, 4);
     CHECK_EQ(le32_to_cpu(val), 64);
     /* and nothing landed in the physical page after A */
-    if (!CHECK_EQ(count_not(v->qts, pa_a + PAGE, 2 * PAGE, MARK), 0)) {
+    if (!CHECK_EQ(vit_count_not(v->qts, pa_a + PAGE, 2 * PAGE, MARK), 0)) {
         qtest_memread(v->qts, pa_a + PAGE, &val, 4);
         qviommu_report(__func__, __LINE__, "the page after A starts with "
                        "0x%08x: the used element's len was written at the next "
@@ -4099,7 +3031,7 @@ static int resv_cmp(const void *a, const void *b)
 static unsigned host_resv_want(const Machine *m, const Resv *usable,
                                unsigned nr_usable, Resv *out)
 {
-    uint64_t last = aw_mask(m->aw_bits);
+    uint64_t last = vit_aw_mask(m->aw_bits);
     uint64_t next = 0;
     bool covered = false;       /* usable up to the end of the space */
     unsigned i, n = 0;
@@ -4127,12 +3059,12 @@ static unsigned host_resv_want(const Machine *m, const Resv *usable,
 static void check_probe(const char *fn, int line, QViommu *v, uint32_t ep,
                         const Resv *want, unsigned n)
 {
-    uint32_t size = probe_size(v);
+    uint32_t size = vit_probe_size(v);
     g_autofree uint8_t *out = g_malloc(size + 4);
     QViommuRes r = qviommu_probe_req(v, ep, size, out);
 
     if (qviommu_expect_status(fn, line, "PROBE", r, VIRTIO_IOMMU_S_OK)) {
-        check_props(fn, line, out, size, want, n);
+        vit_check_props(fn, line, out, size, want, n);
     }
 }
 
@@ -4224,10 +3156,10 @@ static void test_host_iommu_cold(void *obj, void *data, QGuestAllocator *a)
     unsigned n;
     Machine m;
 
-    if (!machine_info(v, cfg, &m)) {
+    if (!vit_machine_info(v, cfg, &m)) {
         return;
     }
-    last = aw_mask(m.aw_bits);
+    last = vit_aw_mask(m.aw_bits);
 
     /* page sizes both can map: the granule is 2 MiB */
     CHECK_EQ(page_size_mask(v), HOST_MASK_2M);
@@ -4278,8 +3210,8 @@ static void test_host_iommu_cold(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0),
                           VIRTIO_IOMMU_S_UNSUPP);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP1), VIRTIO_IOMMU_S_INVAL);
-    CHECK(is_mapped(v, 1, 0x200000, 0x3fffff));
-    CHECK(is_mapped(v, 2, 0, M2 - 1));
+    CHECK(vit_is_mapped(v, 1, 0x200000, 0x3fffff));
+    CHECK(vit_is_mapped(v, 2, 0, M2 - 1));
     QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, M2 - 1),
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP1, 0),
@@ -4303,7 +3235,7 @@ static void test_host_iommu_cold(void *obj, void *data, QGuestAllocator *a)
     CHECK_EQ(page_size_mask(v), HOST_MASK_2M);
     CHECK_PROBE(v, EP1, want, n);
     CHECK_PROBE(v, EP2, &m.msi, 1);
-    system_reset_restart(v);
+    vit_system_reset_restart(v);
     CHECK_EQ(page_size_mask(v), HOST_MASK_2M);
     CHECK_PROBE(v, EP1, want, n);
     CHECK_PROBE(v, EP2, &m.msi, 1);
@@ -4315,7 +3247,7 @@ static void test_host_iommu_hotplug(void *obj, void *data,
 {
     QViommu *v = obj;
     uint64_t mask = page_size_mask(v);
-    uint32_t cap = probe_size(v) /
+    uint32_t cap = vit_probe_size(v) /
                    sizeof(struct virtio_iommu_probe_resv_mem);
     g_autoptr(GString) many = g_string_new(HOST_EP_STR ":0x1000");
     Resv want[MAX_RESV];
@@ -4324,7 +3256,7 @@ static void test_host_iommu_hotplug(void *obj, void *data,
 
     /* what this test plugs outlives a system reset: next test, new QEMU */
     qos_invalidate_command_line();
-    if (!machine_info(v, NULL, &m)) {
+    if (!vit_machine_info(v, NULL, &m)) {
         return;
     }
     CHECK_EQ(mask, ~(PAGE - 1));
@@ -4455,19 +3387,10 @@ typedef struct Hotplug {
     uint32_t ep;                /* endpoint ID of the hot-plugged function */
 } Hotplug;
 
-static QPCIDevice *root_port(QViommu *v)
-{
-    QPCIDevice *port = qpci_device_find(v->transport->pdev->bus,
-                                        QPCI_DEVFN(ROOT_PORT_SLOT, 0));
-
-    g_assert_nonnull(port);
-    return port;
-}
-
 /* The guest powers the root port's slot on or off */
 static void port_slot_power(QViommu *v, bool on)
 {
-    g_autofree QPCIDevice *port = root_port(v);
+    g_autofree QPCIDevice *port = vit_root_port(v);
     uint8_t exp = qpci_find_capability(port, PCI_CAP_ID_EXP, 0);
     uint16_t ctl;
 
@@ -4485,7 +3408,7 @@ static void port_slot_power(QViommu *v, bool on)
  */
 static void port_window(QViommu *v)
 {
-    g_autofree QPCIDevice *port = root_port(v);
+    g_autofree QPCIDevice *port = vit_root_port(v);
     QPCIBus *bus = port->bus;
     uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
 
@@ -4514,7 +3437,7 @@ static void hp_init(Hotplug *hp, QViommu *v, bool port)
         .ep = port ? EP_BEHIND_PORT : EP_HP_PC,
     };
     if (port) {
-        number_root_port(v);
+        vit_number_root_port(v);
     }
 }
 
@@ -4568,15 +3491,15 @@ static Ep *hp_open(Hotplug *hp)
     if (hp->port) {
         port_window(hp->v);
     }
-    return ep_open_id(hp->v, hp->ep);
+    return vit_ep_open_id(hp->v, hp->ep);
 }
 
 /* Start one DMA of @ep: rings at IOVA @ring (= their PA), 64 bytes to @buf */
 static void hp_dma_start(Ep *ep, uint64_t ring, uint64_t buf)
 {
-    ep_view(ep, ring, ring, PAGE);
-    ep_start(ep, RING_SIZE, ring, ring + 0x100, ring + 0x200);
-    ep_submit(ep, 0, buf, 64);
+    vit_ep_view(ep, ring, ring, PAGE);
+    vit_ep_start(ep, RING_SIZE, ring, ring + 0x100, ring + 0x200);
+    vit_ep_submit(ep, 0, buf, 64);
 }
 
 /* Wait for that DMA; false if the device did not complete it */
@@ -4584,7 +3507,7 @@ static bool hp_dma_wait(Ep *ep)
 {
     uint32_t id, len;
 
-    if (!ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
+    if (!vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
         return false;
     }
     CHECK_EQ(id, 0);
@@ -4627,8 +3550,8 @@ static void hp_check_translated(Hotplug *hp, const HpPages *p)
                        "domain not completed", hp->ep);
         return;
     }
-    CHECK(count_not(qts, p->decoy, 64, MARK) > 32);
-    CHECK_EQ(count_not(qts, p->buf, PAGE, MARK), 0);
+    CHECK(vit_count_not(qts, p->decoy, 64, MARK) > 32);
+    CHECK_EQ(vit_count_not(qts, p->buf, PAGE, MARK), 0);
 }
 
 /*
@@ -4639,7 +3562,7 @@ static void hp_check_unattached(Hotplug *hp, const HpPages *p)
 {
     QViommu *v = hp->v;
     g_autoptr(Ep) ep = hp_open(hp);
-    bool bypass = bypass_get(v);
+    bool bypass = vit_bypass_get(v);
     Faults fs;
 
     qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
@@ -4651,21 +3574,21 @@ static void hp_check_unattached(Hotplug *hp, const HpPages *p)
             qviommu_report(__func__, __LINE__, "endpoint 0x%x: DMA in bypass "
                            "not completed", hp->ep);
         }
-        collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
-        CHECK(count_not(v->qts, p->buf, 64, MARK) > 32);
+        vit_collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
+        CHECK(vit_count_not(v->qts, p->buf, 64, MARK) > 32);
         if (fs.n) {
             qviommu_report(__func__, __LINE__, "unexpected fault reports");
-            print_faults(&fs);
+            vit_print_faults(&fs);
         }
     } else {
-        collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
-        CHECK_EQ(ep_used_idx(ep), 0);
+        vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+        CHECK_EQ(vit_ep_used_idx(ep), 0);
         FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, hp->ep,
                    p->ring, p->ring + PAGE - 1);
-        CHECK_EQ(count_not(v->qts, p->buf, PAGE, MARK), 0);
+        CHECK_EQ(vit_count_not(v->qts, p->buf, PAGE, MARK), 0);
     }
     /* nothing of the old domain applies */
-    if (!CHECK_EQ(count_not(v->qts, p->decoy, PAGE, MARK), 0)) {
+    if (!CHECK_EQ(vit_count_not(v->qts, p->decoy, PAGE, MARK), 0)) {
         qviommu_report(__func__, __LINE__, "endpoint 0x%x: the new device's "
                        "DMA went through the old device's domain", hp->ep);
     }
@@ -4697,7 +3620,7 @@ static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
     hp_check_translated(&hp, &p);
     hp_unplug(&hp);
     /* no endpoint there any more, and its domain went with it */
-    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, probe_size(v), NULL),
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, vit_probe_size(v), NULL),
                           VIRTIO_IOMMU_S_NOENT);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 5, 0, PAGE - 1, 0, RW),
                           VIRTIO_IOMMU_S_NOENT);
@@ -4716,7 +3639,7 @@ static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
     hp_map(v, 6, &p);
     hp_check_translated(&hp, &p);
     hp_unplug(&hp);
-    CHECK(is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
+    CHECK(vit_is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
 
     hp_plug(&hp);
     hp_check_unattached(&hp, &p);
@@ -4736,12 +3659,12 @@ static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_NOENT);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, hp.ep, 0),
                           VIRTIO_IOMMU_S_NOENT);
-    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, probe_size(v), NULL),
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, vit_probe_size(v), NULL),
                           VIRTIO_IOMMU_S_NOENT);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 7, 0, PAGE - 1, 0, RW),
                           VIRTIO_IOMMU_S_NOENT);
     /* domain 6 has EP2 alone; it goes when EP2 leaves */
-    CHECK(is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
+    CHECK(vit_is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, EP2), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 6, 0, PAGE - 1, 0, RW),
                           VIRTIO_IOMMU_S_NOENT);
@@ -4815,7 +3738,7 @@ static GString *test_cmdline(const TestCfg *cfg)
     GString *cmd = g_string_new(qos_get_current_command_line());
 
     if (cfg) {
-        before_cfg(cmd, (void *)cfg);
+        vit_before_cfg(cmd, (void *)cfg);
     }
     return cmd;
 }
@@ -4852,8 +3775,8 @@ static QTestState *migrate_to_new(QViommu *v, const TestCfg *cfg,
 
     dst = qtest_initf("%s -incoming defer", cmd->str);
     /* The destination's consumers hear of what the stream restores */
-    if (recorders_exist(v->qts)) {
-        g_assert_true(recorders_add(dst));
+    if (vit_recorders_exist(v->qts)) {
+        g_assert_true(vit_recorders_add(dst));
     }
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s } }", uri);
@@ -4874,7 +3797,7 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
     g_autoptr(GArray) w = g_array_new(false, true, sizeof(Ev));
     g_autofree char *dir = g_dir_make_tmp("viommu-mig-XXXXXX", NULL);
     QTestState *src = v->qts, *dst;
-    Ep *ep = ep_open(v, EP1_SLOT);
+    Ep *ep = vit_ep_open(v, EP1_SLOT);
     uint64_t buf = guest_alloc(a, PAGE);
     const Mapping d1_big = { 0x40000000, 0x401fffff, 0x80000000, RO };
     const Mapping d1_mmio = { 0x50000000, 0x50000fff, 0xfe000000,
@@ -4885,53 +3808,56 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
     uint32_t id, len;
     Notif nt;
 
-    g_assert_true(recorders_add(src));
+    g_assert_true(vit_recorders_add(src));
     /* domain 1: EP1, its rings and a buffer, and more mappings */
-    bypass_set(v, 0);
+    vit_bypass_set(v, 0);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    d1_ring = (Mapping) { RING_IOVA, RING_IOVA + PAGE - 1,
-                          ep_start_std(ep, 1, a, RW), RW };
-    ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    d1_ring = (Mapping) { RING_IOVA, RING_IOVA + PAGE - 1, vit_ep_start_std(ep,
+                                                                            1,
+                                                                            a,
+                                                                            RW),
+                          RW };
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
     d1_buf = (Mapping) { BUF_IOVA, BUF_IOVA + PAGE - 1, buf, RW };
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_OK);
     /* domain 2: EP2; domain 3: EP3, bypass */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP3,
                                              VIRTIO_IOMMU_ATTACH_F_BYPASS),
                           VIRTIO_IOMMU_S_OK);
 
     /* the endpoint works before */
     qtest_memset(src, buf, MARK, PAGE);
-    ep_submit(ep, 0, BUF_IOVA, 32);
-    g_assert_true(ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    vit_ep_submit(ep, 0, BUF_IOVA, 32);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
     CHECK_EQ(id, 0);
-    CHECK(count_not(src, buf, 32, MARK) > 16);
+    CHECK(vit_count_not(src, buf, 32, MARK) > 16);
 
     dst = migrate_to_new(v, NULL, dir);
     ep->qts = dst;
 
     /* the destination's notifiers heard of the restored mappings */
     nt = (Notif) { .qts = dst };
-    want_map(w, BOTH, EP1, &d1_ring);
-    want_map(w, BOTH, EP1, &d1_buf);
-    want_map(w, BOTH, EP1, &d1_big);
-    want_map(w, BOTH, EP2, &d2_a);
-    want_map(w, BOTH, EP2, &d2_b);
+    vit_want_map(w, BOTH, EP1, &d1_ring);
+    vit_want_map(w, BOTH, EP1, &d1_buf);
+    vit_want_map(w, BOTH, EP1, &d1_big);
+    vit_want_map(w, BOTH, EP2, &d2_a);
+    vit_want_map(w, BOTH, EP2, &d2_b);
     CHECK_EVENTS(&nt, w);
 
-    CHECK_EQ(bypass_get(v), 0);
+    CHECK_EQ(vit_bypass_get(v), 0);
     /* the mappings are there */
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_ring), VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_buf), VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &d1_ring), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &d1_buf), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &d1_big), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &d1_mmio), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &d2_a), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 2, &d2_b), VIRTIO_IOMMU_S_INVAL);
     /* and the domains are of the same kind */
-    QVIOMMU_EXPECT_STATUS(map_m(v, 3, &d2_a), VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 3, &d2_a), VIRTIO_IOMMU_S_INVAL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP2, 0),
                           VIRTIO_IOMMU_S_INVAL);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP3,
@@ -4944,63 +3870,63 @@ static void test_migrate(void *obj, void *data, QGuestAllocator *a)
 
     /* DMA lands where domain 1 maps it */
     qtest_memset(dst, buf, MARK, PAGE);
-    ep_submit(ep, 1, BUF_IOVA + 0x100, 64);
-    if (ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
+    vit_ep_submit(ep, 1, BUF_IOVA + 0x100, 64);
+    if (vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
         CHECK_EQ(id, 1);
         CHECK_EQ(len, 64);
-        CHECK(count_not(dst, buf + 0x100, 64, MARK) > 32);
-        CHECK_EQ(count_not(dst, buf, 0x100, MARK), 0);
-        CHECK_EQ(count_not(dst, buf + 0x140, PAGE - 0x140, MARK), 0);
+        CHECK(vit_count_not(dst, buf + 0x100, 64, MARK) > 32);
+        CHECK_EQ(vit_count_not(dst, buf, 0x100, MARK), 0);
+        CHECK_EQ(vit_count_not(dst, buf + 0x140, PAGE - 0x140, MARK), 0);
     } else {
         qviommu_report(__func__, __LINE__, "EP1 DMA after migration not "
                        "completed");
     }
 
     /* restored mappings can be unmapped, endpoints detached */
-    QVIOMMU_EXPECT_STATUS(unmap_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP2, &d2_b);
-    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, input_end(v)),
+    QVIOMMU_EXPECT_STATUS(vit_unmap_m(v, 2, &d2_b), VIRTIO_IOMMU_S_OK);
+    vit_want_unmap(w, EP2, &d2_b);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, 0, vit_input_end(v)),
                           VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP2, &d2_a);
+    vit_want_unmap(w, EP2, &d2_a);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_INVAL);
     CHECK_EVENTS(&nt, w);
 
     /* EP3 bypasses in its domain although config bypass is 0 */
     {
-        Ep *ep3 = ep_open(v, EP3_SLOT);
+        Ep *ep3 = vit_ep_open(v, EP3_SLOT);
         uint64_t buf3 = guest_alloc(a, PAGE);
 
         qtest_memset(dst, buf3, MARK, PAGE);
-        ep_start_std(ep3, IDENTITY, a, RW);
-        ep_submit(ep3, 0, buf3, 64);
-        if (ep_wait_used(ep3, &id, &len, QVIOMMU_TIMEOUT_US)) {
-            CHECK(count_not(dst, buf3, 64, MARK) > 32);
+        vit_ep_start_std(ep3, IDENTITY, a, RW);
+        vit_ep_submit(ep3, 0, buf3, 64);
+        if (vit_ep_wait_used(ep3, &id, &len, QVIOMMU_TIMEOUT_US)) {
+            CHECK(vit_count_not(dst, buf3, 64, MARK) > 32);
         } else {
             qviommu_report(__func__, __LINE__, "EP3 DMA after migration not "
                            "completed");
         }
-        ep_close(ep3);
+        vit_ep_close(ep3);
     }
 
     /* EP2, detached, is blocked */
     {
-        Ep *ep2 = ep_open(v, EP2_SLOT);
+        Ep *ep2 = vit_ep_open(v, EP2_SLOT);
         uint64_t ring2;
         Faults fs;
 
         qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
-        ring2 = ep_start_std(ep2, IDENTITY, a, RW);
-        ep_submit(ep2, 0, ring2 + 0x800, 16);
-        collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+        ring2 = vit_ep_start_std(ep2, IDENTITY, a, RW);
+        vit_ep_submit(ep2, 0, ring2 + 0x800, 16);
+        vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
         FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP2,
                    ring2, ring2 + PAGE - 1);
-        ep_close(ep2);
+        vit_ep_close(ep2);
     }
 
     qviommu_set_qts(v, src);
     ep->qts = src;
-    ep_close(ep);
+    vit_ep_close(ep);
     qtest_quit(dst);
     rm_dir(dir);
 }
@@ -5016,27 +3942,27 @@ static void migrate_faults(QViommu *v, QGuestAllocator *a, bool kept)
     g_autofree char *dir = g_dir_make_tmp("viommu-mig-XXXXXX", NULL);
     const uint64_t fa = BUF_IOVA, fb = BUF_IOVA + 0x10000;
     QTestState *src = v->qts, *dst;
-    Ep *ep = ep_open(v, EP1_SLOT);
+    Ep *ep = vit_ep_open(v, EP1_SLOT);
     bool seen_b = false;
     Faults fs;
     unsigned i;
 
     /* max-pending-faults=4; no eventq buffer: DMA to fa fills the ring */
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, 1, a, RW);
-    ep_submit(ep, 0, fa, 64);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_submit(ep, 0, fa, 64);
     g_usleep(QUIET_WAIT_US);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
     /* the guest takes three reports, then DMA to fb wraps the ring */
     qviommu_post_events(v, 3, 32, QVIOMMU_FILL);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
                fa, fa + 63);
     if (fs.n < 3) {
         fprintf(stderr, "# %u fault reports from the first DMA: the "
                 "ring does not wrap\n", fs.n);
     }
-    ep_submit(ep, 1, fb, 64);
+    vit_ep_submit(ep, 1, fb, 64);
     g_usleep(QUIET_WAIT_US);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
 
@@ -5044,7 +3970,7 @@ static void migrate_faults(QViommu *v, QGuestAllocator *a, bool kept)
     ep->qts = dst;
 
     qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
-    collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     if (!kept) {
         CHECK_EQ(fs.n, 0);
         goto state;
@@ -5060,7 +3986,7 @@ static void migrate_faults(QViommu *v, QGuestAllocator *a, bool kept)
         if (!(in_a || in_b) || (in_a && seen_b)) {
             qviommu_report(__func__, __LINE__, "fault report %u out of place",
                            i);
-            print_faults(&fs);
+            vit_print_faults(&fs);
             break;
         }
         seen_b |= in_b;
@@ -5072,7 +3998,7 @@ state:
 
     qviommu_set_qts(v, src);
     ep->qts = src;
-    ep_close(ep);
+    vit_ep_close(ep);
     qtest_quit(dst);
     rm_dir(dir);
 }
@@ -5097,38 +4023,38 @@ static void test_migrate_bridge(void *obj, void *data, QGuestAllocator *a)
     QTestState *src = v->qts, *dst;
     Notif nt;
 
-    g_assert_true(recorders_add(src));
-    number_root_port(v);
+    g_assert_true(vit_recorders_add(src));
+    vit_number_root_port(v);
     /* domain 7: the endpoint behind the port and EP2; domain 1: EP1 */
     g_assert_cmpuint(qviommu_attach_req(v, 7, EP_BEHIND_PORT, 0).tail[0], ==,
                      VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, EP2, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 7, &vit_m3p), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 1, &M1P), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 1, &vit_m1p), VIRTIO_IOMMU_S_OK);
 
     dst = migrate_to_new(v, cfg, dir);
 
     nt = (Notif) { .qts = dst };
-    want_map(w, BOTH, EP_BEHIND_PORT, &M3P);
-    want_map(w, BOTH, EP2, &M3P);
-    want_map(w, BOTH, EP1, &M1P);
+    vit_want_map(w, BOTH, EP_BEHIND_PORT, &vit_m3p);
+    vit_want_map(w, BOTH, EP2, &vit_m3p);
+    vit_want_map(w, BOTH, EP1, &vit_m1p);
     CHECK_EVENTS(&nt, w);
-    CHECK(is_mapped(v, 7, M3P.start, M3P.end));
-    CHECK(is_mapped(v, 1, M1P.start, M1P.end));
+    CHECK(vit_is_mapped(v, 7, vit_m3p.start, vit_m3p.end));
+    CHECK(vit_is_mapped(v, 1, vit_m1p.start, vit_m1p.end));
     QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP_BEHIND_PORT,
-                                            probe_size(v), NULL),
+                                            vit_probe_size(v), NULL),
                           VIRTIO_IOMMU_S_OK);
     /* both endpoints of domain 7 came back */
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 7, EP_BEHIND_PORT),
                           VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP_BEHIND_PORT, &M3P);
+    vit_want_unmap(w, EP_BEHIND_PORT, &vit_m3p);
     CHECK_EVENTS(&nt, w);
-    CHECK(is_mapped(v, 7, M3P.start, M3P.end));
+    CHECK(vit_is_mapped(v, 7, vit_m3p.start, vit_m3p.end));
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 7, EP2), VIRTIO_IOMMU_S_OK);
-    want_unmap(w, EP2, &M3P);
+    vit_want_unmap(w, EP2, &vit_m3p);
     CHECK_EVENTS(&nt, w);
-    QVIOMMU_EXPECT_STATUS(map_m(v, 7, &M3P), VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, 7, &vit_m3p), VIRTIO_IOMMU_S_NOENT);
 
     qviommu_set_qts(v, src);
     qtest_quit(dst);
@@ -5561,33 +4487,33 @@ static void test_migrate_stream(void *obj, void *data, QGuestAllocator *a)
     g_autofree char *status = NULL;
     g_autoptr(GString) cmd = test_cmdline(NULL);
     g_autoptr(GByteArray) stream = NULL;
-    Ep *ep = ep_open(v, EP1_SLOT);
-    uint64_t in_end = input_end(v);
+    Ep *ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t in_end = vit_input_end(v);
     Machine mach;
     StreamMap m;
     gchar *contents;
     gsize len;
     unsigned i;
 
-    if (!machine_info(v, NULL, &mach)) {
-        ep_close(ep);
+    if (!vit_machine_info(v, NULL, &mach)) {
+        vit_ep_close(ep);
         return;
     }
 
     /* three domains, config bypass 0, a pending fault */
-    bypass_set(v, 0);
+    vit_bypass_set(v, 0);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, SD1, EP1, 0),
                           VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, SD1, &SM_A), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, SD1, &SM_B), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, SD1, &SM_A), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, SD1, &SM_B), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, SD2, EP2, 0),
                           VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(map_m(v, SD2, &SM_C), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(vit_map_m(v, SD2, &SM_C), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, SD3, EP3,
                                              VIRTIO_IOMMU_ATTACH_F_BYPASS),
                           VIRTIO_IOMMU_S_OK);
-    ep_start_std(ep, SD1, a, RW);
-    ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
+    vit_ep_start_std(ep, SD1, a, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
     g_usleep(QUIET_WAIT_US);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, SD1, EP_NO_SLOT),
                           VIRTIO_IOMMU_S_NOENT);
@@ -5623,11 +4549,11 @@ static void test_migrate_stream(void *obj, void *data, QGuestAllocator *a)
         StreamCase sc = { c->name, STREAM_FAILS };
         g_autoptr(GString) dcmd = g_string_new(cmd->str);
 
-        cmdline_replace(dcmd, c->from, c->to);
+        vit_cmdline_replace(dcmd, c->from, c->to);
         load_stream(dcmd->str, bad, &sc);
     }
 
-    ep_close(ep);
+    vit_ep_close(ep);
     rm_dir(dir);
 }
 
@@ -5906,7 +4832,7 @@ static void storm_batch(Storm *s, unsigned n, bool setup)
 /* The counters against the model */
 static void storm_check_stats(Storm *s)
 {
-    QDict *stats = stats_get(s->v->qts);
+    QDict *stats = vit_stats_get(s->v->qts);
     unsigned domains = 0, attached = 0, i, j;
 
     for (i = 1; i <= STORM_DOMAINS; i++) {
@@ -5915,12 +4841,12 @@ static void storm_check_stats(Storm *s)
     for (i = 0; i < STORM_EPS; i++) {
         attached += !!s->ep_domain[i];
     }
-    CHECK(stat_of(stats, "mappings") <= STORM_MAX_MAPPINGS);
-    CHECK_EQ(stat_of(stats, "mappings"), s->nr_maps);
-    CHECK_EQ(stat_of(stats, "domains"), domains);
-    CHECK_EQ(stat_of(stats, "attached-endpoints"), attached);
-    CHECK_EQ(stat_of(stats, "faults-reported") +
-             stat_of(stats, "faults-dropped"), s->faulting_dma);
+    CHECK(vit_stat_of(stats, "mappings") <= STORM_MAX_MAPPINGS);
+    CHECK_EQ(vit_stat_of(stats, "mappings"), s->nr_maps);
+    CHECK_EQ(vit_stat_of(stats, "domains"), domains);
+    CHECK_EQ(vit_stat_of(stats, "attached-endpoints"), attached);
+    CHECK_EQ(vit_stat_of(stats, "faults-reported") +
+             vit_stat_of(stats, "faults-dropped"), s->faulting_dma);
     for (i = VIRTIO_IOMMU_T_ATTACH; i <= VIRTIO_IOMMU_T_UNMAP; i++) {
         static const char *const names[] = {
             NULL, "attach", "detach", "map", "unmap",
@@ -5934,8 +4860,8 @@ static void storm_check_stats(Storm *s)
             g_autofree char *name = g_strdup_printf("%s/%s", names[i],
                                                     statuses[j]);
 
-            check_eq(__func__, __LINE__, name, stat_of(stats, name),
-                     s->want[i][j]);
+            vit_check_eq(__func__, __LINE__, name, vit_stat_of(stats, name),
+                         s->want[i][j]);
         }
     }
     qobject_unref(stats);
@@ -6100,25 +5026,6 @@ static void test_storm(void *obj, void *data, QGuestAllocator *a)
 
 /* ------------------------------------------------------------------ */
 
-static void add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
-                     const TestCfg *cfg)
-{
-    /* Kept for the life of the test registry */
-    char *after = g_strdup_printf("%s%s%s",
-        cfg && cfg->endpoints ? cfg->endpoints : ENDPOINTS,
-        cfg && cfg->plain ? "" : TESTDEV_ARG,
-        cfg && cfg->testdev_opts ? cfg->testdev_opts : "");
-    QOSGraphTestOptions opts = {
-        .edge.extra_device_opts = dev_opts,
-        .edge.after_cmd_line = after,
-        .before = cfg ? before_cfg : NULL,
-        .arg = (void *)cfg,
-        .subprocess = cfg && cfg->subprocess,
-    };
-
-    qos_add_test(name, "virtio-iommu", fn, &opts);
-}
-
 static void register_virtio_iommu_test(void)
 {
     static const TestCfg q35 = { .q35 = true };
@@ -6155,158 +5062,160 @@ static void register_virtio_iommu_test(void)
     static const TestCfg limits = { .endpoints = LIMIT_ENDPOINTS };
     static const TestCfg storm = { .endpoints = STORM_ENDPOINTS };
 
-    add_test("config", test_config, NULL, NULL);
+    vit_add_test("config", test_config, NULL, NULL);
     /* q35 variants, of x86 only, each next to its own test */
-    if (arch_is_x86()) {
-        add_test("config-q35", test_config, NULL, &q35);
+    if (vit_arch_is_x86()) {
+        vit_add_test("config-q35", test_config, NULL, &q35);
     }
-    add_test("config-props", test_config_props,
-             "granule=64k,aw-bits=40,max-domain-id=7,boot-bypass=off", NULL);
-    add_test("config-granule-4k", test_config_granule_4k,
-             "granule=4k,aw-bits=32", NULL);
-    add_test("abi", test_abi, NULL, &plain);
-    if (arch_is_x86()) {
-        add_test("abi-q35", test_abi, NULL, &plain_q35);
+    vit_add_test("config-props", test_config_props,
+                 "granule=64k,aw-bits=40,max-domain-id=7,boot-bypass=off",
+                 NULL);
+    vit_add_test("config-granule-4k", test_config_granule_4k,
+                 "granule=4k,aw-bits=32", NULL);
+    vit_add_test("abi", test_abi, NULL, &plain);
+    if (vit_arch_is_x86()) {
+        vit_add_test("abi-q35", test_abi, NULL, &plain_q35);
     }
     /* Machine types of 8.2 and older: granule 4k, aw-bits 64 (compat) */
-    add_test("abi-8.2", test_abi, NULL, &plain_8_2);
-    add_test("msix-opt-in", test_abi_msix, "vectors=3", NULL);
+    vit_add_test("abi-8.2", test_abi, NULL, &plain_8_2);
+    vit_add_test("msix-opt-in", test_abi_msix, "vectors=3", NULL);
     /* QEMU 10.0's device offers these two whatever the properties say */
-    add_test("abi-ring-features", test_abi, "event_idx=off,indirect_desc=off",
-             &plain);
+    vit_add_test("abi-ring-features", test_abi,
+                 "event_idx=off,indirect_desc=off", &plain);
 
-    add_test("attach-detach", test_attach_detach, NULL, NULL);
-    add_test("attach-reserved", test_attach_reserved, NULL, NULL);
-    add_test("attach-flags", test_attach_flags, NULL, NULL);
-    add_test("attach-noent", test_attach_noent, NULL, NULL);
-    add_test("attach-domain-range", test_attach_range, "max-domain-id=7",
-             NULL);
-    add_test("attach-bypass-mismatch", test_attach_bypass_mismatch, NULL,
-             NULL);
-    add_test("attach-move", test_attach_move, NULL, NULL);
-    add_test("attach-nomem", test_attach_nomem, "max-domains=1", NULL);
-    add_test("detach-status", test_detach_status, NULL, NULL);
+    vit_add_test("attach-detach", test_attach_detach, NULL, NULL);
+    vit_add_test("attach-reserved", test_attach_reserved, NULL, NULL);
+    vit_add_test("attach-flags", test_attach_flags, NULL, NULL);
+    vit_add_test("attach-noent", test_attach_noent, NULL, NULL);
+    vit_add_test("attach-domain-range", test_attach_range,
+                 "max-domain-id=7", NULL);
+    vit_add_test("attach-bypass-mismatch", test_attach_bypass_mismatch,
+                 NULL, NULL);
+    vit_add_test("attach-move", test_attach_move, NULL, NULL);
+    vit_add_test("attach-nomem", test_attach_nomem, "max-domains=1", NULL);
+    vit_add_test("detach-status", test_detach_status, NULL, NULL);
 
-    add_test("map-flags", test_map_flags, NULL, NULL);
-    add_test("map-noent", test_map_noent, NULL, NULL);
-    add_test("map-range", test_map_range, NULL, NULL);
-    add_test("map-input-range", test_map_input_range, "aw-bits=40", NULL);
-    add_test("map-overlap", test_map_overlap, NULL, NULL);
-    add_test("map-msi", test_map_msi, NULL, NULL);
-    if (arch_is_x86()) {
-        add_test("map-msi-q35", test_map_msi, NULL, &q35);
+    vit_add_test("map-flags", test_map_flags, NULL, NULL);
+    vit_add_test("map-noent", test_map_noent, NULL, NULL);
+    vit_add_test("map-range", test_map_range, NULL, NULL);
+    vit_add_test("map-input-range", test_map_input_range, "aw-bits=40", NULL);
+    vit_add_test("map-overlap", test_map_overlap, NULL, NULL);
+    vit_add_test("map-msi", test_map_msi, NULL, NULL);
+    if (vit_arch_is_x86()) {
+        vit_add_test("map-msi-q35", test_map_msi, NULL, &q35);
     }
-    add_test("map-nomem", test_map_nomem, "max-mappings=2", NULL);
+    vit_add_test("map-nomem", test_map_nomem, "max-mappings=2", NULL);
 
-    add_test("unmap-status", test_unmap_status, NULL, NULL);
-    add_test("unmap-split", test_unmap_split, NULL, NULL);
-    add_test("unmap-examples", test_unmap_examples, NULL, NULL);
+    vit_add_test("unmap-status", test_unmap_status, NULL, NULL);
+    vit_add_test("unmap-split", test_unmap_split, NULL, NULL);
+    vit_add_test("unmap-examples", test_unmap_examples, NULL, NULL);
 
-    add_test("probe", test_probe, NULL, NULL);
-    if (arch_is_x86()) {
-        add_test("probe-q35", test_probe, NULL, &q35);
+    vit_add_test("probe", test_probe, NULL, NULL);
+    if (vit_arch_is_x86()) {
+        vit_add_test("probe-q35", test_probe, NULL, &q35);
     }
-    add_test("probe-small", test_probe_small, NULL, NULL);
+    vit_add_test("probe-small", test_probe_small, NULL, NULL);
 
-    add_test("unknown-type", test_unknown_type, NULL, NULL);
-    add_test("short-writable", test_short_writable, NULL, NULL);
-    add_test("short-readable", test_short_readable, NULL, NULL);
-    add_test("layouts", test_layouts, NULL, NULL);
-    add_test("batch", test_batch, NULL, NULL);
+    vit_add_test("unknown-type", test_unknown_type, NULL, NULL);
+    vit_add_test("short-writable", test_short_writable, NULL, NULL);
+    vit_add_test("short-readable", test_short_readable, NULL, NULL);
+    vit_add_test("layouts", test_layouts, NULL, NULL);
+    vit_add_test("batch", test_batch, NULL, NULL);
     if (g_test_perf()) {
-        add_test("request-cost", test_request_cost, NULL, NULL);
+        vit_add_test("request-cost", test_request_cost, NULL, NULL);
     }
 
-    add_test("no-map-unmap", test_no_map_unmap, NULL, NULL);
-    add_test("no-probe", test_no_probe, NULL, NULL);
-    add_test("no-mmio", test_no_mmio, NULL, NULL);
+    vit_add_test("no-map-unmap", test_no_map_unmap, NULL, NULL);
+    vit_add_test("no-probe", test_no_probe, NULL, NULL);
+    vit_add_test("no-mmio", test_no_mmio, NULL, NULL);
 
-    add_test("bypass-config", test_bypass_config, NULL, NULL);
-    add_test("bypass-config-not-negotiated",
-             test_bypass_config_not_negotiated, NULL, NULL);
-    add_test("bypass-config-reset", test_bypass_config_reset, NULL, NULL);
-    add_test("boot-bypass-off", test_boot_bypass_off, "boot-bypass=off",
-             NULL);
-    add_test("reset-detaches", test_reset_detaches, NULL, NULL);
+    vit_add_test("bypass-config", test_bypass_config, NULL, NULL);
+    vit_add_test("bypass-config-not-negotiated",
+                 test_bypass_config_not_negotiated, NULL, NULL);
+    vit_add_test("bypass-config-reset", test_bypass_config_reset, NULL, NULL);
+    vit_add_test("boot-bypass-off", test_boot_bypass_off,
+                 "boot-bypass=off", NULL);
+    vit_add_test("reset-detaches", test_reset_detaches, NULL, NULL);
 
-    add_test("dma-translate", test_dma_translate, NULL, NULL);
-    add_test("dma-span", test_dma_span, NULL, NULL);
-    add_test("dma-bypass", test_dma_bypass, NULL, NULL);
-    add_test("dma-bypass-domain", test_dma_bypass_domain, NULL, NULL);
-    add_test("fault-unmapped", test_fault_unmapped, NULL, NULL);
-    add_test("fault-readonly", test_fault_readonly, NULL, NULL);
-    add_test("fault-writeonly", test_fault_writeonly, NULL, NULL);
-    add_test("fault-before-mapping", test_fault_before_mapping, NULL, NULL);
-    add_test("fault-domain", test_fault_domain, "boot-bypass=off", NULL);
-    add_test("fault-detached", test_fault_detached, NULL, NULL);
-    add_test("fault-queued", test_fault_queued, NULL, NULL);
-    add_test("fault-small-buffer", test_fault_small_buffer, NULL, NULL);
-    add_test("fault-overflow", test_fault_overflow,
-             "max-pending-faults=2,boot-bypass=off", NULL);
-    add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
+    vit_add_test("dma-translate", test_dma_translate, NULL, NULL);
+    vit_add_test("dma-span", test_dma_span, NULL, NULL);
+    vit_add_test("dma-bypass", test_dma_bypass, NULL, NULL);
+    vit_add_test("dma-bypass-domain", test_dma_bypass_domain, NULL, NULL);
+    vit_add_test("fault-unmapped", test_fault_unmapped, NULL, NULL);
+    vit_add_test("fault-readonly", test_fault_readonly, NULL, NULL);
+    vit_add_test("fault-writeonly", test_fault_writeonly, NULL, NULL);
+    vit_add_test("fault-before-mapping", test_fault_before_mapping, NULL, NULL);
+    vit_add_test("fault-domain", test_fault_domain, "boot-bypass=off", NULL);
+    vit_add_test("fault-detached", test_fault_detached, NULL, NULL);
+    vit_add_test("fault-queued", test_fault_queued, NULL, NULL);
+    vit_add_test("fault-small-buffer", test_fault_small_buffer, NULL, NULL);
+    vit_add_test("fault-overflow", test_fault_overflow,
+                 "max-pending-faults=2,boot-bypass=off", NULL);
+    vit_add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
 
     /* each limit property, at the limit and one past it */
-    add_test("limit-max-domains", test_limit_domains,
-             "id=" IOMMU_ID ",max-domains=3", &limits);
-    add_test("limit-max-domain-id", test_limit_domain_id,
-             "id=" IOMMU_ID ",max-domain-id=7", &limits);
-    add_test("limit-max-mappings", test_limit_mappings,
-             "id=" IOMMU_ID ",max-mappings=5", &limits);
-    add_test("limit-max-pending-faults", test_limit_faults,
-             "id=" IOMMU_ID ",max-pending-faults=3,boot-bypass=off",
-             &limits);
-    add_test("storm", test_storm, STORM_OPTS, &storm);
+    vit_add_test("limit-max-domains", test_limit_domains,
+                 "id=" IOMMU_ID ",max-domains=3", &limits);
+    vit_add_test("limit-max-domain-id", test_limit_domain_id,
+                 "id=" IOMMU_ID ",max-domain-id=7", &limits);
+    vit_add_test("limit-max-mappings", test_limit_mappings,
+                 "id=" IOMMU_ID ",max-mappings=5", &limits);
+    vit_add_test("limit-max-pending-faults", test_limit_faults,
+                 "id=" IOMMU_ID ",max-pending-faults=3,boot-bypass=off",
+                 &limits);
+    vit_add_test("storm", test_storm, STORM_OPTS, &storm);
 
-    add_test("notify-map", test_notify_map, NOTIFY_OPTS, NULL);
-    add_test("notify-map-large", test_notify_map_large, NOTIFY_OPTS, NULL);
-    add_test("notify-unmap", test_notify_unmap, NOTIFY_OPTS, NULL);
-    add_test("notify-attach", test_notify_attach, NOTIFY_OPTS, NULL);
-    add_test("notify-move", test_notify_move, NOTIFY_OPTS, NULL);
-    add_test("notify-mmio", test_notify_mmio, NOTIFY_OPTS, NULL);
-    add_test("notify-reset", test_notify_reset, NOTIFY_OPTS, NULL);
-    add_test("notify-reset-port", test_notify_reset_port, NOTIFY_OPTS, &port);
-    add_test("notify-bypass", test_notify_bypass, NOTIFY_OPTS, NULL);
-    add_test("notify-replay", test_notify_replay, NOTIFY_OPTS, NULL);
-    add_test("notify-failed", test_notify_failed,
-             NOTIFY_OPTS ",max-mappings=2,max-domains=1", NULL);
+    vit_add_test("notify-map", test_notify_map, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-map-large", test_notify_map_large, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-unmap", test_notify_unmap, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-attach", test_notify_attach, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-move", test_notify_move, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-mmio", test_notify_mmio, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-reset", test_notify_reset, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-reset-port", test_notify_reset_port, NOTIFY_OPTS,
+                 &port);
+    vit_add_test("notify-bypass", test_notify_bypass, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-replay", test_notify_replay, NOTIFY_OPTS, NULL);
+    vit_add_test("notify-failed", test_notify_failed,
+                 NOTIFY_OPTS ",max-mappings=2,max-domains=1", NULL);
 
-    add_test("host-iommu-cold", test_host_iommu_cold, HOST_COLD_OPTS,
-             &host_cold);
-    if (arch_is_x86()) {
-        add_test("host-iommu-cold-q35", test_host_iommu_cold, HOST_COLD_OPTS,
-                 &host_cold_q35);
+    vit_add_test("host-iommu-cold", test_host_iommu_cold, HOST_COLD_OPTS,
+                 &host_cold);
+    if (vit_arch_is_x86()) {
+        vit_add_test("host-iommu-cold-q35", test_host_iommu_cold,
+                     HOST_COLD_OPTS, &host_cold_q35);
     }
-    add_test("host-iommu-hotplug", test_host_iommu_hotplug,
-             "id=" IOMMU_ID ",granule=4k", NULL);
+    vit_add_test("host-iommu-hotplug", test_host_iommu_hotplug,
+                 "id=" IOMMU_ID ",granule=4k", NULL);
 
     /* pc: ACPI hot-plug on the root bus; q35 and virt: a PCIe root port */
-    if (arch_is_x86()) {
-        add_test("unplug-replug", test_unplug_replug, NULL, &hp_pc);
-        add_test("unplug-replug-nobypass", test_unplug_replug,
-                 "boot-bypass=off", &hp_pc);
+    if (vit_arch_is_x86()) {
+        vit_add_test("unplug-replug", test_unplug_replug, NULL, &hp_pc);
+        vit_add_test("unplug-replug-nobypass", test_unplug_replug,
+                     "boot-bypass=off", &hp_pc);
     }
-    add_test("unplug-replug-port", test_unplug_replug, NULL, &hp_port);
-    add_test("unplug-replug-port-nobypass", test_unplug_replug,
-             "boot-bypass=off", &hp_port);
+    vit_add_test("unplug-replug-port", test_unplug_replug, NULL, &hp_port);
+    vit_add_test("unplug-replug-port-nobypass", test_unplug_replug,
+                 "boot-bypass=off", &hp_port);
 
     /*
      * The source QEMU ends up stopped: each migration test has a command
      * line of its own, so that the next test starts a new QEMU.
      */
-    add_test("migrate", test_migrate, NOTIFY_OPTS, &mig);
-    add_test("migrate-faults", test_migrate_faults,
-             "max-pending-faults=4,migrate-pending-faults=on", NULL);
-    add_test("migrate-faults-dropped", test_migrate_faults_dropped,
-             "max-pending-faults=4", NULL);
-    add_test("migrate-bridge", test_migrate_bridge, NOTIFY_OPTS, &port);
-    add_test("migrate-stream", test_migrate_stream, STREAM_OPTS, &mig);
+    vit_add_test("migrate", test_migrate, NOTIFY_OPTS, &mig);
+    vit_add_test("migrate-faults", test_migrate_faults,
+                 "max-pending-faults=4,migrate-pending-faults=on", NULL);
+    vit_add_test("migrate-faults-dropped", test_migrate_faults_dropped,
+                 "max-pending-faults=4", NULL);
+    vit_add_test("migrate-bridge", test_migrate_bridge, NOTIFY_OPTS, &port);
+    vit_add_test("migrate-stream", test_migrate_stream, STREAM_OPTS, &mig);
 
     /*
      * Last: if QEMU cannot start with user reserved-regions next to the
      * machine's, the child fails and qos-test stops here.
      */
-    add_test("probe-user-regions", test_probe_user_regions, NULL,
-             &user_regions);
+    vit_add_test("probe-user-regions", test_probe_user_regions, NULL,
+                 &user_regions);
 }
 
 libqos_init(register_virtio_iommu_test);
