@@ -17,6 +17,7 @@
 #include "exec/address-spaces.h"
 #include "hw/pci/pci_bus.h"
 #include "hw/pci/pci_device.h"
+#include "hw/pci/pcie.h"
 #include "hw/qdev-core.h"
 #include "standard-headers/linux/virtio_iommu.h"
 #include "virtio-iommu-internal.h"
@@ -54,6 +55,74 @@ void viommu_space_foreach(VirtIOIOMMU *s,
     }
 }
 
+/*
+ * DMA aliases
+ *
+ * A conventional PCI bus hides its functions' requester IDs: behind a
+ * PCIe-to-PCI bridge their DMA reaches us as the secondary bus with devfn
+ * 0, behind other bridges as the bridge's own ID, the rules of QEMU's
+ * pci_device_get_iommu_bus_devfn() (and of Linux's
+ * pci_for_each_dma_alias()).  QEMU gives all of them the one address space
+ * of that alias.  The guest knows such a function by its own ID and by the
+ * alias, probes the first and attaches both: both IDs are endpoints, and
+ * the alias's attachment decides the space's translation (it "governs"
+ * the space); the function's own ID is accepted and recorded, and changes
+ * nothing the space does.  Faults name the alias, the ID the DMA carries.
+ */
+
+/* Is @sp the alias of the functions of a PCIe-to-PCI bridge's bus? */
+static bool viommu_space_is_bridge_alias(VirtIOIOMMUSpace *sp)
+{
+    PCIDevice *bridge = sp->bus->parent_dev;
+
+    return sp->devfn == PCI_DEVFN(0, 0) && bridge &&
+           !pci_bus_is_express(sp->bus) && pci_is_express(bridge) &&
+           pcie_cap_get_type(bridge) == PCI_EXP_TYPE_PCI_BRIDGE;
+}
+
+/* Does any function's DMA reach us through @sp now? */
+static bool viommu_space_in_use(VirtIOIOMMUSpace *sp)
+{
+    int devfn;
+
+    if (sp->bus->devices[sp->devfn]) {
+        return true;
+    }
+    if (!viommu_space_is_bridge_alias(sp)) {
+        return false;
+    }
+    for (devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+        if (sp->bus->devices[devfn]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where @pdev's DMA reaches the IOMMU: the alias's bus and devfn */
+static void viommu_dma_alias(PCIDevice *pdev, PCIBus **bus, int *devfn)
+{
+    PCIBus *iommu_bus = pci_get_bus(pdev);
+
+    *bus = iommu_bus;
+    *devfn = pdev->devfn;
+    while (!iommu_bus->iommu_ops && iommu_bus->parent_dev) {
+        PCIDevice *bridge = iommu_bus->parent_dev;
+
+        if (!pci_bus_is_express(iommu_bus)) {
+            if (pci_is_express(bridge) &&
+                pcie_cap_get_type(bridge) == PCI_EXP_TYPE_PCI_BRIDGE) {
+                *bus = iommu_bus;
+                *devfn = PCI_DEVFN(0, 0);
+            } else {
+                *bus = pci_get_bus(bridge);
+                *devfn = bridge->devfn;
+            }
+        }
+        iommu_bus = pci_get_bus(bridge);
+    }
+}
+
 typedef struct VIOMMUSpaceSearch {
     uint32_t ep_id;
     VirtIOIOMMUSpace *bound;
@@ -69,22 +138,48 @@ static void viommu_space_match(VirtIOIOMMUSpace *sp, void *opaque)
             search->bound = sp;
         }
     } else if (!search->on_bus && viommu_space_bus_id(sp) == search->ep_id &&
-               sp->bus->devices[sp->devfn]) {
+               viommu_space_in_use(sp)) {
         search->on_bus = sp;
     }
 }
 
 /*
- * The address space of endpoint @ep_id: the one bound to it if it is
- * attached, else the function at that requester ID now.
+ * The address space of endpoint @ep_id, and whether @ep_id governs it:
+ * the space bound to it if it is attached, else the space whose
+ * requester ID or alias it is now; or, for the own ID of a function
+ * behind an alias, the alias's space, which @ep_id does not govern.
  */
+static VirtIOIOMMUSpace *viommu_space_of_endpoint(VirtIOIOMMU *s,
+                                                  uint32_t ep_id,
+                                                  bool *governs)
+{
+    VIOMMUSpaceSearch search = { .ep_id = ep_id };
+    PCIDevice *pdev;
+    PCIBus *bus;
+    int devfn;
+
+    viommu_space_foreach(s, viommu_space_match, &search);
+    *governs = true;
+    if (search.bound || search.on_bus) {
+        return search.bound ? search.bound : search.on_bus;
+    }
+    pdev = ep_id <= VIOMMU_MAX_ENDPOINT_ID ?
+           pci_find_device(s->primary_bus, PCI_BUS_NUM(ep_id),
+                           ep_id & 0xff) : NULL;
+    if (!pdev || (s->self && pdev == s->self)) {
+        return NULL;
+    }
+    *governs = false;
+    viommu_dma_alias(pdev, &bus, &devfn);
+    return viommu_space_find(s, bus, devfn);
+}
+
 static VirtIOIOMMUSpace *viommu_space_by_endpoint(VirtIOIOMMU *s,
                                                   uint32_t ep_id)
 {
-    VIOMMUSpaceSearch search = { .ep_id = ep_id };
+    bool governs;
 
-    viommu_space_foreach(s, viommu_space_match, &search);
-    return search.bound ? search.bound : search.on_bus;
+    return viommu_space_of_endpoint(s, ep_id, &governs);
 }
 
 /* s->lock held.  Only a bound space can be attached to anything. */
@@ -232,12 +327,14 @@ static void viommu_event_queue_endpoint(VirtIOIOMMU *s, uint32_t ep_id,
                                         bool added)
 {
     VIOMMUEventEndpoint e = { .added = added };
+    bool governs;
 
-    s->spaces_stale = true;
-    e.sp = viommu_space_by_endpoint(s, ep_id);
-    if (!e.sp) {
+    e.sp = viommu_space_of_endpoint(s, ep_id, &governs);
+    if (!e.sp || !governs) {
+        /* Only the alias decides what the space does */
         return;
     }
+    s->spaces_stale = true;
     viommu_cache_flush(&e.sp->cache);
     if (e.sp->notifier_flags && !viommu_domain_is_bypass(domain)) {
         viommu_domain_foreach_mapping(domain, viommu_event_endpoint_mapping,
@@ -591,9 +688,9 @@ const PCIIOMMUOps viommu_pci_ops = {
 
 /*
  * A PCI function behind us was unplugged.  Whatever comes next at its
- * address starts unattached: nothing of the old endpoint survives.
- * Functions behind a conventional PCI bridge share the bridge's address
- * space and are not looked up here; the bridge itself is.
+ * address starts unattached: nothing of the old endpoint survives.  A
+ * function behind an alias takes its own ID with it, and the alias too
+ * once no function uses it any more.
  */
 static void viommu_device_unrealize(DeviceListener *listener,
                                     DeviceState *dev)
@@ -601,19 +698,30 @@ static void viommu_device_unrealize(DeviceListener *listener,
     VirtIOIOMMU *s = container_of(listener, VirtIOIOMMU, device_listener);
     VirtIOIOMMUSpace *sp;
     PCIDevice *pdev;
+    PCIBus *bus;
+    int devfn;
 
     if (!object_dynamic_cast(OBJECT(dev), TYPE_PCI_DEVICE)) {
         return;
     }
     pdev = PCI_DEVICE(dev);
-    sp = viommu_space_find(s, pci_get_bus(pdev), pdev->devfn);
+    viommu_dma_alias(pdev, &bus, &devfn);
+    sp = viommu_space_find(s, bus, devfn);
     if (!sp) {
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        viommu_core_forget_endpoint(s->core, viommu_space_endpoint_id(sp));
-        viommu_cache_flush(&sp->cache);
-        s->spaces_stale = true;
+        if (bus != pci_get_bus(pdev) || devfn != pdev->devfn) {
+            viommu_core_forget_endpoint(s->core,
+                                        PCI_BUILD_BDF(pci_dev_bus_num(pdev),
+                                                      pdev->devfn));
+        }
+        if (!viommu_space_in_use(sp)) {
+            viommu_core_forget_endpoint(s->core,
+                                        viommu_space_endpoint_id(sp));
+            viommu_cache_flush(&sp->cache);
+            s->spaces_stale = true;
+        }
     }
     viommu_update_spaces(s);
 }
