@@ -3,7 +3,9 @@
  *
  * virtio-iommu-test.c        request semantics: config, guest ABI, each
  *                            request, malformed requests, features, bypass
- *                            and reset; for now every other test too
+ *                            and reset; for now the other tests too
+ * virtio-iommu-dma-test.c    DMA through the IOMMU: translation, faults,
+ *                            limits, a request storm, endpoint hot-unplug
  * virtio-iommu-test-utils.c  the helpers declared here
  *
  * The files are linked into qos-test with every other qtest: whatever is

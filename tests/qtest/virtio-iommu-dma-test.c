@@ -1,0 +1,1535 @@
+/*
+ * QTest cases for the virtio-iommu device: DMA through the IOMMU
+ *
+ * Endpoints are virtio-rng-pci functions with iommu_platform=on next to the
+ * IOMMU on the root bus.  The tests drive their virtqueue by hand (rings
+ * and buffers at IOVAs the test maps) to check translation, permissions,
+ * fault reports and the way the memory core writes used elements that
+ * cross an IOMMU page boundary.  edu devices, whose DMA engine reaches any
+ * IOVA, check every limit property at and one past its limit, and DMA
+ * through whatever a model-checked request storm leaves mapped.  Last,
+ * endpoints are hot-unplugged and plugged again, attached or not.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qemu/module.h"
+#include "qemu/units.h"
+#include "qobject/qdict.h"
+#include "libqtest.h"
+#include "libqos/qgraph.h"
+#include "libqos/pci.h"
+#include "libqos/virtio-iommu.h"
+#include "libqos/edu.h"
+#include "virtio-iommu-test.h"
+#include "standard-headers/linux/pci_regs.h"
+
+/* ------------------------------------------------------------------ */
+/* Endpoint DMA: a virtio-rng-pci driven by hand                       */
+
+static void test_dma_translate(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+    Faults fs;
+
+    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+
+    vit_ep_submit(ep, 2, BUF_IOVA + 0x100, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 2);
+    CHECK_EQ(len, 64);
+    /* the random bytes landed at the mapped physical address, only there */
+    CHECK(vit_count_not(v->qts, buf + 0x100, 64, MARK) > 32);
+    CHECK_EQ(vit_count_not(v->qts, buf, 0x100, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, buf + 0x140, PAGE - 0x140, MARK), 0);
+
+    /* once more, after UNMAP + MAP of the buffer elsewhere */
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, BUF_IOVA,
+                                            BUF_IOVA + PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
+    {
+        uint64_t buf2 = guest_alloc(a, PAGE);
+
+        qtest_memset(v->qts, buf2, MARK, PAGE);
+        qtest_memset(v->qts, buf, MARK, PAGE);
+        vit_ep_map(ep, 1, BUF_IOVA, buf2, PAGE, WO);
+        vit_ep_submit(ep, 3, BUF_IOVA, 32);
+        g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+        CHECK_EQ(id, 3);
+        CHECK_EQ(len, 32);
+        CHECK(vit_count_not(v->qts, buf2, 32, MARK) > 16);
+        CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
+    }
+
+    vit_collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
+    if (fs.n) {
+        qviommu_report(__func__, __LINE__, "unexpected fault reports");
+        vit_print_faults(&fs);
+    }
+
+    /* after UNMAP the endpoint cannot reach the page any more */
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 1, BUF_IOVA,
+                                            BUF_IOVA + PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
+    vit_ep_submit(ep, 4, BUF_IOVA + 0x10, 32);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + 0x10, BUF_IOVA + 0x10);
+}
+
+static void test_dma_span(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t d1 = guest_alloc(a, PAGE);
+    uint64_t gap = guest_alloc(a, PAGE);
+    uint64_t d2 = guest_alloc(a, PAGE);
+    uint32_t id, len;
+
+    /* one buffer over two adjacent mappings of discontiguous pages */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, d1, PAGE, RW);
+    vit_ep_map(ep, 1, BUF_IOVA + PAGE, d2, PAGE, RW);
+    qtest_memset(v->qts, d1, MARK, PAGE);
+    qtest_memset(v->qts, gap, MARK, PAGE);
+    qtest_memset(v->qts, d2, MARK, PAGE);
+
+    vit_ep_submit(ep, 0, BUF_IOVA + PAGE - 96, 200);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 0);
+    CHECK_EQ(len, 200);
+    CHECK(vit_count_not(v->qts, d1 + PAGE - 96, 96, MARK) > 48);
+    CHECK(vit_count_not(v->qts, d2, 104, MARK) > 52);
+    CHECK_EQ(vit_count_not(v->qts, d1, PAGE - 96, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, d2 + 104, PAGE - 104, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, gap, PAGE, MARK), 0);
+}
+
+static void test_dma_bypass(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+
+    /* unattached, config bypass = 1: identity */
+    CHECK_EQ(vit_bypass_get(v), 1);
+    vit_ep_start_std(ep, IDENTITY, a, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    vit_ep_submit(ep, 1, buf, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 1);
+    CHECK_EQ(len, 64);
+    CHECK(vit_count_not(v->qts, buf, 64, MARK) > 32);
+}
+
+static void test_dma_bypass_domain(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+
+    /* unattached endpoints are blocked, but a bypass domain is identity */
+    vit_bypass_set(v, 0);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, IDENTITY, a, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    vit_ep_submit(ep, 1, buf, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+    CHECK_EQ(id, 1);
+    CHECK_EQ(len, 64);
+    CHECK(vit_count_not(v->qts, buf, 64, MARK) > 32);
+}
+
+static void test_fault_unmapped(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    Faults fs;
+
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    /* BUF_IOVA is not mapped */
+    vit_ep_submit(ep, 0, BUF_IOVA + 0x40, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + 0x40, BUF_IOVA + 0x40);
+}
+
+static void test_fault_readonly(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    Faults fs;
+
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RO);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    vit_ep_submit(ep, 0, BUF_IOVA + 0x80, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + 0x80, BUF_IOVA + 0x80);
+    /* the write did not go through */
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_writeonly(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    Faults fs;
+
+    /* the rings are write-only: the endpoint cannot read its avail ring */
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, WO);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    vit_ep_submit(ep, 0, BUF_IOVA, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_READ_ADDR, EP1,
+               RING_IOVA, RING_IOVA + PAGE - 1);
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_before_mapping(void *obj, void *data,
+                                      QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, 2 * PAGE);
+    Faults fs;
+
+    /* the byte before a mapping is not mapped */
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA + PAGE, buf + PAGE, PAGE, RW);
+    qtest_memset(v->qts, buf, MARK, 2 * PAGE);
+    vit_ep_submit(ep, 0, BUF_IOVA + PAGE - 1, 2);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA + PAGE - 1, BUF_IOVA + PAGE - 1);
+    /* nothing went to the physical byte before the mapped page */
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_domain(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t ring;
+    Faults fs;
+
+    /* boot-bypass=off: an unattached endpoint is blocked */
+    CHECK_EQ(vit_bypass_get(v), 0);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    ring = vit_ep_start_std(ep, IDENTITY, a, RW);
+    vit_ep_submit(ep, 0, ring + 0x800, 64);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+    CHECK(vit_ep_used_idx(ep) == 0);
+
+    /* switching bypass on lets the endpoint through */
+    vit_bypass_set(v, 1);
+    {
+        uint64_t buf = guest_alloc(a, PAGE);
+        uint32_t id, len;
+
+        qtest_memset(v->qts, buf, MARK, PAGE);
+        vit_ep_close(ep);
+        ep = vit_ep_open(v, EP1_SLOT);
+        vit_ep_start_std(ep, IDENTITY, a, RW);
+        vit_ep_submit(ep, 4, buf, 16);
+        g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+        CHECK_EQ(id, 4);
+        CHECK_EQ(len, 16);
+    }
+}
+
+static void test_fault_detached(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len;
+    Faults fs;
+
+    /* works while attached ... */
+    vit_bypass_set(v, 0);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA, 16);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+
+    /* ... and faults with reason DOMAIN once detached */
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    qtest_memset(v->qts, buf, MARK, PAGE);
+    vit_ep_submit(ep, 1, BUF_IOVA, 16);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               RING_IOVA, RING_IOVA + PAGE - 1);
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE, MARK), 0);
+}
+
+static void test_fault_queued(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    Faults fs;
+
+    /* the fault happens while the eventq has no buffer */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA, 64);
+    g_usleep(QUIET_WAIT_US);
+    /* an attach round trip makes sure the device had time to act */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA, BUF_IOVA);
+}
+
+static void test_fault_small_buffer(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint8_t buf[16];
+    uint32_t len = 0xdead;
+    unsigned i;
+
+    qviommu_post_events(v, 1, 8, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA, 64);
+    if (!qviommu_next_event(v, buf, 8, &len, FAULT_WAIT_US)) {
+        qviommu_report(__func__, __LINE__, "8-byte eventq buffer never used");
+        return;
+    }
+    CHECK_EQ(len, 0);
+    for (i = 0; i < 8; i++) {
+        CHECK_EQ(buf[i], QVIOMMU_FILL);
+    }
+}
+
+static void test_fault_overflow(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t ring;
+    Faults fs;
+    unsigned i;
+
+    /* max-pending-faults=2,boot-bypass=off; no eventq buffer yet */
+    ring = vit_ep_start_std(ep, IDENTITY, a, RW);
+    for (i = 0; i < 8; i++) {
+        vit_ep_submit(ep, i, ring + 0x800, 16);
+    }
+    g_usleep(QUIET_WAIT_US);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP2, 0), VIRTIO_IOMMU_S_OK);
+
+    /* the first two were kept, the rest dropped */
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    CHECK_EQ(fs.n, 2);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+
+    /* reports flow again once there is room */
+    vit_ep_submit(ep, 8, ring + 0x800, 16);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    CHECK(fs.n >= 1);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+}
+
+/*
+ * The core fix (patches/0001-*.patch): a used element that crosses an
+ * IOVA page boundary must have its second half written through the
+ * translation of the next IOVA page, not at the next physical address.
+ */
+static void test_used_elem_straddle(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    const uint64_t x = RING_IOVA + 0x10000;     /* used ring pages */
+    uint64_t ring = guest_alloc(a, PAGE);
+    uint64_t pa_a = guest_alloc(a, 3 * PAGE);   /* A, then a marker page */
+    uint64_t pa_b = guest_alloc(a, PAGE);
+    uint64_t buf = guest_alloc(a, PAGE);
+    uint32_t id, len, val;
+
+    g_assert_cmphex(pa_b, !=, pa_a + PAGE);
+    qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_map(ep, 1, RING_IOVA, ring, PAGE, RW);
+    vit_ep_map(ep, 1, x, pa_a, PAGE, RW);
+    vit_ep_map(ep, 1, x + PAGE, pa_b, PAGE, RW);
+    vit_ep_map(ep, 1, BUF_IOVA, buf, PAGE, RW);
+    qtest_memset(v->qts, pa_a, 0, PAGE);
+    qtest_memset(v->qts, pa_a + PAGE, MARK, 2 * PAGE);
+    qtest_memset(v->qts, pa_b, 0xee, PAGE);
+
+    /*
+     * used ring at x + 4088: flags and idx end page x, element 0 is
+     * x + 4092 .. x + 4099, its id in page x and its len in page x + 1.
+     */
+    vit_ep_start(ep, RING_SIZE, RING_IOVA, RING_IOVA + 0x100, x + PAGE - 8);
+    vit_ep_submit(ep, 3, BUF_IOVA, 64);
+    g_assert_true(vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US));
+
+    /* the element as the guest sees it, page by page */
+    CHECK_EQ(id, 3);
+    CHECK_EQ(len, 64);
+    qtest_memread(v->qts, pa_a + PAGE - 4, &val, 4);
+    CHECK_EQ(le32_to_cpu(val), 3);
+    qtest_memread(v->qts, pa_b, &val, 4);
+    CHECK_EQ(le32_to_cpu(val), 64);
+    /* and nothing landed in the physical page after A */
+    if (!CHECK_EQ(vit_count_not(v->qts, pa_a + PAGE, 2 * PAGE, MARK), 0)) {
+        qtest_memread(v->qts, pa_a + PAGE, &val, 4);
+        qviommu_report(__func__, __LINE__, "the page after A starts with "
+                       "0x%08x: the used element's len was written at the next "
+                       "physical address instead of the next IOVA page (core "
+                       "patch missing?)", le32_to_cpu(val));
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* edu: a PCI device whose DMA engine copies to and from any address   */
+
+#define EDU_SLOT                9
+#define EDU2_SLOT               10
+#define EDU_ARG(addr)           " -device edu,addr=" addr               \
+                                ",dma_mask=0xffffffffffffffff"
+
+typedef struct Edu {
+    QTestState *qts;
+    QPCIDevice *dev;
+    QPCIBar bar;
+    uint32_t id;
+} Edu;
+
+static Edu *edu_open(QViommu *v, unsigned slot)
+{
+    Edu *e = g_new0(Edu, 1);
+
+    e->qts = v->qts;
+    e->id = QPCI_DEVFN(slot, 0);
+    e->dev = qpci_device_find(v->transport->pdev->bus, e->id);
+    g_assert_nonnull(e->dev);
+    g_assert_cmphex(qpci_config_readw(e->dev, PCI_DEVICE_ID), ==, 0x11e8);
+    qpci_device_enable(e->dev);
+    e->bar = qpci_iomap(e->dev, 0, NULL);
+    return e;
+}
+
+static void edu_close(Edu *e)
+{
+    qpci_iounmap(e->dev, e->bar);
+    g_free(e->dev);
+    g_free(e);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Edu, edu_close)
+
+/*
+ * Copy @count bytes between IOVA @iova and the edu's buffer (into guest
+ * memory if @to_guest); the copy has happened when this returns.
+ */
+static void edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest)
+{
+    g_assert_cmpuint(count, <=, 4096);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_SRC, to_guest ? EDU_BUF : iova);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_DST, to_guest ? iova : EDU_BUF);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CNT, count);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CMD,
+                   EDU_DMA_RUN | (to_guest ? EDU_DMA_TO_PCI : 0));
+    qtest_clock_step(e->qts, EDU_DMA_NS);
+    g_assert_cmphex(qpci_io_readq(e->dev, e->bar, EDU_DMA_CMD) &
+                    EDU_DMA_RUN, ==, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Limits: exactly at each limit, and one past it                      */
+
+/* Four endpoints: EP1-EP3 and an edu */
+#define LIMIT_ENDPOINTS         ENDPOINTS3 EDU_ARG("09.0")
+#define EP4                     QPCI_DEVFN(EDU_SLOT, 0)
+
+static void test_limit_domains(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* id=viommu,max-domains=3; four endpoints */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, EP3, 0), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attached-endpoints", 3);
+    CHECK_STAT(v, "attach/ok", 3);
+
+    /* a fourth domain, translating or bypass */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP4, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 4, EP4,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "attach/nomem", 2);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attached-endpoints", 3);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 4, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+
+    /* joining a domain that exists needs none */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP4, 0), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attached-endpoints", 4);
+
+    /* at the limit, moving alone to a new domain frees the old one... */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 5, EP3, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 3, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    /* ... but leaving a shared one does not */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, EP1, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "attach/nomem", 3);
+    CHECK_STAT(v, "domains", 3);
+
+    /* one domain gone, room for one */
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, EP2), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 2);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, EP2, 0),
+                          VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "domains", 3);
+    CHECK_STAT(v, "attach/nomem", 4);
+    CHECK_STAT(v, "attach/ok", 6);
+
+    /* a device reset empties everything */
+    qviommu_start(v, qviommu_known_features(v));
+    CHECK_STAT(v, "domains", 0);
+    CHECK_STAT(v, "attached-endpoints", 0);
+}
+
+static void test_limit_domain_id(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+
+    /* id=viommu,max-domain-id=7 */
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.start)), 0);
+    CHECK_EQ(qviommu_config_readl(v, CFG_OFF(domain_range.end)), 7);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 8, EP2, 0),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 8, EP2,
+                                             VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                          VIRTIO_IOMMU_S_RANGE);
+    CHECK_STAT(v, "attach/ok", 1);
+    CHECK_STAT(v, "attach/range", 2);
+    CHECK_STAT(v, "domains", 1);
+    CHECK_STAT(v, "attached-endpoints", 1);
+
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 7, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 8, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 8, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_RANGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 8, EP1), VIRTIO_IOMMU_S_RANGE);
+    CHECK_STAT(v, "map/range", 1);
+    CHECK_STAT(v, "unmap/range", 1);
+    CHECK_STAT(v, "detach/range", 1);
+    CHECK_STAT(v, "mappings", 1);
+
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 7, 0, PAGE - 1),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 7, EP1), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "domains", 0);
+    CHECK_STAT(v, "mappings", 0);
+}
+
+#define HIGH                    0x100000000ull
+
+static void test_limit_mappings(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    unsigned i;
+
+    /* id=viommu,max-mappings=5, counted over all domains */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, EP2, 0), VIRTIO_IOMMU_S_OK);
+    for (i = 0; i < 3; i++) {
+        QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, i * PAGE,
+                                              i * PAGE + PAGE - 1, 0, RW),
+                              VIRTIO_IOMMU_S_OK);
+    }
+    /* one mapping is one, however large (above the MSI windows) */
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, HIGH, HIGH + GiB - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, HIGH + GiB,
+                                          HIGH + GiB + PAGE - 1, 0, RO),
+                          VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "mappings", 5);
+    CHECK_STAT(v, "map/ok", 5);
+
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, HIGH + 2 * GiB,
+                                          HIGH + 2 * GiB + PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "map/nomem", 2);
+    CHECK_STAT(v, "mappings", 5);
+    /* the overlap check comes first */
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_INVAL);
+
+    /* one UNMAP removes two: room for two */
+    QVIOMMU_EXPECT_STATUS(qviommu_unmap_req(v, 2, HIGH, HIGH + 2 * GiB - 1),
+                          VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "mappings", 3);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, 3 * PAGE, 4 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, PAGE, 2 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "mappings", 5);
+    CHECK_STAT(v, "map/nomem", 3);
+
+    /* a domain that dies takes its mappings out of the count */
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, EP1), VIRTIO_IOMMU_S_OK);
+    CHECK_STAT(v, "mappings", 1);
+    for (i = 1; i < 5; i++) {
+        QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, i * PAGE,
+                                              i * PAGE + PAGE - 1, 0, RW),
+                              VIRTIO_IOMMU_S_OK);
+    }
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, 5 * PAGE, 6 * PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOMEM);
+    CHECK_STAT(v, "mappings", 5);
+    CHECK_STAT(v, "map/ok", 11);
+    CHECK_STAT(v, "map/nomem", 4);
+}
+
+/* Fault reports in the order the device sent them */
+static void expect_faults(const char *fn, int line, QViommu *v,
+                          const uint64_t *addr, unsigned n, uint32_t ep)
+{
+    Faults fs;
+    unsigned i;
+
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    if (fs.n != n) {
+        qviommu_report(fn, line, "expected %u fault reports, got %u", n, fs.n);
+        vit_print_faults(&fs);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (fs.f[i].address != addr[i] || fs.f[i].endpoint != ep ||
+            fs.f[i].reason != VIRTIO_IOMMU_FAULT_R_DOMAIN ||
+            fs.f[i].flags != F_READ_ADDR) {
+            qviommu_report(fn, line, "fault report %u: want DOMAIN read of "
+                           "0x%" PRIx64 " by 0x%x", i, addr[i], ep);
+            vit_print_faults(&fs);
+            return;
+        }
+    }
+}
+
+static void test_limit_faults(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Edu) edu = edu_open(v, EDU_SLOT);
+    uint64_t addr[5];
+    unsigned i;
+
+    /*
+     * id=viommu,max-pending-faults=3,boot-bypass=off: every DMA of the
+     * unattached edu faults, one report per DMA; no eventq buffer yet.
+     */
+    for (i = 0; i < 5; i++) {
+        addr[i] = 0x10000000 + i * PAGE + 8 * i;
+    }
+    for (i = 0; i < 3; i++) {
+        edu_dma(edu, addr[i], 4, false);
+    }
+    CHECK_STAT(v, "faults-reported", 3);
+    CHECK_STAT(v, "faults-dropped", 0);
+    CHECK_STAT(v, "faults-delivered", 0);
+    edu_dma(edu, addr[3], 4, false);
+    CHECK_STAT(v, "faults-reported", 3);
+    CHECK_STAT(v, "faults-dropped", 1);
+
+    /* the three that were kept, oldest first; the fourth is lost */
+    qviommu_post_events(v, 8, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
+    expect_faults(__func__, __LINE__, v, addr, 3, edu->id);
+    CHECK_STAT(v, "faults-delivered", 3);
+
+    /* with buffers posted, reports flow again */
+    edu_dma(edu, addr[4], 4, false);
+    expect_faults(__func__, __LINE__, v, addr + 4, 1, edu->id);
+    CHECK_STAT(v, "faults-reported", 4);
+    CHECK_STAT(v, "faults-delivered", 4);
+    CHECK_STAT(v, "faults-dropped", 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stress: a request storm while two edu devices DMA through the IOMMU */
+
+/*
+ * Three virtio-rng endpoints move between six domains while MAP and UNMAP
+ * requests churn those domains, a whole ring of requests per kick, in
+ * random order; the test keeps a model of the state and predicts every
+ * status.  Two edu devices stay in domains 1 and 2 and copy pages between
+ * IOVAs of a DMA window that the storm keeps remapping to other pages of
+ * a pool: after every batch the data must have gone exactly where the
+ * model says, the counters must match the model and stay within
+ * max-mappings, and QEMU's memory must not grow.
+ */
+#define STORM_ENDPOINTS         ENDPOINTS3 EDU_ARG("09.0") EDU_ARG("0a.0")
+#define STORM_MAX_MAPPINGS      160
+#define STORM_OPTS              "id=" IOMMU_ID ",max-mappings=160"
+#define STORM_DOMAINS           6
+#define STORM_EPS               5   /* EP1-EP3 move; the two edu stay */
+#define STORM_ROUNDS            32
+#define STORM_BATCH             128 /* two descriptors each: a full ring */
+#define STORM_SEED              0x5eed1e55
+#define CHURN_IOVA              0x200000000ull
+#define CHURN_PAGES             512
+#define WIN_IOVA                0x300000000ull
+#define WIN_PAGES               16
+#define POOL_PAGES              64
+#define RSS_GROWTH_MAX          (32 * MiB)
+
+typedef struct SMap {
+    uint64_t start;
+    uint64_t end;
+    uint64_t phys;
+    uint32_t flags;
+} SMap;
+
+typedef struct Storm {
+    QViommu *v;
+    GRand *rand;
+    GArray *maps[STORM_DOMAINS + 1];    /* SMap, by domain 1..6 */
+    unsigned nr_eps[STORM_DOMAINS + 1];
+    uint32_t ep_domain[STORM_EPS];      /* 0: unattached */
+    unsigned nr_maps;
+    uint64_t want[VIRTIO_IOMMU_T_PROBE + 1][VIRTIO_IOMMU_S_NOMEM + 1];
+    uint64_t pool;                      /* guest physical */
+    uint8_t *shadow;                    /* what the pool must hold */
+    Edu *edu[2];
+    unsigned faulting_dma;
+} Storm;
+
+static uint32_t storm_ep_id(unsigned ep)
+{
+    static const uint32_t ids[STORM_EPS] = {
+        EP1, EP2, EP3, QPCI_DEVFN(EDU_SLOT, 0), QPCI_DEVFN(EDU2_SLOT, 0),
+    };
+
+    return ids[ep];
+}
+
+static void storm_leave(Storm *s, unsigned ep)
+{
+    uint32_t d = s->ep_domain[ep];
+
+    if (!d) {
+        return;
+    }
+    s->ep_domain[ep] = 0;
+    if (!--s->nr_eps[d]) {
+        /* the last endpoint takes the domain and its mappings along */
+        s->nr_maps -= s->maps[d]->len;
+        g_array_set_size(s->maps[d], 0);
+    }
+}
+
+static uint8_t storm_attach(Storm *s, unsigned ep, uint32_t d)
+{
+    storm_leave(s, ep);
+    s->ep_domain[ep] = d;
+    s->nr_eps[d]++;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t storm_detach(Storm *s, unsigned ep, uint32_t d)
+{
+    if (s->ep_domain[ep] != d) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    storm_leave(s, ep);
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t storm_map(Storm *s, uint32_t d, const SMap *m)
+{
+    guint i;
+
+    if (!s->nr_eps[d]) {
+        return VIRTIO_IOMMU_S_NOENT;
+    }
+    for (i = 0; i < s->maps[d]->len; i++) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if (x->start <= m->end && m->start <= x->end) {
+            return VIRTIO_IOMMU_S_INVAL;
+        }
+    }
+    if (s->nr_maps >= STORM_MAX_MAPPINGS) {
+        return VIRTIO_IOMMU_S_NOMEM;
+    }
+    g_array_append_val(s->maps[d], *m);
+    s->nr_maps++;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t storm_unmap(Storm *s, uint32_t d, uint64_t start,
+                           uint64_t end)
+{
+    guint i;
+
+    if (!s->nr_eps[d]) {
+        return VIRTIO_IOMMU_S_NOENT;
+    }
+    for (i = 0; i < s->maps[d]->len; i++) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if ((x->start < start && x->end >= start) ||
+            (x->start <= end && x->end > end)) {
+            return VIRTIO_IOMMU_S_RANGE;
+        }
+    }
+    for (i = 0; i < s->maps[d]->len;) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if (x->start >= start && x->end <= end) {
+            g_array_remove_index_fast(s->maps[d], i);
+            s->nr_maps--;
+        } else {
+            i++;
+        }
+    }
+    return VIRTIO_IOMMU_S_OK;
+}
+
+/* The mapping of @iova in domain @d, or NULL */
+static SMap *storm_lookup(Storm *s, uint32_t d, uint64_t iova)
+{
+    guint i;
+
+    for (i = 0; i < s->maps[d]->len; i++) {
+        SMap *x = &g_array_index(s->maps[d], SMap, i);
+
+        if (iova >= x->start && iova <= x->end) {
+            return x;
+        }
+    }
+    return NULL;
+}
+
+static uint32_t storm_rand(Storm *s, uint32_t n)
+{
+    return g_rand_int_range(s->rand, 0, n);
+}
+
+/* One random request, its status as the model predicts it */
+static uint8_t storm_request(Storm *s, QViommuReq *b, uint32_t *len,
+                             uint8_t *type)
+{
+    unsigned pick = storm_rand(s, 100);
+    unsigned ep = storm_rand(s, 3);
+    uint32_t d = 1 + storm_rand(s, STORM_DOMAINS);
+    uint32_t edu_d = 1 + storm_rand(s, 2);
+    SMap m;
+
+    if (pick < 10) {
+        *type = VIRTIO_IOMMU_T_ATTACH;
+        *len = qviommu_enc_attach(b, d, storm_ep_id(ep), 0);
+        return storm_attach(s, ep, d);
+    }
+    if (pick < 18) {
+        if (storm_rand(s, 2) && s->ep_domain[ep]) {
+            d = s->ep_domain[ep];
+        }
+        *type = VIRTIO_IOMMU_T_DETACH;
+        *len = qviommu_enc_detach(b, d, storm_ep_id(ep));
+        return storm_detach(s, ep, d);
+    }
+    if (pick < 50) {
+        m.start = CHURN_IOVA + storm_rand(s, CHURN_PAGES) * PAGE;
+        m.end = m.start + (1 + storm_rand(s, 8)) * PAGE - 1;
+        m.phys = storm_rand(s, 0x10000) * PAGE;
+        m.flags = RW;
+        *type = VIRTIO_IOMMU_T_MAP;
+        *len = qviommu_enc_map(b, d, m.start, m.end, m.phys, m.flags);
+        return storm_map(s, d, &m);
+    }
+    if (pick < 72) {
+        uint64_t start = CHURN_IOVA + storm_rand(s, CHURN_PAGES) * PAGE;
+        uint64_t end = start + (1 + storm_rand(s, 16)) * PAGE - 1;
+
+        if (pick < 22) {
+            start = CHURN_IOVA;
+            end = CHURN_IOVA + CHURN_PAGES * PAGE - 1;
+        }
+        *type = VIRTIO_IOMMU_T_UNMAP;
+        *len = qviommu_enc_unmap(b, d, start, end);
+        return storm_unmap(s, d, start, end);
+    }
+    /* the DMA windows of the two edu */
+    m.start = WIN_IOVA + storm_rand(s, WIN_PAGES) * PAGE;
+    m.end = m.start + PAGE - 1;
+    if (pick < 86) {
+        *type = VIRTIO_IOMMU_T_UNMAP;
+        *len = qviommu_enc_unmap(b, edu_d, m.start, m.end);
+        return storm_unmap(s, edu_d, m.start, m.end);
+    }
+    m.phys = s->pool + storm_rand(s, POOL_PAGES) * PAGE;
+    m.flags = 1 + storm_rand(s, 3);
+    *type = VIRTIO_IOMMU_T_MAP;
+    *len = qviommu_enc_map(b, edu_d, m.start, m.end, m.phys, m.flags);
+    return storm_map(s, edu_d, &m);
+}
+
+/* One kick with @n requests; every status as predicted */
+static void storm_batch(Storm *s, unsigned n, bool setup)
+{
+    g_autofree QViommuReq *b = g_new0(QViommuReq, n);
+    g_autofree uint8_t *out = g_malloc0(n * 4);
+    g_autofree QViommuXfer *x = g_new0(QViommuXfer, n);
+    g_autofree uint32_t *used = g_new0(uint32_t, n);
+    g_autofree uint8_t *want = g_new0(uint8_t, n);
+    g_autofree uint8_t *type = g_new0(uint8_t, n);
+    unsigned i;
+
+    memset(out, QVIOMMU_FILL, n * 4);
+    for (i = 0; i < n; i++) {
+        uint32_t len;
+
+        if (setup) {
+            /* each edu alone in its domain, its window on pool pages */
+            unsigned ep = 3 + i / (WIN_PAGES + 1);
+            unsigned k = i % (WIN_PAGES + 1);
+            SMap m = {
+                WIN_IOVA + (k - 1) * PAGE, WIN_IOVA + k * PAGE - 1,
+                s->pool + (k - 1) * PAGE, RW,
+            };
+
+            if (!k) {
+                type[i] = VIRTIO_IOMMU_T_ATTACH;
+                len = qviommu_enc_attach(&b[i], ep - 2, storm_ep_id(ep), 0);
+                want[i] = storm_attach(s, ep, ep - 2);
+            } else {
+                type[i] = VIRTIO_IOMMU_T_MAP;
+                len = qviommu_enc_map(&b[i], ep - 2, m.start, m.end,
+                                      m.phys, RW);
+                want[i] = storm_map(s, ep - 2, &m);
+            }
+        } else {
+            want[i] = storm_request(s, &b[i], &len, &type[i]);
+        }
+        s->want[type[i]][want[i]]++;
+        x[i] = (QViommuXfer) {
+            .in = &b[i], .in_len = len, .out = out + 4 * i, .out_len = 4,
+        };
+    }
+    qviommu_xfer_batch(s->v, x, n, used);
+    for (i = 0; i < n; i++) {
+        if (!QVIOMMU_EXPECT_STATUS(qviommu_res_of(used[i], out + 4 * i, 4),
+                                   want[i])) {
+            qviommu_report(__func__, __LINE__, "(request %u of the batch, type "
+                           "%u)", i, type[i]);
+        }
+    }
+}
+
+/* The counters against the model */
+static void storm_check_stats(Storm *s)
+{
+    QDict *stats = vit_stats_get(s->v->qts);
+    unsigned domains = 0, attached = 0, i, j;
+
+    for (i = 1; i <= STORM_DOMAINS; i++) {
+        domains += !!s->nr_eps[i];
+    }
+    for (i = 0; i < STORM_EPS; i++) {
+        attached += !!s->ep_domain[i];
+    }
+    CHECK(vit_stat_of(stats, "mappings") <= STORM_MAX_MAPPINGS);
+    CHECK_EQ(vit_stat_of(stats, "mappings"), s->nr_maps);
+    CHECK_EQ(vit_stat_of(stats, "domains"), domains);
+    CHECK_EQ(vit_stat_of(stats, "attached-endpoints"), attached);
+    CHECK_EQ(vit_stat_of(stats, "faults-reported") +
+             vit_stat_of(stats, "faults-dropped"), s->faulting_dma);
+    for (i = VIRTIO_IOMMU_T_ATTACH; i <= VIRTIO_IOMMU_T_UNMAP; i++) {
+        static const char *const names[] = {
+            NULL, "attach", "detach", "map", "unmap",
+        };
+        static const char *const statuses[] = {
+            "ok", "ioerr", "unsupp", "deverr", "inval", "range", "noent",
+            "fault", "nomem",
+        };
+
+        for (j = 0; j <= VIRTIO_IOMMU_S_NOMEM; j++) {
+            g_autofree char *name = g_strdup_printf("%s/%s", names[i],
+                                                    statuses[j]);
+
+            vit_check_eq(__func__, __LINE__, name, vit_stat_of(stats, name),
+                         s->want[i][j]);
+        }
+    }
+    qobject_unref(stats);
+}
+
+/* A window page of domain @d the edu may read (or write) */
+static SMap *storm_window_page(Storm *s, uint32_t d, uint32_t need)
+{
+    unsigned start = storm_rand(s, WIN_PAGES), i;
+
+    for (i = 0; i < WIN_PAGES; i++) {
+        uint64_t iova = WIN_IOVA + ((start + i) % WIN_PAGES) * PAGE;
+        SMap *m = storm_lookup(s, d, iova);
+
+        if (m && (m->flags & need) == need) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Each edu copies a window page it may read to one it may write, through
+ * whatever the storm left mapped, and writes to a page it may not write,
+ * which must fault and change nothing.
+ */
+static void storm_dma(Storm *s)
+{
+    QTestState *qts = s->v->qts;
+    uint8_t pattern[PAGE];
+    unsigned e, i;
+
+    for (e = 0; e < 2; e++) {
+        uint32_t d = e + 1;
+        SMap *src = storm_window_page(s, d, VIRTIO_IOMMU_MAP_F_READ);
+        SMap *dst = storm_window_page(s, d, VIRTIO_IOMMU_MAP_F_WRITE);
+        uint64_t iova;
+
+        if (src && dst) {
+            uint64_t from = src->phys - s->pool, to = dst->phys - s->pool;
+
+            for (i = 0; i < PAGE; i++) {
+                pattern[i] = storm_rand(s, 256);
+            }
+            qtest_memwrite(qts, src->phys, pattern, PAGE);
+            memcpy(s->shadow + from, pattern, PAGE);
+            edu_dma(s->edu[e], src->start, PAGE, false);
+            edu_dma(s->edu[e], dst->start, PAGE, true);
+            memcpy(s->shadow + to, pattern, PAGE);
+        }
+
+        /* a page it may not write */
+        for (i = 0; i < WIN_PAGES; i++) {
+            SMap *m;
+
+            iova = WIN_IOVA + i * PAGE;
+            m = storm_lookup(s, d, iova);
+            if (!m || !(m->flags & VIRTIO_IOMMU_MAP_F_WRITE)) {
+                edu_dma(s->edu[e], iova, 4, true);
+                s->faulting_dma++;
+                break;
+            }
+        }
+    }
+
+    /* the pool holds exactly what the model says */
+    {
+        g_autofree uint8_t *pool = g_malloc(POOL_PAGES * PAGE);
+
+        qtest_memread(qts, s->pool, pool, POOL_PAGES * PAGE);
+        for (i = 0; i < POOL_PAGES; i++) {
+            if (memcmp(pool + i * PAGE, s->shadow + i * PAGE, PAGE)) {
+                qviommu_report(__func__, __LINE__, "pool page %u does not hold "
+                               "what the DMA through the mappings put there",
+                               i);
+            }
+        }
+    }
+}
+
+/* A /proc/PID/status field of the QEMU under test, 0 if unreadable */
+static uint64_t qemu_status_kb(QTestState *qts, const char *field)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            (int)qtest_pid(qts));
+    g_autofree char *text = NULL;
+    const char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return 0;
+    }
+    p = strstr(text, field);
+    return p ? g_ascii_strtoull(p + strlen(field), NULL, 10) : 0;
+}
+
+static uint64_t qemu_rss(QTestState *qts)
+{
+    return qemu_status_kb(qts, "VmRSS:") * KiB;
+}
+
+/*
+ * AddressSanitizer reserves terabytes of shadow address space, and keeps
+ * freed memory in a quarantine of up to 256 MiB: there RSS says nothing
+ * about leaks (LeakSanitizer covers them).
+ */
+static bool qemu_sanitized(QTestState *qts)
+{
+    return qemu_status_kb(qts, "VmSize:") * KiB > TiB;
+}
+
+static void test_storm(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    Storm s = { .v = v };
+    uint64_t rss_warm = 0, rss_end;
+    unsigned i;
+
+    s.rand = g_rand_new_with_seed(STORM_SEED);
+    for (i = 0; i <= STORM_DOMAINS; i++) {
+        s.maps[i] = g_array_new(false, false, sizeof(SMap));
+    }
+    s.pool = guest_alloc(a, POOL_PAGES * PAGE);
+    g_assert_cmphex(s.pool & (PAGE - 1), ==, 0);
+    s.shadow = g_malloc(POOL_PAGES * PAGE);
+    for (i = 0; i < POOL_PAGES * PAGE; i++) {
+        s.shadow[i] = i * 7 + i / PAGE;
+    }
+    qtest_memwrite(v->qts, s.pool, s.shadow, POOL_PAGES * PAGE);
+    s.edu[0] = edu_open(v, EDU_SLOT);
+    s.edu[1] = edu_open(v, EDU2_SLOT);
+    qviommu_post_events(v, 64, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
+
+    storm_batch(&s, 2 * (WIN_PAGES + 1), true);
+    storm_dma(&s);
+    for (i = 0; i < STORM_ROUNDS && !g_test_failed(); i++) {
+        storm_batch(&s, STORM_BATCH, false);
+        storm_check_stats(&s);
+        storm_dma(&s);
+        if (i == 4) {
+            rss_warm = qemu_rss(v->qts);
+        }
+    }
+    storm_check_stats(&s);
+
+    rss_end = qemu_rss(v->qts);
+    g_test_message("storm: %u requests, QEMU RSS %" PRIu64 " KiB after "
+                   "warm-up, %" PRIu64 " KiB at the end",
+                   STORM_ROUNDS * STORM_BATCH, rss_warm / KiB,
+                   rss_end / KiB);
+    if (rss_warm && rss_end && !qemu_sanitized(v->qts)) {
+        CHECK(rss_end < rss_warm + RSS_GROWTH_MAX);
+    }
+
+    edu_close(s.edu[0]);
+    edu_close(s.edu[1]);
+    for (i = 0; i <= STORM_DOMAINS; i++) {
+        g_array_free(s.maps[i], true);
+    }
+    g_free(s.shadow);
+    g_rand_free(s.rand);
+}
+
+/* ------------------------------------------------------------------ */
+/* Endpoint hot-unplug                                                 */
+
+/*
+ * A virtio-rng-pci is hot-plugged, attached, unplugged, and a new one is
+ * plugged at the same address: it must start unattached.  On pc it sits
+ * on the root bus and is unplugged through ACPI (the guest's part: write
+ * the eject register).  Behind a PCIe root port (q35, virt) it is
+ * unplugged natively: device_del presses the attention button, and the
+ * guest's part is to power the slot off; plugging into a powered-off slot
+ * needs the slot powered on again.
+ */
+#define HP_ID                   "hp"
+#define HP_SLOT                 10
+#define HP_ADDR_STR             "0a.0"
+#define EP_HP_PC                QPCI_DEVFN(HP_SLOT, 0)
+#define HP_PORT                 ENDPOINTS                               \
+    " -device pcie-root-port,id=rp,chassis=1,addr=09.0"
+/* q35: the root port's hot-plug is native, not ACPI */
+#define HP_PORT_Q35_ARGS                                                \
+    "-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
+
+typedef struct Hotplug {
+    QViommu *v;
+    bool port;
+    uint32_t ep;                /* endpoint ID of the hot-plugged function */
+} Hotplug;
+
+/* The guest powers the root port's slot on or off */
+static void port_slot_power(QViommu *v, bool on)
+{
+    g_autofree QPCIDevice *port = vit_root_port(v);
+    uint8_t exp = qpci_find_capability(port, PCI_CAP_ID_EXP, 0);
+    uint16_t ctl;
+
+    g_assert_cmpuint(exp, !=, 0);
+    ctl = qpci_config_readw(port, exp + PCI_EXP_SLTCTL);
+    ctl &= ~(PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_PCC);
+    ctl |= on ? PCI_EXP_SLTCTL_PWR_IND_ON | PCI_EXP_SLTCTL_PWR_ON
+              : PCI_EXP_SLTCTL_PWR_IND_OFF | PCI_EXP_SLTCTL_PWR_OFF;
+    qpci_config_writew(port, exp + PCI_EXP_SLTCTL, ctl);
+}
+
+/*
+ * No firmware runs: open a 1 MiB memory window on the port where libqos
+ * puts the next BAR, so that the device behind it can be driven.
+ */
+static void port_window(QViommu *v)
+{
+    g_autofree QPCIDevice *port = vit_root_port(v);
+    QPCIBus *bus = port->bus;
+    uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
+
+    g_assert_cmphex(base + MiB, <=, bus->mmio_limit);
+    g_assert_cmphex(base + MiB, <=, 0x100000000ull);
+    bus->mmio_alloc_ptr = base;
+    qpci_config_writew(port, PCI_MEMORY_BASE, (base >> 16) & 0xfff0);
+    qpci_config_writew(port, PCI_MEMORY_LIMIT,
+                       ((base + MiB - 1) >> 16) & 0xfff0);
+    /* no prefetchable or I/O window */
+    qpci_config_writew(port, PCI_PREF_MEMORY_BASE, 0xfff0);
+    qpci_config_writew(port, PCI_PREF_MEMORY_LIMIT, 0);
+    qpci_config_writel(port, PCI_PREF_BASE_UPPER32, 0);
+    qpci_config_writel(port, PCI_PREF_LIMIT_UPPER32, 0);
+    qpci_config_writeb(port, PCI_IO_BASE, 0xf0);
+    qpci_config_writeb(port, PCI_IO_LIMIT, 0);
+    qpci_config_writew(port, PCI_COMMAND,
+                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
+
+static void hp_init(Hotplug *hp, QViommu *v, bool port)
+{
+    *hp = (Hotplug) {
+        .v = v,
+        .port = port,
+        .ep = port ? EP_BEHIND_PORT : EP_HP_PC,
+    };
+    if (port) {
+        vit_number_root_port(v);
+    }
+}
+
+static void hp_plug(Hotplug *hp)
+{
+    QTestState *qts = hp->v->qts;
+
+    if (hp->port) {
+        qtest_qmp_device_add(qts, "virtio-rng-pci", HP_ID,
+                             "{ 'bus': 'rp', 'addr': '00.0', "
+                             "'iommu_platform': true, "
+                             "'disable-legacy': 'on' }");
+        port_slot_power(hp->v, true);
+    } else {
+        qtest_qmp_device_add(qts, "virtio-rng-pci", HP_ID,
+                             "{ 'addr': %s, 'iommu_platform': true, "
+                             "'disable-legacy': 'on' }", HP_ADDR_STR);
+    }
+}
+
+static void wait_deleted(QTestState *qts, const char *id)
+{
+    for (;;) {
+        QDict *rsp = qtest_qmp_eventwait_ref(qts, "DEVICE_DELETED");
+        QDict *data = qdict_get_qdict(rsp, "data");
+        bool found = data && qdict_haskey(data, "device") &&
+                     !strcmp(qdict_get_str(data, "device"), id);
+
+        qobject_unref(rsp);
+        if (found) {
+            return;
+        }
+    }
+}
+
+static void hp_unplug(Hotplug *hp)
+{
+    QTestState *qts = hp->v->qts;
+
+    if (hp->port) {
+        qtest_qmp_device_del_send(qts, HP_ID);
+        port_slot_power(hp->v, false);
+        wait_deleted(qts, HP_ID);
+    } else {
+        qpci_unplug_acpi_device_test(qts, HP_ID, HP_SLOT);
+    }
+}
+
+static Ep *hp_open(Hotplug *hp)
+{
+    if (hp->port) {
+        port_window(hp->v);
+    }
+    return vit_ep_open_id(hp->v, hp->ep);
+}
+
+/* Start one DMA of @ep: rings at IOVA @ring (= their PA), 64 bytes to @buf */
+static void hp_dma_start(Ep *ep, uint64_t ring, uint64_t buf)
+{
+    vit_ep_view(ep, ring, ring, PAGE);
+    vit_ep_start(ep, RING_SIZE, ring, ring + 0x100, ring + 0x200);
+    vit_ep_submit(ep, 0, buf, 64);
+}
+
+/* Wait for that DMA; false if the device did not complete it */
+static bool hp_dma_wait(Ep *ep)
+{
+    uint32_t id, len;
+
+    if (!vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
+        return false;
+    }
+    CHECK_EQ(id, 0);
+    CHECK_EQ(len, 64);
+    return true;
+}
+
+/* Pages of a hot-unplug test */
+typedef struct HpPages {
+    uint64_t ring;
+    uint64_t buf;
+    uint64_t decoy;
+} HpPages;
+
+/*
+ * In @domain, the rings at their own address and @buf at @decoy: DMA
+ * through the domain lands in @decoy, DMA in bypass in @buf.
+ */
+static void hp_map(QViommu *v, uint32_t domain, const HpPages *p)
+{
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, domain, p->ring,
+                                          p->ring + PAGE - 1, p->ring, RW),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, domain, p->buf, p->buf + PAGE - 1,
+                                          p->decoy, RW),
+                          VIRTIO_IOMMU_S_OK);
+}
+
+/* The endpoint's DMA goes through its domain */
+static void hp_check_translated(Hotplug *hp, const HpPages *p)
+{
+    QTestState *qts = hp->v->qts;
+    g_autoptr(Ep) ep = hp_open(hp);
+
+    qtest_memset(qts, p->buf, MARK, PAGE);
+    qtest_memset(qts, p->decoy, MARK, PAGE);
+    hp_dma_start(ep, p->ring, p->buf);
+    if (!hp_dma_wait(ep)) {
+        qviommu_report(__func__, __LINE__, "endpoint 0x%x: DMA through its "
+                       "domain not completed", hp->ep);
+        return;
+    }
+    CHECK(vit_count_not(qts, p->decoy, 64, MARK) > 32);
+    CHECK_EQ(vit_count_not(qts, p->buf, PAGE, MARK), 0);
+}
+
+/*
+ * The endpoint is attached to no domain: with config bypass 1 its DMA is
+ * identity, with 0 it faults with reason DOMAIN.
+ */
+static void hp_check_unattached(Hotplug *hp, const HpPages *p)
+{
+    QViommu *v = hp->v;
+    g_autoptr(Ep) ep = hp_open(hp);
+    bool bypass = vit_bypass_get(v);
+    Faults fs;
+
+    qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
+    qtest_memset(v->qts, p->buf, MARK, PAGE);
+    qtest_memset(v->qts, p->decoy, MARK, PAGE);
+    hp_dma_start(ep, p->ring, p->buf);
+    if (bypass) {
+        if (!hp_dma_wait(ep)) {
+            qviommu_report(__func__, __LINE__, "endpoint 0x%x: DMA in bypass "
+                           "not completed", hp->ep);
+        }
+        vit_collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
+        CHECK(vit_count_not(v->qts, p->buf, 64, MARK) > 32);
+        if (fs.n) {
+            qviommu_report(__func__, __LINE__, "unexpected fault reports");
+            vit_print_faults(&fs);
+        }
+    } else {
+        vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+        CHECK_EQ(vit_ep_used_idx(ep), 0);
+        FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, hp->ep,
+                   p->ring, p->ring + PAGE - 1);
+        CHECK_EQ(vit_count_not(v->qts, p->buf, PAGE, MARK), 0);
+    }
+    /* nothing of the old domain applies */
+    if (!CHECK_EQ(vit_count_not(v->qts, p->decoy, PAGE, MARK), 0)) {
+        qviommu_report(__func__, __LINE__, "endpoint 0x%x: the new device's "
+                       "DMA went through the old device's domain", hp->ep);
+    }
+}
+
+static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    HpPages p = {
+        .ring = guest_alloc(a, PAGE),
+        .buf = guest_alloc(a, PAGE),
+        .decoy = guest_alloc(a, PAGE),
+    };
+    Hotplug hp;
+
+    /* the machine will have a device its command line does not */
+    qos_invalidate_command_line();
+    hp_init(&hp, v, cfg->hp_port);
+
+    /*
+     * 1. Alone in domain 5.  Each check that the new device is unattached
+     * comes before any request about it, which could detach it.
+     */
+    hp_plug(&hp);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 5, hp.ep, 0),
+                          VIRTIO_IOMMU_S_OK);
+    hp_map(v, 5, &p);
+    hp_check_translated(&hp, &p);
+    hp_unplug(&hp);
+    /* no endpoint there any more, and its domain went with it */
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, vit_probe_size(v), NULL),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 5, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+
+    hp_plug(&hp);
+    hp_check_unattached(&hp, &p);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 5, hp.ep),
+                          VIRTIO_IOMMU_S_INVAL);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 5, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+
+    /* 2. In domain 6 with EP2, which keeps the domain alive */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, EP2, 0), VIRTIO_IOMMU_S_OK);
+    hp_map(v, 6, &p);
+    hp_check_translated(&hp, &p);
+    hp_unplug(&hp);
+    CHECK(vit_is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
+
+    hp_plug(&hp);
+    hp_check_unattached(&hp, &p);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, hp.ep),
+                          VIRTIO_IOMMU_S_INVAL);
+
+    /* the new device joins the domain like any endpoint */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
+                          VIRTIO_IOMMU_S_OK);
+    hp_check_translated(&hp, &p);
+
+    /* 3. Unplugged while attached: requests about it fail with NOENT */
+    hp_unplug(&hp);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, hp.ep),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, hp.ep, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, vit_probe_size(v), NULL),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 7, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+    /* domain 6 has EP2 alone; it goes when EP2 leaves */
+    CHECK(vit_is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, EP2), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 6, 0, PAGE - 1, 0, RW),
+                          VIRTIO_IOMMU_S_NOENT);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void register_virtio_iommu_dma_test(void)
+{
+    static const TestCfg hp_pc = { 0 };
+    static const TestCfg hp_port = {
+        .q35 = true,
+        .endpoints = HP_PORT,
+        .q35_args = HP_PORT_Q35_ARGS,
+        .hp_port = true,
+    };
+    static const TestCfg limits = { .endpoints = LIMIT_ENDPOINTS };
+    static const TestCfg storm = { .endpoints = STORM_ENDPOINTS };
+
+    vit_add_test("dma-translate", test_dma_translate, NULL, NULL);
+    vit_add_test("dma-span", test_dma_span, NULL, NULL);
+    vit_add_test("dma-bypass", test_dma_bypass, NULL, NULL);
+    vit_add_test("dma-bypass-domain", test_dma_bypass_domain, NULL, NULL);
+    vit_add_test("fault-unmapped", test_fault_unmapped, NULL, NULL);
+    vit_add_test("fault-readonly", test_fault_readonly, NULL, NULL);
+    vit_add_test("fault-writeonly", test_fault_writeonly, NULL, NULL);
+    vit_add_test("fault-before-mapping", test_fault_before_mapping, NULL, NULL);
+    vit_add_test("fault-domain", test_fault_domain, "boot-bypass=off", NULL);
+    vit_add_test("fault-detached", test_fault_detached, NULL, NULL);
+    vit_add_test("fault-queued", test_fault_queued, NULL, NULL);
+    vit_add_test("fault-small-buffer", test_fault_small_buffer, NULL, NULL);
+    vit_add_test("fault-overflow", test_fault_overflow,
+                 "max-pending-faults=2,boot-bypass=off", NULL);
+    vit_add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
+
+    /* each limit property, at the limit and one past it */
+    vit_add_test("limit-max-domains", test_limit_domains,
+                 "id=" IOMMU_ID ",max-domains=3", &limits);
+    vit_add_test("limit-max-domain-id", test_limit_domain_id,
+                 "id=" IOMMU_ID ",max-domain-id=7", &limits);
+    vit_add_test("limit-max-mappings", test_limit_mappings,
+                 "id=" IOMMU_ID ",max-mappings=5", &limits);
+    vit_add_test("limit-max-pending-faults", test_limit_faults,
+                 "id=" IOMMU_ID ",max-pending-faults=3,boot-bypass=off",
+                 &limits);
+    vit_add_test("storm", test_storm, STORM_OPTS, &storm);
+
+    /* pc: ACPI hot-plug on the root bus; q35 and virt: a PCIe root port */
+    if (vit_arch_is_x86()) {
+        vit_add_test("unplug-replug", test_unplug_replug, NULL, &hp_pc);
+        vit_add_test("unplug-replug-nobypass", test_unplug_replug,
+                     "boot-bypass=off", &hp_pc);
+    }
+    vit_add_test("unplug-replug-port", test_unplug_replug, NULL, &hp_port);
+    vit_add_test("unplug-replug-port-nobypass", test_unplug_replug,
+                 "boot-bypass=off", &hp_port);
+}
+
+libqos_init(register_virtio_iommu_dma_test);
