@@ -334,6 +334,11 @@ const Mapping vit_m1p = { 0x103000, 0x103fff, 0x300000, WO };
 const Mapping vit_mmio = { 0x700000, 0x701fff, 0xfe000000,
                            RW | VIRTIO_IOMMU_MAP_F_MMIO };
 
+const TestCfg vit_cfg_root_port = {
+    .q35 = true,
+    .endpoints = ENDPOINTS ROOT_PORT,
+};
+
 QPCIDevice *vit_root_port(QViommu *v)
 {
     QPCIDevice *port = qpci_device_find(v->transport->pdev->bus,

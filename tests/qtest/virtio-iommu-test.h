@@ -3,9 +3,10 @@
  *
  * virtio-iommu-test.c        request semantics: config, guest ABI, each
  *                            request, malformed requests, features, bypass
- *                            and reset; for now the other tests too
+ *                            and reset; for now migration too
  * virtio-iommu-dma-test.c    DMA through the IOMMU: translation, faults,
  *                            limits, a request storm, endpoint hot-unplug
+ * virtio-iommu-notify-test.c IOMMU notifier events, host IOMMU devices
  * virtio-iommu-test-utils.c  the helpers declared here
  *
  * The files are linked into qos-test with every other qtest: whatever is
@@ -224,6 +225,9 @@ void vit_check_props(const char *fn, int line, const uint8_t *p, uint32_t size,
     " -device pcie-root-port,id=rp,chassis=1,addr=09.0"                 \
     " -device virtio-rng-pci,id=" EP_PORT_ID ",bus=rp,addr=00.0,"     \
     ENDPOINT_OPTS
+
+/* Tests with ROOT_PORT: on q35 on x86 */
+extern const TestCfg vit_cfg_root_port;
 
 /* The root port of ROOT_PORT; g_free() it */
 QPCIDevice *vit_root_port(QViommu *v);
