@@ -20,12 +20,49 @@
  *       UNMAP request to virtio-iommu.  Prints
  *           maploop pairs=N seconds=S pairs_per_sec=R
  *
+ *   viommu-vfio edu-sysfs BDF OFFSET
+ *       No VFIO and no driver, for a test that runs before the guest has
+ *       an IOMMU driver: enables the edu through sysfs, turns bus mastering
+ *       on in its config space, maps BAR0 (resource0), then copies 4 bytes
+ *       at OFFSET (hex, a multiple of 4 below 0xf00) of a locked RAM page
+ *       into edu's buffer at OFFSET, and those 4 bytes of the buffer to
+ *       OFFSET of a second locked page, by physical address
+ *       (/proc/self/pagemap: run as root, and give the edu
+ *       dma_mask=0xffffffffffffffff).  Prints
+ *           INFO endpoint <decimal ID> <BDF> ...
+ *           PATTERN <hex>          (the read page's bytes, for edu-buffer)
+ *           FAULT read R <endpoint> <address>
+ *           FAULT write W <endpoint> <address>
+ *           RESULT write moved|blocked|partial <detail>
+ *       moved: the second page now holds the first page's bytes (both
+ *       transfers went through); blocked: it is unchanged.  Then it puts
+ *       the command register back and disables the device if it enabled
+ *       it.  Exit status 0 with a RESULT write line, 2 on a setup failure.
+ *
+ *   viommu-vfio edu-buffer BDF OFFSET HEX
+ *       edu's buffer is not on its BAR, so whether the first copy of
+ *       edu-sysfs moved data shows only in a later DMA: this reads the
+ *       buffer out through VFIO (the whole buffer to a mapped page, after
+ *       a sentinel loaded at 0xf00 shows that the readout itself works)
+ *       and compares its bytes at OFFSET with HEX:
+ *           RESULT read moved|blocked|partial <detail>
+ *       moved: they are HEX; blocked: no byte of HEX is there.  Exit
+ *       status 0 with a RESULT read line, 1 when the readout failed, 2 on
+ *       a setup failure.
+ *
+ *   viommu-vfio edu-fault BDF IOVA
+ *       One 4-byte write from edu's buffer to IOVA (hex), which must not be
+ *       mapped: one fault for the IOMMU to report.  Prints
+ *           FAULT write W <endpoint> <IOVA>
+ *       Exit status 0 when the transfer finished, 2 otherwise.
+ *
  * The edu device (hw/misc/edu.c): BAR0 registers 0x00 identification
  * (0x010000ed), 0x04 liveness (reads back the inverse), DMA source 0x80,
  * destination 0x88, count 0x90, command 0x98 (bit 0 start/busy, bit 1
  * direction: 1 = from its 4 KiB buffer at 0x40000 to RAM).  A transfer
  * runs 100 ms of virtual time after the command is written.  The device
- * masks DMA addresses to 28 bits, so every IOVA here is below 256 MiB.
+ * masks DMA addresses to 28 bits by default (property dma_mask), so every
+ * IOVA here is below 256 MiB.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -43,6 +80,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <linux/vfio.h>
 
 #define PAGE 4096u
@@ -74,6 +112,14 @@
 /* One edu transfer: 100 ms of virtual time; allow for a slow TCG host. */
 #define DMA_TIMEOUT_MS 10000
 
+/* edu-buffer: what it loads into edu's buffer to check its own readout */
+#define SENTINEL_OFF 0xf00u
+#define SENTINEL_LEN 0x100u
+
+/* PCI command register: memory decoding and bus mastering */
+#define PCI_CMD_MEM_MASTER 0x6
+
+/* An edu device, driven through VFIO, or through sysfs when @bar is set */
 struct vfio_edu {
     char bdf[64];
     unsigned endpoint;
@@ -84,6 +130,7 @@ struct vfio_edu {
     uint64_t bar_off;
     uint64_t bar_size;
     uint64_t cfg_off;
+    volatile uint32_t *bar;     /* BAR0 mapped from sysfs (edu-sysfs) */
 };
 
 static int nfail;
@@ -306,7 +353,7 @@ static int vfio_open(struct vfio_edu *e, const char *arg, int need_device)
     if (pread(e->device, &cmd, 2, e->cfg_off + 4) != 2) {
         return setup_fail("read PCI command register");
     }
-    cmd |= 0x6;
+    cmd |= PCI_CMD_MEM_MASTER;
     if (pwrite(e->device, &cmd, 2, e->cfg_off + 4) != 2) {
         return setup_fail("write PCI command register");
     }
@@ -317,6 +364,9 @@ static uint32_t edu_rd(struct vfio_edu *e, unsigned reg)
 {
     uint32_t v = ~0u;
 
+    if (e->bar) {
+        return e->bar[reg / 4];
+    }
     if (pread(e->device, &v, 4, e->bar_off + reg) != 4) {
         return ~0u;
     }
@@ -325,6 +375,10 @@ static uint32_t edu_rd(struct vfio_edu *e, unsigned reg)
 
 static int edu_wr(struct vfio_edu *e, unsigned reg, uint32_t v)
 {
+    if (e->bar) {
+        e->bar[reg / 4] = v;
+        return 0;
+    }
     return pwrite(e->device, &v, 4, e->bar_off + reg) == 4 ? 0 : -1;
 }
 
@@ -344,25 +398,49 @@ static int edu_idle(struct vfio_edu *e)
 }
 
 /*
- * One transfer of @cnt bytes between IOVA @iova and the start of edu's
+ * One transfer of @cnt bytes between IOVA @iova and offset @off of edu's
  * buffer: to_ram = 0 reads RAM into the buffer, 1 writes the buffer to
  * RAM.  Returns 0 when the device finished, -1 on timeout or error.
  */
-static int edu_dma(struct vfio_edu *e, uint64_t iova, uint32_t cnt,
-                   int to_ram)
+static int edu_dma_at(struct vfio_edu *e, uint64_t iova, uint32_t off,
+                      uint32_t cnt, int to_ram)
 {
     uint32_t cmd = EDU_CMD_RUN | (to_ram ? EDU_CMD_TO_RAM : 0);
+    uint32_t buf = EDU_BUF + off;
 
     if (edu_idle(e) < 0) {
         return -1;
     }
-    if (edu_wr(e, EDU_DMA_SRC, to_ram ? EDU_BUF : (uint32_t)iova) < 0 ||
-        edu_wr(e, EDU_DMA_DST, to_ram ? (uint32_t)iova : EDU_BUF) < 0 ||
+    if (edu_wr(e, EDU_DMA_SRC, to_ram ? buf : (uint32_t)iova) < 0 ||
+        edu_wr(e, EDU_DMA_DST, to_ram ? (uint32_t)iova : buf) < 0 ||
         edu_wr(e, EDU_DMA_CNT, cnt) < 0 ||
         edu_wr(e, EDU_DMA_CMD, cmd) < 0) {
         return -1;
     }
     return edu_idle(e);
+}
+
+/* The same at the start of the buffer */
+static int edu_dma(struct vfio_edu *e, uint64_t iova, uint32_t cnt,
+                   int to_ram)
+{
+    return edu_dma_at(e, iova, 0, cnt, to_ram);
+}
+
+/* Is BAR0 an edu device that answers?  0 if so. */
+static int edu_identify(struct vfio_edu *e)
+{
+    uint32_t id = edu_rd(e, EDU_ID);
+
+    edu_wr(e, EDU_LIVENESS, 0x12345678);
+    if ((id & 0xff) != 0xed || edu_rd(e, EDU_LIVENESS) != ~0x12345678u) {
+        errno = ENODEV;
+        result("setup", 0, "%s is no edu device (id 0x%08x)", e->bdf, id);
+        return -1;
+    }
+    printf("INFO device-id 0x%08x bar0-size 0x%llx\n", id,
+           (unsigned long long)e->bar_size);
+    return 0;
 }
 
 static int dma_map(struct vfio_edu *e, void *buf, uint64_t iova,
@@ -461,7 +539,7 @@ static int cmd_edu_faults(const char *bdf)
     struct vfio_edu e = { .container = -1, .group = -1, .device = -1 };
     uint8_t *a, *b, *c, *d;
     uint8_t p[PAGE], q[PAGE], s[PAGE];
-    uint32_t id, rw = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+    uint32_t rw = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
     struct sigaction sa = { .sa_handler = on_alarm };
     long diff;
 
@@ -471,18 +549,10 @@ static int cmd_edu_faults(const char *bdf)
         return 2;
     }
     printf("INFO endpoint %u %s group %d\n", e.endpoint, e.bdf, e.group_no);
-    if (check_iova_ranges(&e, IOVA_A, IOVA_X + PAGE - 1, 1) < 0) {
+    if (check_iova_ranges(&e, IOVA_A, IOVA_X + PAGE - 1, 1) < 0 ||
+        edu_identify(&e) < 0) {
         return 2;
     }
-    id = edu_rd(&e, EDU_ID);
-    edu_wr(&e, EDU_LIVENESS, 0x12345678);
-    if ((id & 0xff) != 0xed || edu_rd(&e, EDU_LIVENESS) != ~0x12345678u) {
-        errno = ENODEV;
-        result("setup", 0, "%s is no edu device (id 0x%08x)", e.bdf, id);
-        return 2;
-    }
-    printf("INFO device-id 0x%08x bar0-size 0x%llx\n", id,
-           (unsigned long long)e.bar_size);
 
     a = page_buf();
     b = page_buf();
@@ -653,20 +723,344 @@ static int cmd_maploop(const char *bdf, const char *secs, const char *sz)
     return 0;
 }
 
+/*
+ * What a transfer of @len bytes from @src left at @got: "moved" when @got
+ * holds @src; "blocked" when it still holds @old (its bytes before the
+ * transfer) or, with @old unknown (NULL), when no byte of @src is there;
+ * "partial" otherwise.
+ */
+static const char *verdict(const uint8_t *got, const uint8_t *src,
+                           const uint8_t *old, size_t len)
+{
+    size_t i;
+
+    if (!memcmp(got, src, len)) {
+        return "moved";
+    }
+    if (old) {
+        return memcmp(got, old, len) ? "partial" : "blocked";
+    }
+    for (i = 0; i < len; i++) {
+        if (got[i] == src[i]) {
+            return "partial";
+        }
+    }
+    return "blocked";
+}
+
+/* @len bytes as hex digits into @out (2 * @len + 1 bytes) */
+static char *hex(char *out, const uint8_t *p, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        sprintf(out + 2 * i, "%02x", p[i]);
+    }
+    out[2 * len] = 0;
+    return out;
+}
+
+/*
+ * A byte offset into edu's buffer (and into a RAM page) for a FAULT_LEN
+ * transfer, in hex, below the sentinel of edu-buffer.
+ */
+static int parse_offset(const char *arg, uint32_t *off)
+{
+    unsigned long v;
+    char tail;
+
+    if (sscanf(arg, "%lx%c", &v, &tail) != 1 || v % 4 ||
+        v + FAULT_LEN > SENTINEL_OFF) {
+        errno = EINVAL;
+        return setup_fail("OFFSET must be a multiple of 4 below 0xf00");
+    }
+    *off = v;
+    return 0;
+}
+
+/* Physical address of @p, in a locked page, from /proc/self/pagemap */
+static int phys_addr(const void *p, uint64_t *pa)
+{
+    uint64_t ent, pfn, va = (uintptr_t)p;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    ssize_t n;
+
+    if (fd < 0) {
+        return -1;
+    }
+    n = pread(fd, &ent, sizeof(ent), va / PAGE * sizeof(ent));
+    close(fd);
+    pfn = ent & ((1ull << 55) - 1);
+    if (n != sizeof(ent) || !(ent >> 63) || !pfn) {
+        errno = EPERM;
+        return -1;
+    }
+    *pa = pfn * PAGE + va % PAGE;
+    return 0;
+}
+
+/* Write @val to /sys/bus/pci/devices/BDF/@name */
+static int sysfs_write(const struct vfio_edu *e, const char *name,
+                       const char *val)
+{
+    char path[PATH_MAX];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", e->bdf, name);
+    fd = open(path, O_WRONLY);
+    if (fd < 0) {
+        return -1;
+    }
+    n = write(fd, val, strlen(val));
+    close(fd);
+    return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+/* Enable the edu through sysfs, bus mastering on, BAR0 into e->bar */
+static int sysfs_open(struct vfio_edu *e, int *enabled, int *cfg,
+                      uint16_t *cmd0)
+{
+    char path[PATH_MAX], was = '0';
+    struct stat st;
+    uint16_t cmd;
+    void *bar;
+    int fd;
+
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/enable", e->bdf);
+    fd = open(path, O_RDONLY);
+    if (fd < 0 || read(fd, &was, 1) != 1) {
+        return setup_fail(path);
+    }
+    close(fd);
+    *enabled = was == '0';
+    if (*enabled && sysfs_write(e, "enable", "1") < 0) {
+        return setup_fail("write 1 to enable");
+    }
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", e->bdf);
+    *cfg = open(path, O_RDWR);
+    if (*cfg < 0 || pread(*cfg, cmd0, 2, 4) != 2) {
+        return setup_fail("read PCI command register");
+    }
+    cmd = *cmd0 | PCI_CMD_MEM_MASTER;
+    if (pwrite(*cfg, &cmd, 2, 4) != 2 || pread(*cfg, &cmd, 2, 4) != 2) {
+        return setup_fail("write PCI command register");
+    }
+    if ((cmd & PCI_CMD_MEM_MASTER) != PCI_CMD_MEM_MASTER) {
+        errno = EIO;
+        return setup_fail("memory decoding and bus mastering do not stick");
+    }
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", e->bdf);
+    fd = open(path, O_RDWR | O_SYNC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        return setup_fail(path);
+    }
+    e->bar_size = st.st_size;
+    if (e->bar_size < EDU_BUF + EDU_BUF_SIZE) {
+        errno = EINVAL;
+        return setup_fail("BAR0 too small for an edu device");
+    }
+    bar = mmap(NULL, e->bar_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (bar == MAP_FAILED) {
+        return setup_fail("mmap resource0");
+    }
+    e->bar = bar;
+    return 0;
+}
+
+static int cmd_edu_sysfs(const char *bdf, const char *offarg)
+{
+    struct vfio_edu e = { .container = -1, .group = -1, .device = -1 };
+    struct sigaction sa = { .sa_handler = on_alarm };
+    uint8_t *rd, *wr, old[FAULT_LEN];
+    char h1[2 * FAULT_LEN + 1], h2[2 * FAULT_LEN + 1];
+    uint64_t rd_pa, wr_pa, pa;
+    int enabled, cfg, moved_page;
+    const char *v;
+    uint16_t cmd0;
+    uint32_t off;
+    size_t i;
+
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(60);
+    if (parse_bdf(&e, bdf) < 0) {
+        errno = EINVAL;
+        return setup_fail("bad PCI address (want DDDD:BB:DD.F)");
+    }
+    if (parse_offset(offarg, &off) < 0 ||
+        sysfs_open(&e, &enabled, &cfg, &cmd0) < 0 || edu_identify(&e) < 0) {
+        return 2;
+    }
+    printf("INFO endpoint %u %s (no driver, %s through sysfs)\n",
+           e.endpoint, e.bdf, enabled ? "enabled" : "already enabled");
+
+    /* The read page's bytes, never 0; the write page's, each different */
+    rd = page_buf();
+    wr = page_buf();
+    if (!rd || !wr || mlock(rd, PAGE) < 0 || mlock(wr, PAGE) < 0) {
+        return setup_fail("mmap and mlock");
+    }
+    fill(rd, PAGE, 5);
+    for (i = 0; i < PAGE; i++) {
+        wr[i] = ~rd[i];
+    }
+    memcpy(old, wr + off, FAULT_LEN);
+    if (phys_addr(rd + off, &rd_pa) < 0 || phys_addr(wr + off, &wr_pa) < 0) {
+        return setup_fail("physical address from /proc/self/pagemap");
+    }
+    if (rd_pa >> 32 || wr_pa >> 32) {
+        errno = ERANGE;
+        return setup_fail("RAM page above 4 GiB");
+    }
+    printf("INFO read at 0x%llx, write at 0x%llx, edu buffer 0x%x, "
+           "%u bytes\n", (unsigned long long)rd_pa,
+           (unsigned long long)wr_pa, EDU_BUF + off, FAULT_LEN);
+    printf("PATTERN %s\n", hex(h1, rd + off, FAULT_LEN));
+    printf("FAULT read R %u 0x%llx\n", e.endpoint,
+           (unsigned long long)rd_pa);
+    printf("FAULT write W %u 0x%llx\n", e.endpoint,
+           (unsigned long long)wr_pa);
+    fflush(stdout);
+
+    if (edu_dma_at(&e, rd_pa, off, FAULT_LEN, 0) < 0 ||
+        edu_dma_at(&e, wr_pa, off, FAULT_LEN, 1) < 0) {
+        errno = ETIMEDOUT;
+        return setup_fail("edu transfer did not finish");
+    }
+    moved_page = phys_addr(rd + off, &pa) < 0 || pa != rd_pa ||
+                 phys_addr(wr + off, &pa) < 0 || pa != wr_pa;
+    if (moved_page) {
+        errno = EAGAIN;
+        return setup_fail("a RAM page moved during the transfers");
+    }
+    v = verdict(wr + off, rd + off, old, FAULT_LEN);
+    printf("RESULT write %s 0x%llx -> edu 0x%x -> 0x%llx, %u bytes each: "
+           "the write page %s (%s, was %s)\n", v,
+           (unsigned long long)rd_pa, EDU_BUF + off,
+           (unsigned long long)wr_pa, FAULT_LEN,
+           !strcmp(v, "moved") ? "holds the read page's bytes" :
+           !strcmp(v, "blocked") ? "is unchanged" : "changed",
+           hex(h1, wr + off, FAULT_LEN), hex(h2, old, FAULT_LEN));
+
+    /* Back as it was: bus mastering off, disabled if it was */
+    if (pwrite(cfg, &cmd0, 2, 4) != 2 ||
+        (enabled && sysfs_write(&e, "enable", "0") < 0)) {
+        printf("INFO could not restore the command register or disable "
+               "%s: %s\n", e.bdf, strerror(errno));
+    }
+    alarm(0);
+    return 0;
+}
+
+static int cmd_edu_buffer(const char *bdf, const char *offarg,
+                          const char *pattern)
+{
+    struct vfio_edu e = { .container = -1, .group = -1, .device = -1 };
+    struct sigaction sa = { .sa_handler = on_alarm };
+    uint32_t off, rw = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+    uint8_t src[FAULT_LEN], *a, *c;
+    char h1[2 * FAULT_LEN + 1], h2[2 * FAULT_LEN + 1];
+    size_t i;
+
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(60);
+    for (i = 0; i < FAULT_LEN; i++) {
+        if (strlen(pattern) != 2 * FAULT_LEN ||
+            sscanf(pattern + 2 * i, "%2hhx", &src[i]) != 1) {
+            errno = EINVAL;
+            return setup_fail("HEX must be 8 hex digits");
+        }
+    }
+    if (parse_offset(offarg, &off) < 0 || vfio_open(&e, bdf, 1) < 0 ||
+        check_iova_ranges(&e, IOVA_A, IOVA_C + PAGE - 1, 0) < 0 ||
+        edu_identify(&e) < 0) {
+        return 2;
+    }
+    a = page_buf();
+    c = page_buf();
+    if (!a || !c) {
+        return setup_fail("mmap");
+    }
+    fill(a, PAGE, 6);
+    if (dma_map(&e, a, IOVA_A, PAGE, VFIO_DMA_MAP_FLAG_READ) < 0 ||
+        dma_map(&e, c, IOVA_C, PAGE, rw) < 0) {
+        return setup_fail("VFIO_IOMMU_MAP_DMA");
+    }
+    /* The sentinel into the buffer, then the whole buffer out */
+    if (edu_dma_at(&e, IOVA_A + SENTINEL_OFF, SENTINEL_OFF, SENTINEL_LEN,
+                   0) < 0 ||
+        edu_dma(&e, IOVA_C, EDU_BUF_SIZE, 1) < 0) {
+        errno = ETIMEDOUT;
+        return setup_fail("edu transfer did not finish");
+    }
+    if (memcmp(c + SENTINEL_OFF, a + SENTINEL_OFF, SENTINEL_LEN)) {
+        result("read", 0, "the readout does not work: the sentinel at edu "
+               "0x%x came back as %s", EDU_BUF + SENTINEL_OFF,
+               describe(c + SENTINEL_OFF, a + SENTINEL_OFF, SENTINEL_LEN));
+        return 1;
+    }
+    printf("RESULT read %s edu buffer 0x%x, %u bytes (read out through "
+           "VFIO, sentinel intact): %s, the read page's bytes %s\n",
+           verdict(c + off, src, NULL, FAULT_LEN), EDU_BUF + off, FAULT_LEN,
+           hex(h1, c + off, FAULT_LEN), hex(h2, src, FAULT_LEN));
+    if (dma_unmap(&e, IOVA_A, PAGE) < 0 || dma_unmap(&e, IOVA_C, PAGE) < 0) {
+        return setup_fail("VFIO_IOMMU_UNMAP_DMA");
+    }
+    alarm(0);
+    return 0;
+}
+
+static int cmd_edu_fault(const char *bdf, const char *arg)
+{
+    struct vfio_edu e = { .container = -1, .group = -1, .device = -1 };
+    unsigned long long iova;
+    char tail;
+
+    if (sscanf(arg, "%llx%c", &iova, &tail) != 1 || iova >> 32) {
+        errno = EINVAL;
+        return setup_fail("IOVA must be hex, below 4 GiB");
+    }
+    if (vfio_open(&e, bdf, 1) < 0 ||
+        check_iova_ranges(&e, iova, iova + FAULT_LEN - 1, 0) < 0 ||
+        edu_identify(&e) < 0) {
+        return 2;
+    }
+    if (edu_dma(&e, iova, FAULT_LEN, 1) < 0) {
+        errno = ETIMEDOUT;
+        return setup_fail("edu transfer did not finish");
+    }
+    printf("FAULT write W %u 0x%llx\n", e.endpoint, iova);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: viommu-vfio edu-faults BDF\n"
-            "       viommu-vfio maploop BDF SECONDS [SIZE]\n");
+            "       viommu-vfio maploop BDF SECONDS [SIZE]\n"
+            "       viommu-vfio edu-sysfs BDF OFFSET\n"
+            "       viommu-vfio edu-buffer BDF OFFSET HEX\n"
+            "       viommu-vfio edu-fault BDF IOVA\n");
 }
 
 int main(int argc, char **argv)
 {
+    int rc;
+
     if (argc == 3 && !strcmp(argv[1], "edu-faults")) {
-        return cmd_edu_faults(argv[2]);
+        rc = cmd_edu_faults(argv[2]);
+    } else if ((argc == 4 || argc == 5) && !strcmp(argv[1], "maploop")) {
+        rc = cmd_maploop(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
+    } else if (argc == 4 && !strcmp(argv[1], "edu-sysfs")) {
+        rc = cmd_edu_sysfs(argv[2], argv[3]);
+    } else if (argc == 5 && !strcmp(argv[1], "edu-buffer")) {
+        rc = cmd_edu_buffer(argv[2], argv[3], argv[4]);
+    } else if (argc == 4 && !strcmp(argv[1], "edu-fault")) {
+        rc = cmd_edu_fault(argv[2], argv[3]);
+    } else {
+        usage();
+        rc = 2;
     }
-    if ((argc == 4 || argc == 5) && !strcmp(argv[1], "maploop")) {
-        return cmd_maploop(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
-    }
-    usage();
-    return 2;
+    /* setup_fail() returns -1: a setup failure */
+    return rc < 0 ? 2 : rc;
 }
