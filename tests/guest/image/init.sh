@@ -21,10 +21,13 @@
 #                            for the host's device_add / device_del
 #   viommu.test=NAME         any other NAME: the test module
 #                            /etc/viommu/test-NAME.sh (tests/guest/image/
-#                            or tests/bench/guest/), which defines
-#                            test_NAME and may define prepare_NAME
-#                            (run before the endpoint checks; it appends the
-#                            PCI addresses of its devices under test to $dut)
+#                            or tests/bench/guest/), sourced before the
+#                            kernel modules are inserted; it defines
+#                            test_NAME and may define early_NAME (run at
+#                            once, before any module: no IOMMU driver yet)
+#                            and prepare_NAME (run before the endpoint
+#                            checks; it appends the PCI addresses of its
+#                            devices under test to $dut)
 #   MOD.PARAM=VALUE          passed to insmod of module MOD
 #
 # Output, one line each, for the host to parse:
@@ -116,6 +119,17 @@ pci_of() {
         _p=${_p%/*}
     done
     return 1
+}
+
+# pci_find VENDOR DEVICE: the BDFs of the PCI devices with these IDs
+# (0x1234 0x11e8).
+pci_find() {
+    for _p in /sys/bus/pci/devices/*; do
+        if [ "$(cat "$_p/vendor")" = "$1" ] &&
+           [ "$(cat "$_p/device")" = "$2" ]; then
+            echo "${_p##*/}"
+        fi
+    done
 }
 
 group_of() {
@@ -306,7 +320,27 @@ check_dmesg_clean() {
 }
 
 # $expected_faults: extended regex of the fault lines a test provoked on
-# purpose (set by a test module, e.g. test-edu.sh).
+# purpose (test modules add them with expect_fault).
+expected_faults=""
+
+# expect_fault LINE: exempt exactly the driver's message LINE from
+# no-iommu-errors.
+expect_fault() {
+    _q=$(printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g')
+    expected_faults="${expected_faults:+$expected_faults|}$_q\$"
+}
+
+# fault_logged CHECK LINE: CHECK passes when the virtio-iommu driver logged
+# LINE (its fault message without the device prefix) within 5 s.
+fault_logged() {
+    if wait_for 5 sh -c "dmesg | grep -qF '$2'"; then
+        check "$1" PASS "$(dmesg | grep -F "$2" | head -n 1 | sed 's/^\[[^]]*\] //')"
+    else
+        _other=$(dmesg | grep 'fault from EP' | head -n 3 | sed 's/^\[[^]]*\] //' | tr '\n' ';')
+        check "$1" FAIL "no '$2' in dmesg; fault lines: ${_other:-none}"
+    fi
+}
+
 check_no_iommu_errors() {
     check_dmesg_clean no-iommu-errors "IOMMU fault or DMA error" -iE \
         'fault from EP|unknown fault|iommu fault|DMAR|DMA error|dma.*fault|I/O error|blk_update_request|virtio_iommu.*(fail|error|timeout)|AMD-Vi|transmit (queue )?timed out|Detected Hardware Unit Hang' \
@@ -463,9 +497,23 @@ timeout_s=$(arg timeout 240)
 
 info "kernel $(uname -r) package $(cat /etc/viommu/kernel-version) arch $(uname -m)"
 info "cmdline $cmdline"
+tests=$(arg test demo | tr , ' ')
+# The test modules, and their early hooks before any kernel module is
+# inserted: virtio_iommu is a module, so no IOMMU driver has attached
+# anything yet.
+for t in $tests; do
+    case "$t" in
+        demo|hotplug|net) ;;
+        *)  if [ -f "/etc/viommu/test-$t.sh" ]; then
+                . "/etc/viommu/test-$t.sh"
+                if command -v "early_$t" > /dev/null; then "early_$t"; fi
+            else
+                check test-known FAIL "unknown test '$t'"
+            fi ;;
+    esac
+done
 load_modules
 info "time modules-loaded $(now)"
-tests=$(arg test demo | tr , ' ')
 boot=1
 
 # Devices under test, whose domain type is checked.
@@ -486,12 +534,7 @@ for t in $tests; do
         net)
             find_net_devices
             dut="$dut $net_pcis" ;;
-        *)  if [ -f "/etc/viommu/test-$t.sh" ]; then
-                . "/etc/viommu/test-$t.sh"
-                if command -v "prepare_$t" > /dev/null; then "prepare_$t"; fi
-            else
-                check test-known FAIL "unknown test '$t'"
-            fi ;;
+        *)  if command -v "prepare_$t" > /dev/null; then "prepare_$t"; fi ;;
     esac
 done
 # Quieten the console so that kernel messages do not split result lines;

@@ -1,8 +1,8 @@
 # shellcheck shell=sh
-# shellcheck disable=SC2034  # expected_faults and dut are read by init.sh
+# shellcheck disable=SC2034  # dut is read by init.sh
 # Test module `edu` (viommu.test=...,edu), sourced by the guest's /init
-# (tests/guest/image/init.sh), which provides check, info, wait_for and
-# $dut.
+# (tests/guest/image/init.sh), which provides check, info, wait_for,
+# pci_find, expect_fault, fault_logged and $dut.
 #
 # QEMU's edu device (-device edu, PCI 1234:11e8) is a DMA engine.  The
 # guest binds it to vfio-pci and /bin/viommu-vfio (viommu-vfio.c here)
@@ -23,12 +23,8 @@
 edu_bdfs=""
 
 prepare_edu() {
-    for _p in /sys/bus/pci/devices/*; do
-        [ "$(cat "$_p/vendor")" = 0x1234 ] &&
-            [ "$(cat "$_p/device")" = 0x11e8 ] &&
-            edu_bdfs="$edu_bdfs ${_p##*/}"
-    done
-    edu_bdfs=${edu_bdfs# }
+    edu_bdfs=$(pci_find 0x1234 0x11e8 | tr '\n' ' ')
+    edu_bdfs=${edu_bdfs% }
     if [ -z "$edu_bdfs" ]; then
         check edu-bound FAIL "no edu device (1234:11e8) on the PCI bus"
         return
@@ -49,17 +45,6 @@ prepare_edu() {
     check edu-bound PASS "$edu_bdfs bound to vfio-pci"
 }
 
-# edu_fault_logged NAME DIR EP IOVA: the driver logged that fault.
-edu_fault_logged() {
-    _line="page fault from EP $3 at $4 [$2]"
-    if wait_for 5 sh -c "dmesg | grep -qF '$_line'"; then
-        check "edu-fault-$1-logged" PASS "$(dmesg | grep -F "$_line" | head -n 1 | sed 's/^\[[^]]*\] //')"
-    else
-        _other=$(dmesg | grep 'fault from EP' | head -n 3 | sed 's/^\[[^]]*\] //' | tr '\n' ';')
-        check "edu-fault-$1-logged" FAIL "no '$_line' in dmesg; fault lines: ${_other:-none}"
-    fi
-}
-
 test_edu() {
     [ -n "$edu_bdfs" ] || return
     # The first edu device is the one under test.
@@ -67,7 +52,6 @@ test_edu() {
     viommu-vfio edu-faults "$_b" > /tmp/edu.out 2>&1
     _rc=$?
     _faults=""
-    _re=""
     while read -r _l; do
         _kind=${_l%% *} _r=${_l#* }
         case "$_kind" in
@@ -78,10 +62,7 @@ test_edu() {
             INFO) info "edu $_r" ;;
             FAULT)
                 # FAULT NAME R|W ENDPOINT IOVA
-                _faults="$_faults $(echo "$_r" | tr ' ' /)"
-                # shellcheck disable=SC2086  # split into its fields
-                set -- $_r
-                _re="${_re:+$_re|}page fault from EP $3 at $4 \\[$2\\]\$" ;;
+                _faults="$_faults $(echo "$_r" | tr ' ' /)" ;;
             *) info "edu output: $_l" ;;
         esac
     done < /tmp/edu.out
@@ -96,12 +77,13 @@ test_edu() {
         "maploop pairs="[1-9]*) check edu-maploop PASS "$_ml" ;;
         *) check edu-maploop FAIL "$(echo "$_ml" | tr '\n' ' ')" ;;
     esac
-    expected_faults=$_re
-    info "edu expected faults: ${_re:-none}"
     for _f in $_faults; do
         # NAME/DIR/EP/IOVA
         _name=${_f%%/*} _f=${_f#*/}
         _dir=${_f%%/*} _f=${_f#*/}
-        edu_fault_logged "$_name" "$_dir" "${_f%%/*}" "${_f#*/}"
+        _line="page fault from EP ${_f%%/*} at ${_f#*/} [$_dir]"
+        expect_fault "$_line"
+        fault_logged "edu-fault-$_name-logged" "$_line"
     done
+    info "edu expected faults: ${expected_faults:-none}"
 }
