@@ -167,12 +167,6 @@ scenario_x86_identity() {
         "iommu.passthrough=1 viommu.expect_type=identity" -device virtio-iommu-pci
 }
 
-# No DMA before the driver attaches the endpoints.
-scenario_x86_no_boot_bypass() {
-    demo_scenario x86-no-boot-bypass x86_64 150 "" \
-        -device virtio-iommu-pci,boot-bypass=off
-}
-
 # The demo with the disk behind a pcie-root-port (bus 1, not pcie.0).
 scenario_x86_root_port() {
     DEMO_BLK_OPTS=,bus=rp1 demo_scenario x86-root-port x86_64 150 "" \
@@ -425,9 +419,33 @@ edu_endpoint_check() {
     fi
 }
 
-# edu on q35's root bus, next to the demo disk.
+# The early-DMA probe (tests/guest/image/test-earlydma.sh): the edu copies
+# RAM -> edu -> RAM before the guest inserts any module, so before the
+# virtio-iommu driver attaches anything; edu's buffer is read out through
+# VFIO later, so the edu test comes after it.  dma_mask: the RAM pages are
+# anywhere in guest RAM.  viommu.earlydma: what the copies must do.
+EARLYDMA_TESTS=demo,earlydma,edu
+EARLYDMA_EDU=edu,dma_mask=0xffffffffffffffff
+EARLYDMA_CHECKS="earlydma-write earlydma-read"
+
+# edu on q35's root bus, next to the demo disk; with boot-bypass on, the
+# early DMA goes through (the probe's control).
 scenario_x86_edu() {
-    edu_scenario x86-edu x86_64 150 0 -device virtio-iommu-pci -device edu
+    EDU_TESTS=$EARLYDMA_TESTS EDU_EXTRA_APPEND=viommu.earlydma=moved \
+    EDU_EXTRA_CHECKS=$EARLYDMA_CHECKS \
+        edu_scenario x86-edu x86_64 150 0 -device virtio-iommu-pci \
+        -device "$EARLYDMA_EDU"
+}
+
+# boot-bypass=off: no DMA before the driver attaches the endpoints.  The
+# early copies must fault and move nothing, and the driver must log both
+# faults (the device queues them: no eventq buffer yet); then the edu
+# tests show that DMA works once the endpoint is attached.
+scenario_x86_no_boot_bypass() {
+    EDU_TESTS=$EARLYDMA_TESTS EDU_EXTRA_APPEND=viommu.earlydma=blocked \
+    EDU_EXTRA_CHECKS="$EARLYDMA_CHECKS earlydma-fault-read-logged earlydma-fault-write-logged" \
+        edu_scenario x86-no-boot-bypass x86_64 150 0 \
+        -device virtio-iommu-pci,boot-bypass=off -device "$EARLYDMA_EDU"
 }
 
 # edu behind a PCIe root port: an endpoint ID with a non-zero bus number.
