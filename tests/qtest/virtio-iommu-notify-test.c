@@ -13,10 +13,6 @@
 #include "qemu/module.h"
 #include "qemu/units.h"
 #include "qobject/qdict.h"
-#include "libqtest.h"
-#include "libqos/qgraph.h"
-#include "libqos/pci.h"
-#include "libqos/virtio-iommu.h"
 #include "virtio-iommu-test.h"
 
 /* ------------------------------------------------------------------ */

@@ -1,17 +1,21 @@
 /*
  * virtio-iommu qtests: what the test files share
  *
- * virtio-iommu-test.c        request semantics: config, guest ABI, each
- *                            request, malformed requests, features, bypass
- *                            and reset; for now migration too
- * virtio-iommu-dma-test.c    DMA through the IOMMU: translation, faults,
- *                            limits, a request storm, endpoint hot-unplug
- * virtio-iommu-notify-test.c IOMMU notifier events, host IOMMU devices
- * virtio-iommu-test-utils.c  the helpers declared here
+ * virtio-iommu-test.c            request semantics: config, guest ABI,
+ *                                each request, malformed requests,
+ *                                features, bypass and reset
+ * virtio-iommu-dma-test.c        DMA through the IOMMU: translation,
+ *                                faults, limits, a request storm, endpoint
+ *                                hot-unplug
+ * virtio-iommu-notify-test.c     IOMMU notifier events, host IOMMU devices
+ * virtio-iommu-migration-test.c  migration, and hostile streams
+ * virtio-iommu-test-utils.c      the helpers declared here
  *
- * The files are linked into qos-test with every other qtest: whatever is
- * not static has the prefix vit_.  Requests are built, sent and checked
- * by the libqos driver (libqos/virtio-iommu.h).
+ * Each test file registers its tests with vit_add_test() from a
+ * libqos_init() of its own; qos-test runs them in link order.  The files
+ * are linked into qos-test with every other qtest: whatever is not static
+ * has the prefix vit_.  Requests are built, sent and checked by the libqos
+ * driver (libqos/virtio-iommu.h).
  *
  * Checks that do not make the rest of a test meaningless are non-fatal:
  * each failure is reported on stderr with the request, the expected and
@@ -226,7 +230,7 @@ void vit_check_props(const char *fn, int line, const uint8_t *p, uint32_t size,
     " -device virtio-rng-pci,id=" EP_PORT_ID ",bus=rp,addr=00.0,"     \
     ENDPOINT_OPTS
 
-/* Tests with ROOT_PORT: on q35 on x86 */
+/* The variant with ROOT_PORT: q35 on x86, virt on Arm */
 extern const TestCfg vit_cfg_root_port;
 
 /* The root port of ROOT_PORT; g_free() it */
