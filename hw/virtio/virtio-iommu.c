@@ -93,6 +93,14 @@ static void viommu_handle_requestq(VirtIODevice *vdev, VirtQueue *vq)
     if (done) {
         virtio_notify(vdev, vq);
     }
+    /*
+     * A driver may post eventq buffers without notifying us (Linux does
+     * at probe): its requests are the next sign of life, so faults that
+     * wait for a buffer are tried again now.
+     */
+    if (qatomic_read(&s->nr_faults)) {
+        qemu_bh_schedule(s->fault_bh);
+    }
 }
 
 /* Faults */
@@ -445,6 +453,16 @@ static void viommu_set_features(VirtIODevice *vdev, uint64_t features)
     viommu_core_set_features(s->core, features);
 }
 
+/* Faults queued before the driver was ready go out as soon as it is */
+static void viommu_set_status(VirtIODevice *vdev, uint8_t status)
+{
+    VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
+
+    if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && qatomic_read(&s->nr_faults)) {
+        qemu_bh_schedule(s->fault_bh);
+    }
+}
+
 /* Reset */
 
 /* Device reset: every endpoint detached, config bypass kept (spec) */
@@ -683,6 +701,7 @@ static void viommu_class_init(ObjectClass *klass, void *data)
     vdc->set_config = viommu_set_config;
     vdc->get_features = viommu_get_features;
     vdc->set_features = viommu_set_features;
+    vdc->set_status = viommu_set_status;
     vdc->vmsd = &vmstate_viommu_device;
     vdc->post_load = viommu_mig_post_load;
 

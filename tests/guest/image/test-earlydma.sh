@@ -23,13 +23,10 @@
 # ID; the addresses: the exact physical addresses of the two copies):
 #   earlydma-fault-read-logged   domain fault from EP <ep> at <addr> [R]
 #   earlydma-fault-write-logged  domain fault from EP <ep> at <addr> [W]
-# The device delivers queued faults when it next looks at its eventq: on a
-# notification from the driver, or with a new fault.  Linux posts its
-# eventq buffers without a notification, so when the two lines are not in
-# dmesg yet, the edu writes 4 bytes to an IOVA never mapped (viommu-vfio
-# edu-fault, 0x1400000) and the device reports the queued faults before
-# that one.  Exactly these lines (two, or three with that one's) go into
-# $expected_faults.
+# The device delivers queued faults as soon as the driver is ready: when
+# it sets DRIVER_OK, and again with its first requests (Linux posts its
+# eventq buffers without a notification).  Exactly these two lines go
+# into $expected_faults.
 #
 # The RAM pages are anywhere in guest RAM: give the edu
 # dma_mask=0xffffffffffffffff (its default mask is 28 bits).
@@ -38,8 +35,6 @@ earlydma_bdf=""
 earlydma_out=/tmp/earlydma.out
 # Offset of the 4 bytes in each RAM page and in edu's buffer (hex).
 earlydma_off=100
-# An IOVA the edu test never maps (hex).
-earlydma_trigger=1400000
 earlydma_when=""
 
 early_earlydma() {
@@ -108,28 +103,9 @@ test_earlydma() {
         check earlydma-fault-read-logged FAIL "the tool named no faults"
         return
     fi
-    # The device looks at its eventq when the driver notifies it or when
-    # it has a new fault to report; Linux posts its eventq buffers without
-    # a notification.  So unless the early faults are in dmesg already,
-    # give the device one more fault: a write to an IOVA never mapped.
-    _logged=yes
     while read -r _n _line; do
         expect_fault "$_line"
-        dmesg | grep -qF "$_line" || _logged=""
     done < /tmp/earlydma.faults
-    if [ -n "$_logged" ]; then
-        info "earlydma faults logged when the driver started"
-    else
-        info "earlydma faults not logged at $(now)s; one more fault follows"
-        viommu-vfio edu-fault "$earlydma_bdf" "$earlydma_trigger" \
-            > /tmp/earlydma-trigger.out 2>&1
-        info "earlydma trigger: $(grep -v '^INFO' /tmp/earlydma-trigger.out | tr '\n' ' ')"
-        earlydma_faults page /tmp/earlydma-trigger.out \
-            > /tmp/earlydma-trigger.fault
-        while read -r _ _line; do
-            expect_fault "$_line"
-        done < /tmp/earlydma-trigger.fault
-    fi
     while read -r _n _line; do
         fault_logged "earlydma-fault-$_n-logged" "$_line"
     done < /tmp/earlydma.faults

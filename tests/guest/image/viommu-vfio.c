@@ -50,12 +50,6 @@
  *       status 0 with a RESULT read line, 1 when the readout failed, 2 on
  *       a setup failure.
  *
- *   viommu-vfio edu-fault BDF IOVA
- *       One 4-byte write from edu's buffer to IOVA (hex), which must not be
- *       mapped: one fault for the IOMMU to report.  Prints
- *           FAULT write W <endpoint> <IOVA>
- *       Exit status 0 when the transfer finished, 2 otherwise.
- *
  * The edu device (hw/misc/edu.c): BAR0 registers 0x00 identification
  * (0x010000ed), 0x04 liveness (reads back the inverse), DMA source 0x80,
  * destination 0x88, count 0x90, command 0x98 (bit 0 start/busy, bit 1
@@ -1011,36 +1005,12 @@ static int cmd_edu_buffer(const char *bdf, const char *offarg,
     return 0;
 }
 
-static int cmd_edu_fault(const char *bdf, const char *arg)
-{
-    struct vfio_edu e = { .container = -1, .group = -1, .device = -1 };
-    unsigned long long iova;
-    char tail;
-
-    if (sscanf(arg, "%llx%c", &iova, &tail) != 1 || iova >> 32) {
-        errno = EINVAL;
-        return setup_fail("IOVA must be hex, below 4 GiB");
-    }
-    if (vfio_open(&e, bdf, 1) < 0 ||
-        check_iova_ranges(&e, iova, iova + FAULT_LEN - 1, 0) < 0 ||
-        edu_identify(&e) < 0) {
-        return 2;
-    }
-    if (edu_dma(&e, iova, FAULT_LEN, 1) < 0) {
-        errno = ETIMEDOUT;
-        return setup_fail("edu transfer did not finish");
-    }
-    printf("FAULT write W %u 0x%llx\n", e.endpoint, iova);
-    return 0;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: viommu-vfio edu-faults BDF\n"
             "       viommu-vfio maploop BDF SECONDS [SIZE]\n"
             "       viommu-vfio edu-sysfs BDF OFFSET\n"
-            "       viommu-vfio edu-buffer BDF OFFSET HEX\n"
-            "       viommu-vfio edu-fault BDF IOVA\n");
+            "       viommu-vfio edu-buffer BDF OFFSET HEX\n");
 }
 
 int main(int argc, char **argv)
@@ -1055,8 +1025,6 @@ int main(int argc, char **argv)
         rc = cmd_edu_sysfs(argv[2], argv[3]);
     } else if (argc == 5 && !strcmp(argv[1], "edu-buffer")) {
         rc = cmd_edu_buffer(argv[2], argv[3], argv[4]);
-    } else if (argc == 4 && !strcmp(argv[1], "edu-fault")) {
-        rc = cmd_edu_fault(argv[2], argv[3]);
     } else {
         usage();
         rc = 2;
