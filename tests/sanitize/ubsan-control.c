@@ -12,6 +12,7 @@
 
 int main(int argc, char **argv)
 {
+    /* volatile: the compiler must not fold the overflow away */
     volatile int x = INT_MAX;
 
     x += argc;          /* undefined: INT_MAX + 1 */
