@@ -37,7 +37,8 @@ unpack_base() {
     [ -n "$dsc" ] || die "no QEMU source in $DL (bash scripts/build-qemu.sh)"
     dpkg-source --no-check -x "$dsc" "$1" > /dev/null ||
         die "dpkg-source -x $dsc failed"
-    (cd "$1" && git init -q && git add -A -f &&
+    # No automatic gc: it forks into the background and races the clean-up
+    (cd "$1" && git init -q && git config gc.auto 0 && git add -A -f &&
      git commit -q -m "QEMU $(basename "$dsc" .dsc | sed 's/^qemu_//'), as Debian's source package unpacks") ||
         die "cannot make the base commit"
 }

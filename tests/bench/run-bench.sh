@@ -373,7 +373,7 @@ fi
 # under -m perf) on ours and on upstream's device, alternately.
 qos=$top/build/qemu/tests/qtest/qos-test
 cost_path=""
-[ -x "$qos" ] && cost_path=$(QTEST_QEMU_BINARY=$ours_bin "$qos" -l 2> /dev/null |
+[ -x "$qos" ] && cost_path=$(QTEST_QEMU_BINARY=$ours_bin "$qos" -m perf -l 2> /dev/null |
                              grep -m 1 '/request-cost$')
 if [ -n "$cost_path" ] && [ "$COST_RUNS" -gt 0 ]; then
     echo "==> request cost on the host (qtest request-cost, $COST_RUNS runs)"

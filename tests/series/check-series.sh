@@ -27,7 +27,7 @@ dsc=$(ls "$DL"/qemu_10.0.*.dsc | sort -V | tail -n 1)
 export GIT_AUTHOR_NAME=check GIT_AUTHOR_EMAIL=check@localhost
 export GIT_COMMITTER_NAME=check GIT_COMMITTER_EMAIL=check@localhost
 if dpkg-source --no-check -x "$dsc" "$work/tree" > /dev/null 2>&1 &&
-   (cd "$work/tree" && git init -q && git add -A -f &&
+   (cd "$work/tree" && git init -q && git config gc.auto 0 && git add -A -f &&
     git commit -q -m base) &&
    out=$(cd "$work/tree" && git am "$work"/patches/*.patch 2>&1); then
     tap ok "series: git am of $(ls "$work"/patches/*.patch | wc -l) patches on a fresh unpack of $(basename "$dsc")"
