@@ -67,15 +67,35 @@ step_unpack() {
 }
 
 # patch_tree DIR: apply patches/DIR/*.patch once each, in order
+# The stamp of an applied patch is a copy of it: a patch that changed
+# since is taken back out (reverse-applied as it was) and applied anew.
 patch_tree() {
-    local p
+    local p stamp
     for p in "$top/patches/$1"/*.patch; do
         [ -e "$p" ] || continue
-        local stamp="$src/.applied-$(basename "$p")"
-        [ -f "$stamp" ] && continue
+        stamp="$src/.applied-$(basename "$p")"
+        if [ -s "$stamp" ]; then
+            cmp -s "$stamp" "$p" && continue
+            patch -d "$src" -p1 -R -s < "$stamp" ||
+                die "patch $1/$(basename "$p") changed and its old version does not come out"
+        elif [ -e "$stamp" ]; then
+            # An empty stamp: applied by an older build-qemu.sh, the same
+            # patch or not; a fresh unpack is the way out if this fails
+            patch -d "$src" -p1 -R --dry-run -s < "$p" > /dev/null 2>&1 &&
+                { cp "$p" "$stamp"; continue; }
+            die "patch $1/$(basename "$p") changed since it was applied; rm -rf $src"
+        fi
         patch -d "$src" -p1 --forward -s < "$p" ||
             die "patch $1/$(basename "$p") does not apply to QEMU $(qemu_version)"
-        touch "$stamp"
+        cp "$p" "$stamp"
+    done
+    # Stamps of patches that are gone: take them out too
+    for stamp in "$src/.applied-"*; do
+        [ -s "$stamp" ] || continue
+        p=${stamp##*/.applied-}
+        [ -e "$top/patches/qemu/$p" ] || [ -e "$top/patches/device/$p" ] ||
+            { patch -d "$src" -p1 -R -s < "$stamp" && rm -f "$stamp"; } ||
+            die "patch $p is gone and does not come out of $src"
     done
 }
 
