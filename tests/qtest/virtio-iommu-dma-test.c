@@ -309,6 +309,33 @@ static void test_fault_queued(void *obj, void *data, QGuestAllocator *a)
                BUF_IOVA, BUF_IOVA);
 }
 
+/*
+ * Linux posts its eventq buffers without a notification and sends its
+ * first requests right after: a fault that waited for a buffer goes out
+ * with the next request, not only with the next fault or kick.
+ */
+static void test_fault_queued_quiet(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint32_t size = vit_probe_size(v);
+    g_autofree uint8_t *props = g_malloc(size + 4);
+    Faults fs;
+
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, EP1, 0), VIRTIO_IOMMU_S_OK);
+    vit_ep_start_std(ep, 1, a, RW);
+    vit_ep_submit(ep, 0, BUF_IOVA, 64);
+    g_usleep(QUIET_WAIT_US);
+
+    qviommu_post_events_quietly(v, 16, 32, QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP2, size, props),
+                          VIRTIO_IOMMU_S_OK);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, EP1,
+               BUF_IOVA, BUF_IOVA);
+}
+
 static void test_fault_small_buffer(void *obj, void *data,
                                     QGuestAllocator *a)
 {
@@ -469,6 +496,133 @@ static void edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest)
     qtest_clock_step(e->qts, EDU_DMA_NS);
     g_assert_cmphex(qpci_io_readq(e->dev, e->bar, EDU_DMA_CMD) &
                     EDU_DMA_RUN, ==, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* DMA aliases: conventional PCI behind a bridge                       */
+
+/*
+ * An edu at 01.0 on the bus of a bridge at 0b.0.  Behind a PCIe-to-PCI
+ * bridge (q35, virt) its DMA carries the alias (secondary bus, devfn 0),
+ * behind a conventional PCI bridge (pc) the bridge's own ID.  Both the
+ * edu's own ID and the alias are endpoints; the alias's domain translates,
+ * and faults name the alias.
+ */
+#define BRIDGE_SLOT             0x0b
+#define BRIDGE_BUS              1
+#define ALIAS_EDU_DEVFN         QPCI_DEVFN(1, 0)
+#define ALIAS_EDU               (BRIDGE_BUS << 8 | ALIAS_EDU_DEVFN)
+#define ALIAS_NO_FN             (BRIDGE_BUS << 8 | QPCI_DEVFN(2, 0))
+#define ALIAS_EDU_ARG           " -device edu,bus=br,addr=01.0"         \
+                                ",dma_mask=0xffffffffffffffff"
+#define PCIE_BRIDGE_ENDPOINTS   ENDPOINTS                               \
+    " -device pcie-pci-bridge,id=br,addr=0b.0" ALIAS_EDU_ARG
+#define PCI_BRIDGE_ENDPOINTS    ENDPOINTS                               \
+    " -device pci-bridge,id=br,chassis_nr=1,addr=0b.0" ALIAS_EDU_ARG
+
+/* Number the bridge's bus and open its window to the edu's 1 MiB BAR */
+static Edu *alias_edu_open(QViommu *v)
+{
+    QPCIBus *bus = v->transport->pdev->bus;
+    g_autofree QPCIDevice *bridge =
+        qpci_device_find(bus, QPCI_DEVFN(BRIDGE_SLOT, 0));
+    uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
+    Edu *e = g_new0(Edu, 1);
+
+    g_assert_nonnull(bridge);
+    qpci_config_writeb(bridge, PCI_PRIMARY_BUS, 0);
+    qpci_config_writeb(bridge, PCI_SECONDARY_BUS, BRIDGE_BUS);
+    qpci_config_writeb(bridge, PCI_SUBORDINATE_BUS, BRIDGE_BUS);
+    bus->mmio_alloc_ptr = base;
+    qpci_config_writew(bridge, PCI_MEMORY_BASE, (base >> 16) & 0xfff0);
+    qpci_config_writew(bridge, PCI_MEMORY_LIMIT,
+                       ((base + MiB - 1) >> 16) & 0xfff0);
+    qpci_config_writew(bridge, PCI_COMMAND,
+                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+
+    e->qts = v->qts;
+    e->id = ALIAS_EDU;
+    /* config cycles to bus N use devfn N << 8 | devfn */
+    e->dev = qpci_device_find(bus, ALIAS_EDU);
+    g_assert_nonnull(e->dev);
+    g_assert_cmphex(qpci_config_readw(e->dev, PCI_DEVICE_ID), ==, 0x11e8);
+    qpci_device_enable(e->dev);
+    e->bar = qpci_iomap(e->dev, 0, NULL);
+    return e;
+}
+
+static void test_dma_alias(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    const TestCfg *cfg = data;
+    /* q35 and virt: PCIe-to-PCI bridge; pc: the bridge's own ID */
+    const uint32_t alias = vit_arch_is_x86() && !cfg->q35 ?
+                           QPCI_DEVFN(BRIDGE_SLOT, 0) : BRIDGE_BUS << 8;
+    g_autoptr(Edu) edu = alias_edu_open(v);
+    uint32_t size = vit_probe_size(v);
+    g_autofree uint8_t *props = g_malloc(size + 4);
+    uint64_t src = guest_alloc(a, PAGE), dst = guest_alloc(a, PAGE);
+    const uint64_t iova_src = 0x40000000, iova_dst = 0x40001000;
+    const uint64_t iova_d1 = 0x50000000;
+    Faults fs;
+
+    /* Both IDs are endpoints; an empty slot behind the bridge is not */
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, ALIAS_EDU, size, props),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, alias, size, props),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, ALIAS_NO_FN, size, props),
+                          VIRTIO_IOMMU_S_NOENT);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 3, ALIAS_NO_FN, 0),
+                          VIRTIO_IOMMU_S_NOENT);
+
+    /* The edu's own ID attached, the alias not: its DMA is unattached */
+    vit_bypass_set(v, 0);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    qtest_memset(v->qts, src, MARK, PAGE);
+    qtest_memset(v->qts, dst, 0, PAGE);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, ALIAS_EDU, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, iova_src, iova_src + PAGE - 1,
+                                          src, RW), VIRTIO_IOMMU_S_OK);
+    edu_dma(edu, iova_src, 4, false);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, alias,
+               iova_src, iova_src);
+
+    /* The alias attached to domain 2: domain 2 translates, not domain 1 */
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 2, alias, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, iova_src, iova_src + PAGE - 1,
+                                          src, RO), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, iova_dst, iova_dst + PAGE - 1,
+                                          dst, WO), VIRTIO_IOMMU_S_OK);
+    edu_dma(edu, iova_src, 64, false);
+    edu_dma(edu, iova_dst, 64, true);
+    CHECK_EQ(vit_count_not(v->qts, dst, 64, MARK), 0);
+    CHECK_EQ(vit_count_not(v->qts, dst + 64, PAGE - 64, 0), 0);
+
+    /* A mapping of domain 1 only: a fault, which names the alias */
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, iova_d1, iova_d1 + PAGE - 1,
+                                          dst, RW), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    edu_dma(edu, iova_d1, 4, true);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, alias,
+               iova_d1, iova_d1);
+
+    /* Each ID leaves its own domain; without the alias, blocked again */
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, ALIAS_EDU),
+                          VIRTIO_IOMMU_S_OK);
+    edu_dma(edu, iova_dst, 4, true);
+    CHECK_EQ(vit_count_not(v->qts, dst, 64, MARK), 0);
+    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, alias), VIRTIO_IOMMU_S_OK);
+    qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
+    edu_dma(edu, iova_dst, 4, false);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, alias,
+               iova_dst, iova_dst);
+    CHECK_STAT(v, "attached-endpoints", 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1487,6 +1641,12 @@ static void register_virtio_iommu_dma_test(void)
         .hp_port = true,
     };
     static const TestCfg limits = { .endpoints = LIMIT_ENDPOINTS };
+    static const TestCfg alias_q35 = {
+        .q35 = true,
+        .endpoints = PCIE_BRIDGE_ENDPOINTS,
+    };
+    static const TestCfg alias_virt = { .endpoints = PCIE_BRIDGE_ENDPOINTS };
+    static const TestCfg alias_pc = { .endpoints = PCI_BRIDGE_ENDPOINTS };
     static const TestCfg storm = { .endpoints = STORM_ENDPOINTS };
 
     vit_add_test("dma-translate", test_dma_translate, NULL, NULL);
@@ -1500,10 +1660,19 @@ static void register_virtio_iommu_dma_test(void)
     vit_add_test("fault-domain", test_fault_domain, "boot-bypass=off", NULL);
     vit_add_test("fault-detached", test_fault_detached, NULL, NULL);
     vit_add_test("fault-queued", test_fault_queued, NULL, NULL);
+    vit_add_test("fault-queued-quiet", test_fault_queued_quiet, NULL, NULL);
     vit_add_test("fault-small-buffer", test_fault_small_buffer, NULL, NULL);
     vit_add_test("fault-overflow", test_fault_overflow,
                  "max-pending-faults=2,boot-bypass=off", NULL);
     vit_add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
+
+    /* DMA aliases: a PCIe-to-PCI bridge (q35, virt), a PCI bridge (pc) */
+    vit_add_test("dma-alias-pcie-bridge", test_dma_alias,
+                 "id=" IOMMU_ID, vit_arch_is_x86() ? &alias_q35 : &alias_virt);
+    if (vit_arch_is_x86()) {
+        vit_add_test("dma-alias-pci-bridge", test_dma_alias,
+                     "id=" IOMMU_ID, &alias_pc);
+    }
 
     /* each limit property, at the limit and one past it */
     vit_add_test("limit-max-domains", test_limit_domains,

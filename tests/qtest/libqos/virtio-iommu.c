@@ -230,13 +230,27 @@ static int64_t monotonic_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Put the chain at @head in @vq's available ring, without notifying */
+static void qviommu_make_available(QViommu *v, QVirtQueue *vq, uint32_t head)
+{
+    uint64_t idx_addr = vq->avail + offsetof(struct vring_avail, idx);
+    uint16_t idx, le;
+
+    qtest_memread(v->qts, idx_addr, &le, sizeof(le));
+    idx = le16_to_cpu(le);
+    le = cpu_to_le16(head);
+    qtest_memwrite(v->qts, vq->avail + offsetof(struct vring_avail, ring) +
+                   (idx % vq->size) * sizeof(le), &le, sizeof(le));
+    le = cpu_to_le16(idx + 1);
+    qtest_memwrite(v->qts, idx_addr, &le, sizeof(le));
+}
+
 void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
                         uint32_t *used)
 {
     QVirtQueue *vq = v->reqq;
     g_autofree QViommuSlot *slot = g_new0(QViommuSlot, n);
     g_autofree bool *done = g_new0(bool, n);
-    uint16_t avail_idx, le;
     int64_t kick_start;
     unsigned i, j;
 
@@ -247,18 +261,9 @@ void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
     }
 
     /* Publish all the chains, then notify once */
-    qtest_memread(v->qts, vq->avail + offsetof(struct vring_avail, idx),
-                  &le, sizeof(le));
-    avail_idx = le16_to_cpu(le);
     for (i = 0; i < n; i++) {
-        le = cpu_to_le16(slot[i].head);
-        qtest_memwrite(v->qts, vq->avail + offsetof(struct vring_avail, ring)
-                       + ((avail_idx + i) % vq->size) * sizeof(le),
-                       &le, sizeof(le));
+        qviommu_make_available(v, vq, slot[i].head);
     }
-    le = cpu_to_le16(avail_idx + n);
-    qtest_memwrite(v->qts, vq->avail + offsetof(struct vring_avail, idx),
-                   &le, sizeof(le));
     /*
      * The device handles its requestq in the notifying thread: with qtest
      * the write returns once every request of the batch is done.
@@ -286,7 +291,8 @@ void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
     }
 }
 
-void qviommu_post_events(QViommu *v, unsigned n, uint32_t len, uint8_t fill)
+static void qviommu_add_events(QViommu *v, unsigned n, uint32_t len,
+                               uint8_t fill, bool notify)
 {
     QVirtQueue *vq = v->evtq;
     unsigned i;
@@ -300,8 +306,23 @@ void qviommu_post_events(QViommu *v, unsigned n, uint32_t len, uint8_t fill)
         head = qvirtqueue_add(v->qts, vq, addr, len, true, false);
         v->evt_addr[head] = addr;
         v->evt_len[head] = len;
-        qvirtqueue_kick(v->qts, v->vdev, vq, head);
+        if (notify) {
+            qvirtqueue_kick(v->qts, v->vdev, vq, head);
+        } else {
+            qviommu_make_available(v, vq, head);
+        }
     }
+}
+
+void qviommu_post_events(QViommu *v, unsigned n, uint32_t len, uint8_t fill)
+{
+    qviommu_add_events(v, n, len, fill, true);
+}
+
+void qviommu_post_events_quietly(QViommu *v, unsigned n, uint32_t len,
+                                 uint8_t fill)
+{
+    qviommu_add_events(v, n, len, fill, false);
 }
 
 bool qviommu_next_event(QViommu *v, void *buf, size_t size,

@@ -120,6 +120,13 @@ void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
 void qviommu_post_events(QViommu *v, unsigned n, uint32_t len, uint8_t fill);
 
 /*
+ * The same without notifying the device, as Linux fills its eventq at
+ * probe: the device finds the buffers when it next looks.
+ */
+void qviommu_post_events_quietly(QViommu *v, unsigned n, uint32_t len,
+                                 uint8_t fill);
+
+/*
  * Wait up to @timeout_us for the next used eventq buffer.  On success
  * copies up to @size bytes of it into @buf, stores the used length in
  * @used_len and returns true.
