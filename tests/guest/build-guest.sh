@@ -40,7 +40,7 @@ case "$arch" in
 esac
 
 # Modules the guest tests use.  Any of them may be built into the kernel.
-MODULES="virtio_pci virtio_iommu virtio_blk virtio_net e1000e
+MODULES="virtio_pci virtio_iommu virtio_blk virtio_net e1000e e1000
          vfio vfio_iommu_type1 vfio_pci"
 
 out=$BUILD/guest/$arch

@@ -22,7 +22,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
 . "$top/tests/guest/guest-lib.sh"
 
-SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug x86-edu x86-edu-root-port aarch64-demo aarch64-edu aarch64-acpi"
+SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug x86-edu x86-edu-root-port x86-edu-pci-bridge x86-net-pci-bridge aarch64-demo aarch64-edu aarch64-edu-pci-bridge aarch64-acpi"
 # Not run by default (time), but selectable by name.
 EXTRA_SCENARIOS="aarch64-net"
 
@@ -460,6 +460,38 @@ scenario_aarch64_edu() {
     edu_scenario aarch64-edu aarch64 300 1 -device virtio-iommu-pci \
         -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0 \
         -device edu,bus=rp1
+}
+
+# ---------------------------------------------------------------- DMA aliases
+
+# Conventional PCI behind a PCIe-to-PCI bridge, as libvirt puts it on q35:
+# the DMA of every function there carries the alias (secondary bus, devfn
+# 0).  The guest must give the edu an IOMMU group (VFIO drives it), its DMA
+# goes through the alias's domain, and the faults name the alias.
+PCI_BRIDGE=(-device pcie-pci-bridge,id=br1,bus=pcie.0,addr=0x8)
+scenario_x86_edu_pci_bridge() {
+    EDU_EXTRA_APPEND=viommu.edu_ep=bridge-alias \
+    edu_scenario x86-edu-pci-bridge x86_64 150 1 -device virtio-iommu-pci \
+        "${PCI_BRIDGE[@]}" -device edu,bus=br1,addr=0x1
+}
+
+scenario_aarch64_edu_pci_bridge() {
+    EDU_EXTRA_APPEND=viommu.edu_ep=bridge-alias \
+    edu_scenario aarch64-edu-pci-bridge aarch64 300 1 \
+        -device virtio-iommu-pci "${PCI_BRIDGE[@]}" \
+        -device edu,bus=br1,addr=0x1
+}
+
+# A conventional e1000 NIC behind the bridge, strict DMA domains: TCP both
+# ways with the virtio-net, through the IOMMU.
+scenario_x86_net_pci_bridge() {
+    local checks=${NET_CHECKS//e1000e/e1000}
+    run_guest x86-net-pci-bridge x86_64 150 \
+        "viommu.test=net viommu.nic2=e1000 iommu.strict=1 viommu.expect_type=DMA" \
+        "$checks" -device virtio-iommu-pci "${PCI_BRIDGE[@]}" \
+        -netdev hubport,id=n0,hubid=0 -netdev hubport,id=n1,hubid=0 \
+        -device virtio-net-pci,netdev=n0,iommu_platform=on,disable-legacy=on,mac=52:54:00:00:00:01,romfile= \
+        -device e1000,bus=br1,addr=0x2,netdev=n1,mac=52:54:00:00:00:02,romfile=
 }
 
 # ---------------------------------------------------------------- ACPI

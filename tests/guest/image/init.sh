@@ -403,23 +403,27 @@ pkill_sleep() {
 }
 
 net_pcis=""
+# The second NIC's driver: viommu.nic2=e1000 for a conventional PCI NIC
+# (behind a PCIe-to-PCI bridge, say); e1000e by default.
+nic2=$(arg nic2 e1000e)
+
 find_net_devices() {
     wait_for 20 netif_by_driver virtio_net > /dev/null
-    wait_for 20 netif_by_driver e1000e > /dev/null
+    wait_for 20 netif_by_driver "$nic2" > /dev/null
     vif=$(netif_by_driver virtio_net) || vif=""
-    eif=$(netif_by_driver e1000e) || eif=""
+    eif=$(netif_by_driver "$nic2") || eif=""
     net_pcis=""
     [ -n "$vif" ] && net_pcis="$(pci_of "/sys/class/net/$vif/device")"
     [ -n "$eif" ] && net_pcis="$net_pcis $(pci_of "/sys/class/net/$eif/device")"
-    info "nics virtio_net=${vif:-none} e1000e=${eif:-none} pci $net_pcis"
+    info "nics virtio_net=${vif:-none} $nic2=${eif:-none} pci $net_pcis"
 }
 
 test_net() {
     if [ -z "$vif" ] || [ -z "$eif" ]; then
-        check net-setup FAIL "need a virtio_net and an e1000e interface (got '${vif}' '${eif}')"
+        check net-setup FAIL "need a virtio_net and an $nic2 interface (got '${vif}' '${eif}')"
         return
     fi
-    # The e1000e goes into its own network namespace so that traffic
+    # The second NIC goes into its own network namespace so that traffic
     # between the two addresses really crosses the wire.
     unshare -n sleep 100000 &
     nspid=$!
@@ -436,7 +440,7 @@ test_net() {
         return
     fi
     if wait_for 20 ping -c 1 -W 1 10.99.0.2 > /dev/null 2>&1; then
-        check net-setup PASS "$vif (virtio-net) 10.99.0.1 <-> $eif (e1000e, own netns) 10.99.0.2"
+        check net-setup PASS "$vif (virtio-net) 10.99.0.1 <-> $eif ($nic2, own netns) 10.99.0.2"
     else
         check net-setup FAIL "no ping reply from 10.99.0.2 over $vif -> $eif"
         kill "$nspid"
@@ -445,8 +449,8 @@ test_net() {
     _bytes=$(($(arg net_mib 4) * 1048576))
     make_pattern "$(($(arg seed 1) + 7))" "$_bytes" /tmp/netpattern
     _want=$(sha256sum < /tmp/netpattern | cut -d' ' -f1)
-    transfer net-virtio-to-e1000e "" "$ns" 10.99.0.2 5001
-    transfer net-e1000e-to-virtio "$ns" "" 10.99.0.1 5002
+    transfer "net-virtio-to-$nic2" "" "$ns" 10.99.0.2 5001
+    transfer "net-$nic2-to-virtio" "$ns" "" 10.99.0.1 5002
     _loss=$(ping -c 200 -i 0.01 -W 2 -s 1400 10.99.0.2 2>&1 | grep -o '[0-9]*% packet loss')
     case "$_loss" in
         "0% packet loss") check net-ping PASS "200 pings of 1400 bytes: $_loss" ;;
