@@ -271,8 +271,10 @@ fi
 
 # ------------------------------------------------------------ domain
 
-# domain_xml EMULATOR SEED MIB: the domain docs/libvirt.md shows, on
-# EMULATOR, the guest writing MIB MiB of pattern SEED
+# domain_xml EMULATOR SEED MIB [TESTS [DEVICES]]: the domain
+# docs/libvirt.md shows, on EMULATOR, the guest writing MIB MiB of pattern
+# SEED; TESTS are the guest's (viommu.test=..., default demo) and DEVICES
+# more XML in <devices>
 domain_xml() {
     cat <<EOF
 <domain type='qemu'>
@@ -283,7 +285,7 @@ domain_xml() {
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>$gdir/vmlinuz</kernel>
     <initrd>$gdir/initramfs.cpio.gz</initrd>
-    <cmdline>console=ttyS0 viommu.test=demo edd=off panic=-1 viommu.seed=$2 viommu.mib=$3 viommu.timeout=$((LIMIT - 20))</cmdline>
+    <cmdline>console=ttyS0 viommu.test=${4:-demo} edd=off panic=-1 viommu.seed=$2 viommu.mib=$3 viommu.timeout=$((LIMIT - 20))</cmdline>
   </os>
   <features>
     <acpi/>
@@ -305,7 +307,7 @@ domain_xml() {
       <target port='0'/>
     </serial>
     <memballoon model='none'/>
-    <iommu model='virtio'/>
+    <iommu model='virtio'/>${5:-}
   </devices>
 </domain>
 EOF
@@ -413,6 +415,49 @@ if echo "$blk" | grep -qF '"iommu_platform":true'; then
     tap ok "libvirt's command line has the disk with iommu_platform"
 else
     tap not-ok "libvirt's command line has the disk with iommu_platform" "${blk:-no virtio-blk-pci}"
+fi
+
+# ------------------------------------------------------------ conventional NIC
+
+# A conventional PCI NIC (e1000) next to a virtio-net, the two wired to
+# each other over UDP: on q35 libvirt puts the e1000 on a pcie-pci-bridge
+# it adds itself, where the NIC's DMA carries the bridge's alias.  The
+# guest moves the e1000 into its own network namespace and sends a pattern
+# both ways through the IOMMU (strict domains).
+NICS="
+    <interface type='udp'>
+      <mac address='52:54:00:00:00:01'/>
+      <source address='127.0.0.1' port='47001'>
+        <local address='127.0.0.1' port='47002'/>
+      </source>
+      <model type='virtio'/>
+      <driver iommu='on'/>
+      <rom enabled='no'/>
+    </interface>
+    <interface type='udp'>
+      <mac address='52:54:00:00:00:02'/>
+      <source address='127.0.0.1' port='47002'>
+        <local address='127.0.0.1' port='47001'/>
+      </source>
+      <model type='e1000'/>
+      <rom enabled='no'/>
+    </interface>"
+fresh_disk
+domain_xml "$emulator" "$seed" "$MIB" \
+    "demo,net viommu.nic2=e1000 iommu.strict=1 viommu.expect_type=DMA" \
+    "$NICS" > "$dir/nic.xml"
+start_domain "$dir/nic.xml" "conventional NIC"
+wait_guest "conventional NIC" "$MIB" endpoint-groups domain-type \
+    disk-pattern net-setup net-virtio-to-e1000 net-e1000-to-virtio net-ping
+cmdline=$(tail -c +"$((log_offset + 1))" "$qemulog" 2> /dev/null)
+bridge=$(grep -oE '"driver":"pcie-pci-bridge"[^}]*"id":"[^"]*"' <<< "$cmdline" |
+         sed 's/.*"id":"\([^"]*\)"/\1/' | head -n 1)
+e1000=$(grep -F '"driver":"e1000"' <<< "$cmdline" | head -n 1)
+if [ -n "$bridge" ] && grep -qF "\"bus\":\"$bridge\"" <<< "$e1000"; then
+    tap ok "conventional NIC: libvirt put the e1000 on its pcie-pci-bridge $bridge"
+else
+    tap not-ok "conventional NIC: libvirt put the e1000 on a pcie-pci-bridge" \
+        "bridge '${bridge:-none}', e1000: ${e1000:-none}"
 fi
 
 # ------------------------------------------------------------ stock <-> ours
