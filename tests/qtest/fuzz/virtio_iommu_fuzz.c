@@ -15,7 +15,11 @@
  * writable part and a valid status in the tail; fault reports are well
  * formed and have the used length the contract gives; the device never
  * asks for a reset; the counters stay within the limits; a system reset
- * leaves no domain, mapping or attached endpoint.  A broken promise
+ * leaves no domain, mapping or attached endpoint.  A reference model
+ * (domains, endpoints, mappings, reserved regions, limits, features,
+ * bypass) predicts the status of every well-formed request, the PROBE
+ * properties, and for every DMA the bytes that reach guest memory or the
+ * edu's buffer and the fault reports, field by field.  A broken promise
  * aborts, so libFuzzer keeps the input like any crash.
  *
  * VIOMMU_FUZZ_TRACE=1 prints each action on stderr (for reproducers).
@@ -56,10 +60,14 @@
 #define MAX_DOMAINS         3
 #define MAX_MAPPINGS        64
 #define MAX_DOMAIN_ID       1000
+#define MAX_PENDING_FAULTS  8
 /* MSI-X opted in: its vectors are transport state the input can set */
-#define IOMMU_OPTS          "max-domains=3,max-mappings=64," \
-                            "max-pending-faults=8,max-domain-id=1000," \
-                            "vectors=3"
+#define IOMMU_OPTS          "max-domains=" stringify(MAX_DOMAINS) \
+                            ",max-mappings=" stringify(MAX_MAPPINGS) \
+                            ",max-pending-faults=" \
+                            stringify(MAX_PENDING_FAULTS) \
+                            ",max-domain-id=" stringify(MAX_DOMAIN_ID) \
+                            ",vectors=3"
 /*
  * Endpoints: four edu on pcie.0 and a fifth behind a PCIe root port,
  * whose secondary bus number (the fifth's endpoint ID) the input can
@@ -152,6 +160,8 @@ typedef struct Chain {
     int expect;             /* EXPECT_* or the status */
     uint32_t wlen;          /* device-writable bytes, contiguous at waddr */
     uint64_t waddr;
+    /* the readable part the device reads, for the model */
+    uint8_t req[sizeof(struct virtio_iommu_req_probe)];
 } Chain;
 
 typedef struct FuzzVq {
@@ -374,6 +384,858 @@ static void guest_fill(uint64_t addr, uint8_t val, uint64_t len)
     }
 }
 
+/*
+ * The reference model
+ *
+ * What the device must do, worked out from the specification and
+ * docs/behaviour-contract.md alone: the domains, the endpoints attached to
+ * them, their mappings, the machine's reserved regions, the limits, the
+ * negotiated features and the config bypass, kept in step with the device
+ * by applying every request the model expects to succeed.  From it the
+ * target predicts the status of every well-formed request (and the
+ * properties of a PROBE), and for every edu DMA, piece by piece as QEMU's
+ * memory core issues it, either the bytes that reach guest memory or the
+ * edu's buffer, or that the access is blocked and which fault report
+ * (reason, endpoint, address, READ/WRITE) the eventq gets.
+ *
+ * The model is in step ("synced") from a system reset, and from a START
+ * the contract checks apply to (fz.live); raw register writes, raw
+ * features and defective chains take it out of step until then.  Guest
+ * memory is tracked in three windows of plain RAM filled with a pattern
+ * that differs at every address; bytes outside them, or copied from
+ * outside them, are unknown and not checked.
+ */
+
+/* What q35 and the properties give the IOMMU (config space) */
+#define M_INPUT_END         ((1ull << 39) - 1)  /* q35: aw-bits=39 */
+#define M_PROBE_SIZE        512
+#define M_BOOT_BYPASS       1
+#define M_MAX_FNS           32
+#define M_MAX_EPS           (2 * M_MAX_FNS)
+#define M_MAX_WRITES        16
+
+typedef struct MResv {
+    uint64_t start, end;
+    uint8_t subtype;
+} MResv;
+
+/* q35 declares the APIC's MSI window for every endpoint, nothing else */
+static const MResv m_resv[] = {
+    { 0xfee00000ull, 0xfeefffffull, VIRTIO_IOMMU_RESV_MEM_T_MSI },
+};
+
+/*
+ * A PCI function behind the IOMMU.  While attached, its DMA goes by the
+ * ID it was attached under, whatever its bus is numbered now (design.rst,
+ * "Endpoints and address spaces").
+ */
+typedef struct MFn {
+    uint8_t devfn;
+    bool behind_port;       /* on the root port's secondary bus */
+    int edu;                /* index in fz.edu, or -1 */
+    bool bound;
+    uint32_t bound_id;
+} MFn;
+
+typedef struct MEp {        /* an attached endpoint ID */
+    bool used;
+    uint32_t id;
+    uint32_t domain;
+} MEp;
+
+typedef struct MDomain {
+    bool used;
+    uint32_t id;
+    bool bypass;
+    unsigned nr_eps;
+} MDomain;
+
+typedef struct MMapping {
+    bool used;
+    uint32_t domain;
+    uint64_t start, end, phys;
+    uint32_t flags;
+} MMapping;
+
+typedef struct MFault {
+    uint8_t reason;
+    uint32_t flags;
+    uint32_t ep;
+    uint64_t addr;
+} MFault;
+
+/* A window of guest RAM whose every byte the model knows */
+typedef struct Tracked {
+    uint64_t base, size;
+    uint8_t *pattern;       /* what an input starts with */
+    uint8_t *val;
+    uint8_t *known;
+} Tracked;
+
+typedef struct Model {
+    bool synced;
+    bool lost;              /* a request did what the model cannot tell */
+    bool whole;             /* synced all along since the last reset */
+    bool mem_stale;         /* DMA the model did not follow happened */
+    uint64_t granule;
+    uint64_t features;
+    bool bypass;
+    bool bypass_known;
+    uint8_t port_bus;
+    uint16_t edu_cmd[NR_EDU];
+    uint16_t saved_cmd[NR_EDU];
+    MFn fn[M_MAX_FNS];
+    unsigned nr_fns;
+    MEp ep[M_MAX_EPS];
+    MDomain dom[MAX_DOMAINS];
+    MMapping map[MAX_MAPPINGS];
+    unsigned nr_eps, nr_doms, nr_maps;
+    /* fault reports queued in the device, oldest first */
+    MFault fault[MAX_PENDING_FAULTS];
+    unsigned fault_head, nr_faults;
+    uint64_t faults_reported, faults_dropped;
+    uint64_t stats_reported, stats_dropped;     /* at the last reset */
+    /* the edus' DMA buffers */
+    uint8_t edu_buf[NR_EDU][EDU_BUF_SIZE];
+    uint8_t edu_known[NR_EDU][EDU_BUF_SIZE];
+    /* tracked bytes the DMA under way writes, to compare once it ran */
+    struct {
+        uint64_t pa;
+        uint32_t len;
+    } writes[M_MAX_WRITES];
+    unsigned nr_writes;
+    bool many_writes;
+} Model;
+
+static Model m;
+
+static Tracked tracked[] = {
+    { 0, 0xa0000 },                     /* below the VGA hole */
+    { 0x100000, 0x110000 },             /* what low IOVAs reach as is */
+    { DMA_BASE, DMA_PAGES * PAGE },     /* where mappings point */
+};
+
+/* A little-endian field of request structure @type in the bytes at @r */
+#define REQ32(r, type, f)   ldl_le_p((r) + offsetof(struct type, f))
+#define REQ64(r, type, f)   ldq_le_p((r) + offsetof(struct type, f))
+
+/* The first unused entry of a model table (each entry starts with .used) */
+#define M_FREE(table) ({                                    \
+    unsigned i_ = 0;                                        \
+                                                            \
+    while ((table)[i_].used) {                              \
+        g_assert(++i_ < ARRAY_SIZE(table));                 \
+    }                                                       \
+    &(table)[i_];                                           \
+})
+
+static bool has_feature(unsigned bit)
+{
+    return m.features & (1ull << bit);
+}
+
+static uint32_t mfn_id(const MFn *f)
+{
+    return f->behind_port ? (uint32_t)m.port_bus << 8 | f->devfn : f->devfn;
+}
+
+/*
+ * The function endpoint @id names: the one attached under it, else the
+ * unattached one whose requester ID it is now; or one attached under
+ * another ID whose requester ID it is now, which @id does not govern
+ * (*@governs false): attaching @id is recorded but changes nothing that
+ * function's DMA gets.  Two unattached functions with one requester ID
+ * (the root port's secondary bus numbered 0, like the root bus): nothing
+ * says which @id names, *@ambiguous is set and the first is returned.
+ */
+static MFn *mfn_find(uint32_t id, bool *governs, bool *ambiguous)
+{
+    MFn *found = NULL, *other = NULL;
+    unsigned i;
+
+    *governs = true;
+    *ambiguous = false;
+    if (id > 0xffff) {
+        return NULL;
+    }
+    for (i = 0; i < m.nr_fns; i++) {
+        if (m.fn[i].bound && m.fn[i].bound_id == id) {
+            return &m.fn[i];
+        }
+    }
+    for (i = 0; i < m.nr_fns; i++) {
+        if (mfn_id(&m.fn[i]) != id) {
+            continue;
+        }
+        if (m.fn[i].bound) {
+            other = other ? other : &m.fn[i];
+        } else if (found) {
+            *ambiguous = true;
+        } else {
+            found = &m.fn[i];
+        }
+    }
+    *governs = found;
+    return found ? found : other;
+}
+
+static MFn *mfn_of(uint32_t id, bool *governs)
+{
+    bool ambiguous;
+
+    return mfn_find(id, governs, &ambiguous);
+}
+
+static bool m_exists(uint32_t id)
+{
+    bool governs;
+
+    return mfn_of(id, &governs);
+}
+
+static MFn *mfn_of_edu(int e)
+{
+    unsigned i;
+
+    for (i = 0; i < m.nr_fns; i++) {
+        if (m.fn[i].edu == e) {
+            return &m.fn[i];
+        }
+    }
+    g_assert_not_reached();
+}
+
+/* The entry of a model table whose .id is @key, or NULL */
+#define M_FIND(table, key) ({                               \
+    typeof(&(table)[0]) found_ = NULL;                      \
+    unsigned i_;                                            \
+                                                            \
+    for (i_ = 0; !found_ && i_ < ARRAY_SIZE(table); i_++) { \
+        if ((table)[i_].used && (table)[i_].id == (key)) {  \
+            found_ = &(table)[i_];                          \
+        }                                                   \
+    }                                                       \
+    found_;                                                 \
+})
+
+static MEp *m_ep(uint32_t id)
+{
+    return M_FIND(m.ep, id);
+}
+
+static MDomain *m_domain(uint32_t id)
+{
+    return M_FIND(m.dom, id);
+}
+
+static bool m_overlap(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1)
+{
+    return a0 <= b1 && b0 <= a1;
+}
+
+static bool m_hits_resv(uint64_t start, uint64_t end)
+{
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(m_resv); i++) {
+        if (m_overlap(start, end, m_resv[i].start, m_resv[i].end)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The mapping of @domain that overlaps [start, end], if any */
+static MMapping *m_mapping(uint32_t domain, uint64_t start, uint64_t end)
+{
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(m.map); i++) {
+        MMapping *p = &m.map[i];
+
+        if (p->used && p->domain == domain &&
+            m_overlap(start, end, p->start, p->end)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void m_unmap(MMapping *p)
+{
+    p->used = false;
+    m.nr_maps--;
+}
+
+/* The endpoint leaves its domain; the last one out destroys it */
+static void m_detach(MEp *ep)
+{
+    MDomain *d = m_domain(ep->domain);
+    bool governs;
+    MFn *f = mfn_of(ep->id, &governs);
+    unsigned i;
+
+    if (f && governs) {
+        f->bound = false;
+    }
+    ep->used = false;
+    m.nr_eps--;
+    if (--d->nr_eps) {
+        return;
+    }
+    for (i = 0; i < ARRAY_SIZE(m.map); i++) {
+        if (m.map[i].used && m.map[i].domain == d->id) {
+            m_unmap(&m.map[i]);
+        }
+    }
+    d->used = false;
+    m.nr_doms--;
+}
+
+static void m_attach(uint32_t id, MDomain *d)
+{
+    bool governs, ambiguous;
+    MFn *f;
+
+    *M_FREE(m.ep) = (MEp) { true, id, d->id };
+    m.nr_eps++;
+    d->nr_eps++;
+    f = mfn_find(id, &governs, &ambiguous);
+    m.lost |= ambiguous;
+    if (f && governs) {
+        f->bound = true;
+        f->bound_id = id;
+    }
+}
+
+/* The handlers: the contract's checks in its order; OK changes state */
+
+static uint8_t m_req_attach(const uint8_t *r)
+{
+    uint32_t domain = REQ32(r, virtio_iommu_req_attach, domain);
+    uint32_t id = REQ32(r, virtio_iommu_req_attach, endpoint);
+    uint32_t flags = REQ32(r, virtio_iommu_req_attach, flags);
+    uint32_t resv = REQ32(r, virtio_iommu_req_attach, reserved);
+    bool bypass = flags & VIRTIO_IOMMU_ATTACH_F_BYPASS;
+    MEp *ep;
+    MDomain *old, *d;
+    bool old_goes, survives;
+    unsigned i;
+
+    if (resv) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if ((flags & ~VIRTIO_IOMMU_ATTACH_F_BYPASS) ||
+        (bypass && !has_feature(VIRTIO_IOMMU_F_BYPASS_CONFIG))) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (!m_exists(id)) {
+        return VIRTIO_IOMMU_S_NOENT;
+    }
+    if (domain > MAX_DOMAIN_ID) {
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    ep = m_ep(id);
+    old = ep ? m_domain(ep->domain) : NULL;
+    old_goes = old && old->nr_eps == 1;
+    d = m_domain(domain);
+    survives = d && !(old_goes && old == d);
+    if (survives && d->bypass != bypass) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    for (i = 0; survives && i < ARRAY_SIZE(m_resv); i++) {
+        if (m_mapping(domain, m_resv[i].start, m_resv[i].end)) {
+            return VIRTIO_IOMMU_S_UNSUPP;
+        }
+    }
+    if (m.nr_doms - old_goes + !survives > MAX_DOMAINS) {
+        return VIRTIO_IOMMU_S_NOMEM;
+    }
+    if (ep) {
+        m_detach(ep);
+    }
+    if (!survives) {
+        d = M_FREE(m.dom);
+        *d = (MDomain) { true, domain, bypass, 0 };
+        m.nr_doms++;
+    }
+    m_attach(id, d);
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t m_req_detach(const uint8_t *r)
+{
+    uint32_t domain = REQ32(r, virtio_iommu_req_detach, domain);
+    uint32_t id = REQ32(r, virtio_iommu_req_detach, endpoint);
+    MEp *ep;
+
+    if (!m_exists(id)) {
+        return VIRTIO_IOMMU_S_NOENT;
+    }
+    if (domain > MAX_DOMAIN_ID) {
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    ep = m_ep(id);
+    if (!ep || ep->domain != domain) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    m_detach(ep);
+    return VIRTIO_IOMMU_S_OK;
+}
+
+/* MAP and UNMAP: the domain they name, or the status that refuses it */
+static MDomain *m_map_domain(uint32_t domain, uint8_t *status)
+{
+    MDomain *d;
+
+    if (domain > MAX_DOMAIN_ID) {
+        *status = VIRTIO_IOMMU_S_RANGE;
+        return NULL;
+    }
+    d = m_domain(domain);
+    if (!d) {
+        *status = VIRTIO_IOMMU_S_NOENT;
+        return NULL;
+    }
+    if (d->bypass) {
+        *status = VIRTIO_IOMMU_S_INVAL;
+        return NULL;
+    }
+    return d;
+}
+
+static uint8_t m_req_map(const uint8_t *r)
+{
+    uint32_t domain = REQ32(r, virtio_iommu_req_map, domain);
+    uint64_t start = REQ64(r, virtio_iommu_req_map, virt_start);
+    uint64_t end = REQ64(r, virtio_iommu_req_map, virt_end);
+    uint64_t phys = REQ64(r, virtio_iommu_req_map, phys_start);
+    uint32_t flags = REQ32(r, virtio_iommu_req_map, flags);
+    uint8_t status;
+
+    if ((flags & ~VIRTIO_IOMMU_MAP_F_MASK) ||
+        ((flags & VIRTIO_IOMMU_MAP_F_MMIO) &&
+         !has_feature(VIRTIO_IOMMU_F_MMIO))) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (!m_map_domain(domain, &status)) {
+        return status;
+    }
+    if (end < start) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if ((start | phys | (end + 1)) & (m.granule - 1)) {
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    if (end > M_INPUT_END || phys + (end - start) < phys) {
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    /* every endpoint of the domain has the machine's reserved regions */
+    if (m_mapping(domain, start, end) || m_hits_resv(start, end)) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (m.nr_maps >= MAX_MAPPINGS) {
+        return VIRTIO_IOMMU_S_NOMEM;
+    }
+    *M_FREE(m.map) = (MMapping) { true, domain, start, end, phys, flags };
+    m.nr_maps++;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static uint8_t m_req_unmap(const uint8_t *r)
+{
+    uint32_t domain = REQ32(r, virtio_iommu_req_unmap, domain);
+    uint64_t start = REQ64(r, virtio_iommu_req_unmap, virt_start);
+    uint64_t end = REQ64(r, virtio_iommu_req_unmap, virt_end);
+    uint32_t resv = REQ32(r, virtio_iommu_req_unmap, reserved);
+    uint8_t status;
+    MMapping *p;
+    unsigned i;
+
+    if (resv) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (!m_map_domain(domain, &status)) {
+        return status;
+    }
+    if (end < start) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (end > M_INPUT_END) {
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    for (i = 0; i < ARRAY_SIZE(m.map); i++) {
+        p = &m.map[i];
+        if (p->used && p->domain == domain &&
+            m_overlap(start, end, p->start, p->end) &&
+            (p->start < start || p->end > end)) {
+            return VIRTIO_IOMMU_S_RANGE;        /* would split it */
+        }
+    }
+    while ((p = m_mapping(domain, start, end))) {
+        m_unmap(p);
+    }
+    return VIRTIO_IOMMU_S_OK;
+}
+
+/* PROBE: the properties go to @props (M_PROBE_SIZE bytes) */
+static uint8_t m_req_probe(const uint8_t *r, uint32_t wlen, uint8_t *props)
+{
+    uint32_t id = REQ32(r, virtio_iommu_req_probe, endpoint);
+    unsigned i;
+
+    if (wlen - sizeof(struct virtio_iommu_req_tail) < M_PROBE_SIZE) {
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (!m_exists(id)) {
+        return VIRTIO_IOMMU_S_NOENT;
+    }
+    memset(props, 0, M_PROBE_SIZE);
+    for (i = 0; i < ARRAY_SIZE(m_resv); i++) {
+        struct virtio_iommu_probe_resv_mem p = {
+            .head.type = cpu_to_le16(VIRTIO_IOMMU_PROBE_T_RESV_MEM),
+            .head.length = cpu_to_le16(sizeof(p) - sizeof(p.head)),
+            .subtype = m_resv[i].subtype,
+            .start = cpu_to_le64(m_resv[i].start),
+            .end = cpu_to_le64(m_resv[i].end),
+        };
+
+        memcpy(props + i * sizeof(p), &p, sizeof(p));
+    }
+    return VIRTIO_IOMMU_S_OK;
+}
+
+/*
+ * The status of a well-formed request (readable part complete, tail
+ * present, type known and negotiated); applied to the model if OK.
+ */
+static uint8_t model_request(const Chain *c, uint8_t *props)
+{
+    switch (c->req[0]) {
+    case VIRTIO_IOMMU_T_ATTACH:
+        return m_req_attach(c->req);
+    case VIRTIO_IOMMU_T_DETACH:
+        return m_req_detach(c->req);
+    case VIRTIO_IOMMU_T_MAP:
+        return m_req_map(c->req);
+    case VIRTIO_IOMMU_T_UNMAP:
+        return m_req_unmap(c->req);
+    default:
+        return m_req_probe(c->req, c->wlen, props);
+    }
+}
+
+/* Tracked guest memory */
+
+static Tracked *tracked_at(uint64_t pa)
+{
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(tracked); i++) {
+        if (pa >= tracked[i].base && pa - tracked[i].base < tracked[i].size) {
+            return &tracked[i];
+        }
+    }
+    return NULL;
+}
+
+/* Fill the tracked windows with their pattern: every byte known */
+static void tracked_fill(void)
+{
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(tracked); i++) {
+        Tracked *t = &tracked[i];
+
+        qtest_memwrite(fz.qts, t->base, t->pattern, t->size);
+        memcpy(t->val, t->pattern, t->size);
+        memset(t->known, 1, t->size);
+    }
+    m.mem_stale = false;
+}
+
+/* Learn the tracked windows again after DMA the model did not follow */
+static void tracked_reload(void)
+{
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(tracked); i++) {
+        Tracked *t = &tracked[i];
+
+        qtest_memread(fz.qts, t->base, t->val, t->size);
+        memset(t->known, 1, t->size);
+    }
+    m.mem_stale = false;
+}
+
+/* Guest memory at [pa, pa + len) holds what the model knows is there */
+static void tracked_check(uint64_t pa, uint64_t len, const char *what)
+{
+    static uint8_t buf[64 * KiB];
+
+    while (len) {
+        Tracked *t = tracked_at(pa);
+        uint64_t off = pa - t->base;
+        uint64_t l = MIN(MIN(len, sizeof(buf)), t->size - off);
+        uint64_t i;
+
+        qtest_memread(fz.qts, pa, buf, l);
+        if (memcmp(buf, t->val + off, l)) {
+            for (i = 0; i < l; i++) {
+                if (t->known[off + i] && buf[i] != t->val[off + i]) {
+                    broken("%s: guest memory at 0x%" PRIx64 " is 0x%02x, "
+                           "want 0x%02x", what, pa + i, buf[i],
+                           t->val[off + i]);
+                }
+            }
+        }
+        pa += l;
+        len -= l;
+    }
+}
+
+static void tracked_check_all(const char *what)
+{
+    unsigned i;
+
+    if (m.mem_stale) {
+        return;
+    }
+    for (i = 0; i < ARRAY_SIZE(tracked); i++) {
+        tracked_check(tracked[i].base, tracked[i].size, what);
+    }
+}
+
+/* DMA */
+
+/* One step of a DMA at @addr: where it goes, or why it is blocked */
+typedef struct MStep {
+    bool ok;
+    uint64_t pa;
+    uint64_t run;           /* bytes from @addr that go on to pa onwards */
+    uint8_t reason;         /* else: blocked, reported with this reason */
+    uint32_t ep;
+} MStep;
+
+static MStep m_translate(const MFn *f, uint64_t addr, bool write)
+{
+    MStep s = { .ep = f->bound ? f->bound_id : mfn_id(f) };
+    const MDomain *d = NULL;
+    const MMapping *p;
+    unsigned perm = write ? VIRTIO_IOMMU_MAP_F_WRITE : VIRTIO_IOMMU_MAP_F_READ;
+    unsigned i;
+
+    if (f->bound) {
+        d = m_domain(m_ep(f->bound_id)->domain);
+    }
+    if (!d || d->bypass) {
+        /* unattached in bypass, or a bypass domain: identity */
+        if (d || m.bypass) {
+            s.ok = true;
+            s.pa = addr;
+            s.run = UINT64_MAX - addr;
+            return s;
+        }
+        s.reason = VIRTIO_IOMMU_FAULT_R_DOMAIN;
+        return s;
+    }
+    p = m_mapping(d->id, addr, addr);
+    if (p && (p->flags & perm)) {
+        s.ok = true;
+        s.pa = p->phys + (addr - p->start);
+        s.run = p->end - addr + 1;
+        return s;
+    }
+    for (i = 0; !p && i < ARRAY_SIZE(m_resv); i++) {
+        if (addr >= m_resv[i].start && addr <= m_resv[i].end &&
+            m_resv[i].subtype == VIRTIO_IOMMU_RESV_MEM_T_MSI) {
+            s.ok = true;            /* MSI doorbells reach the APIC */
+            s.pa = addr;
+            s.run = m_resv[i].end - addr + 1;
+            return s;
+        }
+    }
+    s.reason = VIRTIO_IOMMU_FAULT_R_MAPPING;
+    return s;
+}
+
+/* Queue a fault report; false when the queue is full and it is dropped */
+static bool m_fault(const MStep *s, uint64_t addr, bool write)
+{
+    if (m.nr_faults == MAX_PENDING_FAULTS) {
+        m.faults_dropped++;
+        return false;
+    }
+    m.faults_reported++;
+    m.fault[(m.fault_head + m.nr_faults++) % MAX_PENDING_FAULTS] = (MFault) {
+        .reason = s->reason,
+        .flags = VIRTIO_IOMMU_FAULT_F_ADDRESS |
+                 (write ? VIRTIO_IOMMU_FAULT_F_WRITE :
+                          VIRTIO_IOMMU_FAULT_F_READ),
+        .ep = s->ep,
+        .addr = addr,
+    };
+    return true;
+}
+
+/* @n bytes between edu @e's buffer at @off and guest memory at @pa */
+static void m_copy(int e, uint32_t off, uint64_t pa, uint32_t n,
+                   bool to_pci)
+{
+    uint64_t last = pa + n - 1;
+    unsigned i;
+
+    if (!to_pci) {
+        memset(m.edu_known[e] + off, 0, n);
+    }
+    for (i = 0; i < ARRAY_SIZE(tracked); i++) {
+        Tracked *t = &tracked[i];
+        uint64_t lo = MAX(pa, t->base);
+        uint64_t hi = MIN(last, t->base + t->size - 1);
+
+        if (lo > hi) {
+            continue;
+        }
+        if (to_pci) {
+            memcpy(t->val + (lo - t->base), m.edu_buf[e] + off + (lo - pa),
+                   hi - lo + 1);
+            memcpy(t->known + (lo - t->base),
+                   m.edu_known[e] + off + (lo - pa), hi - lo + 1);
+            if (m.nr_writes < M_MAX_WRITES) {
+                m.writes[m.nr_writes].pa = lo;
+                m.writes[m.nr_writes++].len = hi - lo + 1;
+            } else {
+                m.many_writes = true;
+            }
+        } else {
+            memcpy(m.edu_buf[e] + off + (lo - pa), t->val + (lo - t->base),
+                   hi - lo + 1);
+            memcpy(m.edu_known[e] + off + (lo - pa),
+                   t->known + (lo - t->base), hi - lo + 1);
+        }
+    }
+}
+
+/*
+ * What edu @e's DMA of @count bytes at @iova must do.  QEMU's memory core
+ * translates where the access starts and goes on as far as the answer
+ * reaches; a blocked access goes in pieces of at most 4 bytes, aligned on
+ * the IOVA, each translated (and reported) again; a blocked read returns
+ * zeroes.  Returns the number of fault reports queued (not dropped), or
+ * -1 when the model cannot follow (the access reaches the end of the
+ * IOVA space).
+ */
+static int model_dma(int e, uint64_t iova, uint32_t count, bool to_pci)
+{
+    const MFn *f = mfn_of_edu(e);
+    uint64_t addr = iova;
+    uint32_t off = 0;
+    int faults = 0;
+
+    m.nr_writes = 0;
+    m.many_writes = false;
+    if (!(m.edu_cmd[e] & PCI_COMMAND_MEMORY)) {
+        return 0;                       /* its registers are unreachable */
+    }
+    if (!(m.edu_cmd[e] & PCI_COMMAND_MASTER)) {
+        if (!to_pci) {
+            memset(m.edu_known[e], 0, count);
+        }
+        return 0;                       /* the access goes nowhere */
+    }
+    if (iova + count - 1 < iova || iova + count - 1 == UINT64_MAX) {
+        return -1;
+    }
+    while (off < count) {
+        MStep s = m_translate(f, addr, to_pci);
+        uint32_t n = count - off;
+
+        if (s.ok) {
+            n = MIN(n, s.run);
+            m_copy(e, off, s.pa, n, to_pci);
+        } else {
+            n = MIN(n, 4);
+            if (addr & (n - 1)) {
+                n = addr & -addr;
+            }
+            n = pow2floor(n);
+            faults += m_fault(&s, addr, to_pci);
+            if (!to_pci) {
+                memset(m.edu_buf[e] + off, 0, n);
+                memset(m.edu_known[e] + off, 1, n);
+            }
+        }
+        addr += n;
+        off += n;
+    }
+    return faults;
+}
+
+/* After the DMA ran: guest memory holds what the model wrote */
+static void model_dma_check(int e, uint64_t iova)
+{
+    g_autofree char *what = g_strdup_printf("edu%d wrote at IOVA 0x%" PRIx64,
+                                            e + 1, iova);
+    unsigned i;
+
+    if (m.many_writes) {
+        tracked_check_all(what);
+        return;
+    }
+    for (i = 0; i < m.nr_writes; i++) {
+        tracked_check(m.writes[i].pa, m.writes[i].len, what);
+    }
+}
+
+/* A fault report came out of the eventq: the oldest the model queued */
+static void model_fault_delivered(const struct virtio_iommu_fault *f)
+{
+    uint32_t flags = le32_to_cpu(f->flags), ep = le32_to_cpu(f->endpoint);
+    uint64_t addr = le64_to_cpu(f->address);
+    MFault *x = &m.fault[m.fault_head];
+
+    if (!m.nr_faults) {
+        broken("fault report reason %u, flags 0x%x, endpoint 0x%x, address "
+               "0x%" PRIx64 ": the model expects none", f->reason, flags,
+               ep, addr);
+    }
+    if (f->reason != x->reason || flags != x->flags || ep != x->ep ||
+        addr != x->addr) {
+        broken("fault report reason %u, flags 0x%x, endpoint 0x%x, address "
+               "0x%" PRIx64 "; want reason %u, flags 0x%x, endpoint 0x%x, "
+               "address 0x%" PRIx64, f->reason, flags, ep, addr, x->reason,
+               x->flags, x->ep, x->addr);
+    }
+    m.fault_head = (m.fault_head + 1) % MAX_PENDING_FAULTS;
+    m.nr_faults--;
+}
+
+/* Resets */
+
+/* A device reset: nothing attached, no fault queued; bypass stays */
+static void model_device_reset(void)
+{
+    unsigned i;
+
+    for (i = 0; i < m.nr_fns; i++) {
+        m.fn[i].bound = false;
+    }
+    memset(m.ep, 0, sizeof(m.ep));
+    memset(m.dom, 0, sizeof(m.dom));
+    memset(m.map, 0, sizeof(m.map));
+    m.nr_eps = m.nr_doms = m.nr_maps = 0;
+    m.fault_head = m.nr_faults = 0;
+}
+
+/* Out of step with the device until the next reset */
+static void model_unsync(void)
+{
+    fz.live = false;
+    m.synced = false;
+    m.whole = false;
+    m.mem_stale = true;
+}
+
 /* PCI: what a system reset undoes, put back */
 
 static void save_config(SavedConfig *c, QPCIDevice *dev)
@@ -501,6 +1363,28 @@ static void driver_reset(void)
 }
 
 /*
+ * A START the contract applies to: the device was reset, the features
+ * are known.  Config bypass is as it was before the reset.
+ */
+static void model_start(void)
+{
+    uint8_t bypass = qvirtio_config_readb(&fz.vpci->vdev, CFG_OFF(bypass));
+
+    model_device_reset();
+    m.features = fz.features;
+    if (m.bypass_known && bypass != m.bypass) {
+        broken("config bypass is %u after a device reset, want %u", bypass,
+               m.bypass);
+    }
+    m.bypass = bypass;
+    m.bypass_known = true;
+    if (m.mem_stale) {
+        tracked_reload();
+    }
+    m.synced = true;
+}
+
+/*
  * Reset the device and bring it up: the features offered minus
  * @feat_mask (or exactly @feat_mask, raw), queues of the sizes chosen.
  */
@@ -534,6 +1418,11 @@ static void do_start(uint64_t feat_mask, uint8_t sizes, uint8_t flags)
               (fz.features & (1ull << VIRTIO_F_VERSION_1));
     trace("start features=0x%" PRIx64 " sizes=%u/%u%s", fz.features,
           fz.vq[0].size, fz.vq[1].size, fz.live ? "" : " (not live)");
+    if (fz.live) {
+        model_start();
+    } else {
+        model_unsync();
+    }
 }
 
 /* Guest memory for request buffers; 0 when full */
@@ -717,7 +1606,9 @@ static void send_request(const uint8_t *req, uint32_t rlen, uint32_t wlen,
     uint64_t raddr = 0, waddr = 0;
     int defect = (layout & 0x80) ? 1 + (bogus & 7) : 0;
     uint32_t rchunk = 0, wchunk = 0;
+    unsigned i;
 
+    memcpy(c.req, req, MIN(rlen, sizeof(c.req)));
     if (rlen) {
         raddr = arena_alloc(rlen);
         if (!raddr) {
@@ -763,7 +1654,13 @@ static void send_request(const uint8_t *req, uint32_t rlen, uint32_t wlen,
         split(segs, &n, waddr, wlen, wchunk, true);
     }
     if (n == MAX_SEGS) {
-        c.checked = false;      /* truncated */
+        /* Perhaps cut short: the request is what the chain holds */
+        rlen = wlen = 0;
+        for (i = 0; i < n; i++) {
+            *(segs[i].write ? &wlen : &rlen) += segs[i].len;
+        }
+        c.expect = expected(req, rlen, wlen);
+        c.wlen = wlen;
     }
     switch (defect) {
     case 1:
@@ -778,7 +1675,7 @@ static void send_request(const uint8_t *req, uint32_t rlen, uint32_t wlen,
     }
     if (defect) {
         c.checked = false;
-        fz.live = false;
+        model_unsync();
     }
     if (!queue_chain(segs, n, layout & 0x40, defect, &c)) {
         trace("  no room on the requestq");
@@ -950,51 +1847,108 @@ static bool valid_status(uint8_t s)
     return s <= VIRTIO_IOMMU_S_NOMEM;
 }
 
-/* Check one used request against the contract */
+/* The request's fields, for messages */
+static char *describe(const Chain *c)
+{
+    const uint8_t *r = c->req;
+
+    switch (c->type) {
+    case VIRTIO_IOMMU_T_ATTACH:
+        return g_strdup_printf("ATTACH domain %u endpoint 0x%x flags 0x%x",
+                               REQ32(r, virtio_iommu_req_attach, domain),
+                               REQ32(r, virtio_iommu_req_attach, endpoint),
+                               REQ32(r, virtio_iommu_req_attach, flags));
+    case VIRTIO_IOMMU_T_DETACH:
+        return g_strdup_printf("DETACH domain %u endpoint 0x%x",
+                               REQ32(r, virtio_iommu_req_detach, domain),
+                               REQ32(r, virtio_iommu_req_detach, endpoint));
+    case VIRTIO_IOMMU_T_MAP:
+        return g_strdup_printf("MAP domain %u [0x%" PRIx64 ", 0x%" PRIx64
+                               "] -> 0x%" PRIx64 " flags 0x%x",
+                               REQ32(r, virtio_iommu_req_map, domain),
+                               REQ64(r, virtio_iommu_req_map, virt_start),
+                               REQ64(r, virtio_iommu_req_map, virt_end),
+                               REQ64(r, virtio_iommu_req_map, phys_start),
+                               REQ32(r, virtio_iommu_req_map, flags));
+    case VIRTIO_IOMMU_T_UNMAP:
+        return g_strdup_printf("UNMAP domain %u [0x%" PRIx64 ", 0x%" PRIx64
+                               "]", REQ32(r, virtio_iommu_req_unmap, domain),
+                               REQ64(r, virtio_iommu_req_unmap, virt_start),
+                               REQ64(r, virtio_iommu_req_unmap, virt_end));
+    case VIRTIO_IOMMU_T_PROBE:
+        return g_strdup_printf("PROBE endpoint 0x%x",
+                               REQ32(r, virtio_iommu_req_probe, endpoint));
+    }
+    return g_strdup_printf("type %u", c->type);
+}
+
+/*
+ * Check one used request against the contract and, for a well-formed
+ * one, against the model's status (and PROBE properties)
+ */
 static void check_request(uint32_t id, uint32_t len)
 {
     Chain *c = &fz.chains[id];
     g_autofree uint8_t *w = NULL;
+    g_autofree char *what = NULL;
+    uint8_t props[M_PROBE_SIZE];
+    uint32_t i, body, from = 0;
     uint8_t *tail;
-    uint32_t i;
+    uint8_t want;
 
     if (!c->checked) {
         return;
     }
+    what = describe(c);
     if (c->expect == EXPECT_UNUSED) {
         if (len) {
-            broken("request %u (type %u, %u writable bytes): used length "
-                   "%u, want 0", id, c->type, c->wlen, len);
+            broken("request %u (%s, %u writable bytes): used length "
+                   "%u, want 0", id, what, c->wlen, len);
         }
         return;
     }
     if (len != c->wlen) {
-        broken("request %u (type %u): used length %u, want %u", id,
-               c->type, len, c->wlen);
+        broken("request %u (%s): used length %u, want %u", id, what, len,
+               c->wlen);
     }
-    if (c->wlen > 4096) {
-        return;
-    }
-    w = g_malloc(c->wlen);
-    qtest_memread(fz.qts, c->waddr, w, c->wlen);
-    tail = w + c->wlen - 4;
+    /* Large writable parts: the tail only */
+    body = c->wlen <= 4096 ? c->wlen - 4 : 0;
+    w = g_malloc(body + 4);
+    qtest_memread(fz.qts, c->waddr + c->wlen - 4 - body, w, body + 4);
+    tail = w + body;
     if (!valid_status(tail[0]) || tail[1] || tail[2] || tail[3]) {
-        broken("request %u (type %u): tail %02x %02x %02x %02x", id,
-               c->type, tail[0], tail[1], tail[2], tail[3]);
+        broken("request %u (%s): tail %02x %02x %02x %02x", id, what,
+               tail[0], tail[1], tail[2], tail[3]);
     }
-    if (c->expect >= 0 && tail[0] != c->expect) {
-        broken("request %u (type %u): status %u, want %u", id, c->type,
-               tail[0], c->expect);
+    want = c->expect >= 0 ? c->expect : model_request(c, props);
+    trace("  used: request %u (%s) status %u, model %u", id, what,
+          tail[0], want);
+    if (tail[0] != want) {
+        broken("request %u (%s): status %u, want %u", id, what, tail[0],
+               want);
+    }
+    if (m.lost) {
+        trace("  the model cannot tell which function that attached");
+        m.lost = false;
+        model_unsync();
     }
     /* Only a successful PROBE has a payload; the rest is zeroes */
-    for (i = c->type == VIRTIO_IOMMU_T_PROBE && !tail[0] ? c->wlen - 4 : 0;
-         i < c->wlen - 4; i++) {
+    if (c->type == VIRTIO_IOMMU_T_PROBE && want == VIRTIO_IOMMU_S_OK &&
+        body) {
+        for (i = 0; i < M_PROBE_SIZE; i++) {
+            if (w[i] != props[i]) {
+                broken("request %u (%s): property byte %u is 0x%02x, want "
+                       "0x%02x", id, what, i, w[i], props[i]);
+            }
+        }
+        from = M_PROBE_SIZE;
+    }
+    for (i = from; i < body; i++) {
         if (w[i]) {
-            broken("request %u (type %u, status %u): writable byte %u is "
-                   "0x%02x, want 0", id, c->type, tail[0], i, w[i]);
+            broken("request %u (%s, status %u): writable byte %u is "
+                   "0x%02x, want 0", id, what, tail[0], i, w[i]);
         }
     }
-    trace("  used: request %u status %u", id, tail[0]);
 }
 
 static void check_event(uint32_t id, uint32_t len)
@@ -1008,6 +1962,11 @@ static void check_event(uint32_t id, uint32_t len)
                fz.evt_len[id], len, want);
     }
     if (!len) {
+        /* taken for a fault report, and too small for it */
+        if (!m.nr_faults) {
+            broken("eventq buffer of %u bytes used while no fault report "
+                   "is pending", fz.evt_len[id]);
+        }
         return;
     }
     qtest_memread(fz.qts, EVT_BASE + id * EVT_BUF_MAX, &f, sizeof(f));
@@ -1033,6 +1992,7 @@ static void check_event(uint32_t id, uint32_t len)
     }
     trace("  fault: reason %u flags 0x%x ep 0x%x address 0x%" PRIx64,
           f.reason, flags, ep, le64_to_cpu(f.address));
+    model_fault_delivered(&f);
 }
 
 /* Consume what the device used on queue @q */
@@ -1089,6 +2049,15 @@ static void check_live(void)
     }
 }
 
+/* Fault reports the model expects never wait while buffers are posted */
+static void check_faults_delivered(void)
+{
+    if (fz.live && m.nr_faults && fz.vq[1].in_flight) {
+        broken("%u fault reports pending, %u eventq buffers posted",
+               m.nr_faults, fz.vq[1].in_flight);
+    }
+}
+
 static void do_kick(int q)
 {
     trace("kick %s", q ? "eventq" : "requestq");
@@ -1104,18 +2073,18 @@ static void do_kick(int q)
         broken("%u requests still in flight after a kick",
                fz.vq[0].in_flight);
     }
+    if (q == 1) {
+        check_faults_delivered();
+    }
 }
 
-/* OP_EVENTS: post eventq buffers for fault reports */
-static void do_events(uint8_t count, uint8_t size)
+/* Post up to @n eventq buffers of @len bytes */
+static void post_events(unsigned n, uint32_t len)
 {
     FuzzVq *vq = &fz.vq[1];
-    uint32_t len = size < 0xc0 ? 24 + (size % 3) * 8 : 1 + size % 23;
     unsigned i;
 
-    trace("eventq: %u buffers of %u bytes", (count & 7) + 1, len);
-    for (i = 0; i <= (count & 7) && vq->size && vq->in_flight < vq->size;
-         i++) {
+    for (i = 0; i < n && vq->size && vq->in_flight < vq->size; i++) {
         uint16_t d = vq->next_desc;
 
         write_desc(vq->desc, d, EVT_BASE + d * EVT_BUF_MAX, len,
@@ -1125,6 +2094,15 @@ static void do_events(uint8_t count, uint8_t size)
         vq->next_desc = (d + 1) % vq->size;
         publish(vq, d);
     }
+}
+
+/* OP_EVENTS: post eventq buffers for fault reports */
+static void do_events(uint8_t count, uint8_t size)
+{
+    uint32_t len = size < 0xc0 ? 24 + (size % 3) * 8 : 1 + size % 23;
+
+    trace("eventq: %u buffers of %u bytes", (count & 7) + 1, len);
+    post_events((count & 7) + 1, len);
     if (!(count & 0x80)) {
         do_kick(1);
     }
@@ -1136,9 +2114,24 @@ static void edu_dma(int e, uint64_t iova, uint32_t count, bool to_pci,
 {
     QPCIDevice *dev = fz.edu[e];
     QPCIBar bar = fz.edu_bar[e];
+    int faults = 0;
 
     trace("dma: edu%d %s 0x%" PRIx64 ", %u bytes", e + 1,
           to_pci ? "writes" : "reads", iova, count);
+    if (m.synced) {
+        /* the model's fault queue is the device's */
+        if (fz.live) {
+            collect(1);
+        }
+        faults = model_dma(e, iova, count, to_pci);
+        if (faults < 0) {
+            trace("  the model cannot follow this DMA");
+            model_unsync();
+        }
+    }
+    if (!m.synced && !to_pci) {
+        memset(m.edu_known[e], 0, count);
+    }
     qpci_io_writeq(dev, bar, EDU_DMA_SRC, to_pci ? EDU_BUF : iova);
     qpci_io_writeq(dev, bar, EDU_DMA_DST, to_pci ? iova : EDU_BUF);
     qpci_io_writeq(dev, bar, EDU_DMA_CNT, count);
@@ -1148,6 +2141,12 @@ static void edu_dma(int e, uint64_t iova, uint32_t count, bool to_pci,
     flush_events(fz.qts);
     if (fz.live) {
         collect(1);
+    }
+    if (m.synced) {
+        model_dma_check(e, iova);
+        if (faults > 0) {
+            check_faults_delivered();
+        }
     }
 }
 
@@ -1161,11 +2160,11 @@ static void do_dma(Input *in)
     if (mode & 0x80) {
         iova = in_u64(in);
         if (to_pci) {
-            fz.live = false;        /* may land on the rings */
+            model_unsync();         /* may land on the rings */
         }
     }
     if (to_pci && fz.wild_phys) {
-        fz.live = false;
+        model_unsync();
     }
     edu_dma(e % NR_EDU, iova, (cnt % EDU_BUF_SIZE) + 1, to_pci, mode & 2);
 }
@@ -1187,6 +2186,34 @@ static void bar_write(QPCIDevice *dev, uint64_t addr, unsigned log2_width,
     default:
         qpci_io_writeq(dev, fz.vpci->bar, addr, val);
         break;
+    }
+}
+
+/*
+ * A write of @size bytes at @off of the device config: whatever way the
+ * write is split, the byte of bypass is written once, and takes effect
+ * with F_BYPASS_CONFIG negotiated and a value of 0 or 1
+ */
+static void model_config_write(unsigned off, unsigned size, uint64_t val)
+{
+    unsigned at = CFG_OFF(bypass);
+    uint8_t v, now;
+
+    if (at < off || at >= off + size) {
+        return;
+    }
+    v = val >> (8 * (at - off));
+    if (!m.synced) {
+        m.bypass_known = false;
+        return;
+    }
+    if (has_feature(VIRTIO_IOMMU_F_BYPASS_CONFIG) && v <= 1) {
+        m.bypass = v;
+    }
+    now = qvirtio_config_readb(&fz.vpci->vdev, at);
+    if (m.bypass_known && now != m.bypass) {
+        broken("config bypass is %u after a write of %u, want %u", now, v,
+               m.bypass);
     }
 }
 
@@ -1217,6 +2244,7 @@ static void do_config(uint8_t off, uint8_t width, uint64_t val)
     }
     bar_write(dev, addr, width & 3, val);
     flush_events(fz.qts);
+    model_config_write(off % 48, 1 << (width & 3), val);
 }
 
 /* OP_COMMON: the virtio-pci common configuration, raw */
@@ -1227,7 +2255,7 @@ static void do_common(uint8_t off, uint8_t width, uint32_t val)
 
     trace("common config write at 0x%x, width %u, 0x%x", off % 0x40,
           1 << (width % 3), val);
-    fz.live = false;
+    model_unsync();
     bar_write(dev, addr, width % 3, val);
     flush_events(fz.qts);
 }
@@ -1245,19 +2273,36 @@ static QDict *get_stats(void)
     return qobject_to(QDict, o);
 }
 
-/* The counters never pass the limits */
+/*
+ * The counters never pass the limits, and count what the model holds:
+ * domains, mappings, attached endpoint IDs, fault reports queued and
+ * dropped
+ */
 static void check_limits(void)
 {
     QDict *stats = get_stats();
+    uint64_t domains = stat_get(stats, "domains");
+    uint64_t mappings = stat_get(stats, "mappings");
+    uint64_t eps = stat_get(stats, "attached-endpoints");
+    uint64_t reported = stat_get(stats, "faults-reported") -
+                        m.stats_reported;
+    uint64_t dropped = stat_get(stats, "faults-dropped") - m.stats_dropped;
 
-    if (stat_get(stats, "domains") > MAX_DOMAINS ||
-        stat_get(stats, "mappings") > MAX_MAPPINGS ||
-        stat_get(stats, "attached-endpoints") >
-        stat_get(stats, "address-spaces")) {
+    if (domains > MAX_DOMAINS || mappings > MAX_MAPPINGS) {
         broken("counters past the limits: %" PRIu64 " domains, %" PRIu64
-               " mappings, %" PRIu64 " attached endpoints",
-               stat_get(stats, "domains"), stat_get(stats, "mappings"),
-               stat_get(stats, "attached-endpoints"));
+               " mappings", domains, mappings);
+    }
+    if (m.synced && (domains != m.nr_doms || mappings != m.nr_maps ||
+                     eps != m.nr_eps)) {
+        broken("%" PRIu64 " domains, %" PRIu64 " mappings, %" PRIu64
+               " attached endpoints; the model has %u, %u, %u", domains,
+               mappings, eps, m.nr_doms, m.nr_maps, m.nr_eps);
+    }
+    if (m.whole && (reported != m.faults_reported ||
+                    dropped != m.faults_dropped)) {
+        broken("%" PRIu64 " fault reports queued, %" PRIu64 " dropped; the "
+               "model has %" PRIu64 ", %" PRIu64, reported, dropped,
+               m.faults_reported, m.faults_dropped);
     }
     qobject_unref(stats);
 }
@@ -1343,12 +2388,31 @@ static void do_dma_storm(uint8_t count, uint32_t seed)
         bool to_pci = r & 1;
 
         if (to_pci && fz.wild_phys) {
-            fz.live = false;
+            model_unsync();
         }
         edu_dma((r >> 1) % NR_EDU,
                 ((r >> 3) % 64) * PAGE + ((r >> 9) & 0xff0),
                 1 + (r >> 16) % EDU_BUF_SIZE, to_pci, false);
     }
+}
+
+/* A system reset: a device reset, bypass back to boot-bypass */
+static void model_system_reset(QDict *stats)
+{
+    model_device_reset();
+    m.features = 0;
+    m.bypass = M_BOOT_BYPASS;
+    m.bypass_known = true;
+    m.port_bus = PORT_BUS;
+    memcpy(m.edu_cmd, m.saved_cmd, sizeof(m.edu_cmd));
+    m.stats_reported = stat_get(stats, "faults-reported");
+    m.stats_dropped = stat_get(stats, "faults-dropped");
+    m.faults_reported = m.faults_dropped = 0;
+    if (m.mem_stale) {
+        tracked_reload();
+    }
+    m.synced = true;
+    m.whole = true;
 }
 
 static void system_reset(void)
@@ -1373,6 +2437,7 @@ static void system_reset(void)
                stat_get(stats, "domains"), stat_get(stats, "mappings"),
                stat_get(stats, "attached-endpoints"));
     }
+    model_system_reset(stats);
     qobject_unref(stats);
     driver_reset();
 }
@@ -1381,10 +2446,16 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
                         size_t size)
 {
     Input in = { data, size };
+    int e;
 
     fz.wild_phys = false;
-    guest_fill(DMA_BASE, 0x5a, DMA_PAGES * PAGE);
+    tracked_fill();
     do_start(0, 0, 0);
+    /* Every edu's buffer known: a page of the pattern, read in bypass */
+    for (e = 0; e < NR_EDU; e++) {
+        edu_dma(e, tracked[1].base + e * EDU_BUF_SIZE, EDU_BUF_SIZE, false,
+                false);
+    }
 
     while (in.left) {
         uint8_t op = in_u8(&in) % OP_COUNT;
@@ -1427,7 +2498,7 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
 
             trace("status 0x%x", status);
             set_status(status);
-            fz.live = false;
+            model_unsync();
             flush_events(s);
             break;
         }
@@ -1451,6 +2522,10 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
 
             trace("edu%d PCI command 0x%x", e + 1, cmd);
             qpci_config_writew(fz.edu[e], PCI_COMMAND, cmd);
+            /* config cycles reach the fifth only while its bus is 1 */
+            if (e < 4 || m.port_bus == PORT_BUS) {
+                m.edu_cmd[e] = cmd;
+            }
             break;
         }
         case OP_SYS_RESET:
@@ -1488,18 +2563,28 @@ static void viommu_fuzz(QTestState *s, const unsigned char *data,
             trace("root port secondary bus %u", n);
             qpci_config_writeb(fz.port, PCI_SUBORDINATE_BUS, MAX(n, 1));
             qpci_config_writeb(fz.port, PCI_SECONDARY_BUS, n);
+            m.port_bus = n;
             break;
         }
         }
     }
 
-    /* Whatever is still queued, then let every timer run */
+    /*
+     * Whatever is still queued, then let every timer run; the fault
+     * reports still pending go to eventq buffers (one more than the model
+     * expects), and guest memory must hold what the model says
+     */
     trace("end");
     if (fz.vq[0].in_flight) {
         do_kick(0);
     }
     qtest_clock_step(s, EDU_DMA_NS);
     flush_events(s);
+    if (fz.live) {
+        post_events(m.nr_faults + 1, sizeof(struct virtio_iommu_fault));
+        do_kick(1);
+    }
+    tracked_check_all("at the end of the input");
     check_limits();
     system_reset();
 }
@@ -1525,6 +2610,67 @@ static void port_setup(QPCIBus *bus)
     qpci_config_writeb(fz.port, PCI_IO_LIMIT, 0);
     qpci_config_writew(fz.port, PCI_COMMAND,
                        PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
+
+/*
+ * The model's machine: the PCI functions behind the IOMMU as firmware
+ * finds them (every one on pcie.0 but the IOMMU's own, and those behind
+ * the root port), what the edus' command registers are restored to, the
+ * pattern of guest memory, and the config space the contract gives the
+ * properties
+ */
+static void model_init(QPCIBus *bus)
+{
+    QPCIDevice probe = { .bus = bus };
+    unsigned b, devfn, i;
+    uint64_t a;
+    int e;
+
+    m.port_bus = PORT_BUS;
+    for (b = 0; b < 2; b++) {
+        for (devfn = 0; devfn < 256; devfn++) {
+            MFn *f = &m.fn[m.nr_fns];
+
+            probe.devfn = (b ? PORT_BUS << 8 : 0) | devfn;
+            if ((!b && devfn == SELF) ||
+                qpci_config_readw(&probe, PCI_VENDOR_ID) == 0xffff) {
+                continue;
+            }
+            g_assert(m.nr_fns++ < M_MAX_FNS);
+            *f = (MFn) { .devfn = devfn, .behind_port = b, .edu = -1 };
+            for (e = 0; e < NR_EDU; e++) {
+                if (fz.edu[e]->devfn == probe.devfn) {
+                    f->edu = e;
+                    m.saved_cmd[e] = fz.saved[1 + e + (e == 4)].cmd;
+                }
+            }
+            trace("endpoint 0x%04x%s", mfn_id(f),
+                  f->edu >= 0 ? " (edu)" : "");
+        }
+    }
+    for (i = 0; i < ARRAY_SIZE(tracked); i++) {
+        Tracked *t = &tracked[i];
+
+        t->pattern = g_malloc(t->size);
+        t->val = g_malloc(t->size);
+        t->known = g_malloc(t->size);
+        for (a = t->base; a < t->base + t->size; a++) {
+            t->pattern[a - t->base] = (a * 0x9e3779b1u >> 24) ^ (a >> 12);
+        }
+    }
+    m.granule = qemu_real_host_page_size();
+    if (qvirtio_config_readq(&fz.vpci->vdev, CFG_OFF(page_size_mask)) !=
+        -m.granule ||
+        qvirtio_config_readq(&fz.vpci->vdev, CFG_OFF(input_range.start)) ||
+        qvirtio_config_readq(&fz.vpci->vdev, CFG_OFF(input_range.end)) !=
+        M_INPUT_END ||
+        qvirtio_config_readl(&fz.vpci->vdev, CFG_OFF(domain_range.start)) ||
+        qvirtio_config_readl(&fz.vpci->vdev, CFG_OFF(domain_range.end)) !=
+        MAX_DOMAIN_ID ||
+        qvirtio_config_readl(&fz.vpci->vdev, CFG_OFF(probe_size)) !=
+        M_PROBE_SIZE) {
+        broken("config space: not what the contract gives the properties");
+    }
 }
 
 static void viommu_pre_fuzz(QTestState *s)
@@ -1565,6 +2711,7 @@ static void viommu_pre_fuzz(QTestState *s)
               fz.edu_bar[i].addr,
               qpci_io_readl(fz.edu[i], fz.edu_bar[i], 0));
     }
+    model_init(bus);
     system_reset();
 }
 
