@@ -26,6 +26,7 @@ WILD = 0x80             # kind: raw 64-bit start, end, phys follow
 EDU1, EDU2, EDU3, EDU4, PORT_EDU = 0, 1, 4, 5, 6
 BUS_2, BUS_0, BUS_FF, BUS_1 = 0, 1, 2, 3     # OP_BUS_NUMBER values
 PORT_EDU_DMA = 4                             # its index for dma()
+EDU3_DMA = 2                                 # the third edu's, for dma()
 R, W, RW, MMIO = 1, 2, 3, 4                 # MAP flags
 
 # layout byte
@@ -36,6 +37,9 @@ INDIRECT = 0x40
 DEFECT = 0x80
 
 BYPASS_OFF = 36         # config offset of bypass
+MSI_PAGE = 0xc001       # IOVA selector of 0xfee00000, the MSI window
+SELF, NO_DEVICE, PORT, HOST_BRIDGE = 0xf0, 0xf1, 0xf5, 0xf6   # endpoints
+CMD_MEM, CMD_MEM_MASTER = 0x2, 0x6      # edu PCI command values
 
 
 def u8(v):
@@ -94,6 +98,10 @@ def bus_number(v):
 
 def replay(ep):
     return u8(OP_REPLAY) + u8(ep)
+
+
+def edu_cmd(edu, cmd):
+    return u8(OP_EDU_CMD) + u8(edu) + u16(cmd)
 
 
 def storm(n, seed, mix):
@@ -235,6 +243,59 @@ def seeds():
                    req(UNMAP, 1, flags=0x80) + req(UNMAP, 1, pages=64) +
                    kick() + replay(EDU1) +
                    req(DETACH, 1, EDU1) + kick() + replay(0xf1))
+    # What the reference model predicts for DMA: a read across a RW and a
+    # read-only mapping, a write cut short by the read-only one, two IOVAs
+    # on one page, a write-only page read, unaligned blocked pieces, the
+    # MSI window, bus master off, a bypass domain, bypass off for the
+    # unattached, the edu behind the port faulting under its new number
+    s['model-dma'] = (events(8) + req(ATTACH, 1, EDU1) +
+                      req(MAP, 1, flags=RW, page=0, pages=2, phys_page=10) +
+                      req(MAP, 1, flags=R, page=2, pages=1, phys_page=20) +
+                      req(MAP, 1, flags=W, page=3, pages=1, phys_page=10) +
+                      kick() + dma(EDU1, False, 1, 0xf00, 0x300) +
+                      dma(EDU1, True, 1, 0xf80, 0x200) + kick(1) +
+                      events(8) + dma(EDU1, True, 3, 0x10, 0x100) +
+                      dma(EDU1, False, 3, 0, 16) +
+                      dma(EDU1, False, 0, 0, 4096) +
+                      dma(EDU1, True, 4, 3, 9) +
+                      dma(EDU1, True, MSI_PAGE, 0, 64) +
+                      edu_cmd(EDU1, CMD_MEM) + dma(EDU1, True, 0, 0, 64) +
+                      dma(EDU1, False, 0, 0, 64) +
+                      edu_cmd(EDU1, CMD_MEM_MASTER) +
+                      dma(EDU1, True, 1, 0, 256) + events(8) +
+                      req(ATTACH_BYPASS, 2, EDU2) + kick() +
+                      dma(EDU2, False, 0x30, 0, 4096) +
+                      dma(EDU2, True, 0x120, 0x10, 256) +
+                      dma(EDU3_DMA, True, 0x121, 0, 128) +
+                      config(BYPASS_OFF, 0) +
+                      dma(EDU3_DMA, False, 0x10, 1, 7) +
+                      bus_number(BUS_2) +
+                      dma(PORT_EDU_DMA, True, 0x10, 0, 8) + kick(1))
+    # What it predicts for requests: no BYPASS_CONFIG (ATTACH_F_BYPASS
+    # refused, config bypass ignored), max-domains reached, an endpoint
+    # re-attached, MAP over the MSI window and an MMIO mapping, UNMAP that
+    # would split, DETACH from the wrong domain, PROBE of the IOMMU
+    # itself, of nothing and of the root port, the host bridge attached;
+    # config bypass written unaligned, too wide and with 2
+    s['model-requests'] = (start(1 << 6) + req(ATTACH_BYPASS, 1, EDU1) +
+                           kick() + config(BYPASS_OFF, 0) +
+                           dma(EDU1, True, 0x130, 0, 64) +
+                           start() + events(8) +
+                           req(ATTACH, 1, EDU1) + req(ATTACH, 1, EDU2) +
+                           req(ATTACH, 2, EDU3) + req(ATTACH, 3, EDU4) +
+                           req(ATTACH, 4, PORT_EDU) + req(ATTACH, 1, EDU1) +
+                           req(MAP, 1, flags=RW, page=MSI_PAGE) +
+                           req(MAP, 1, flags=RW | MMIO, page=0, pages=2) +
+                           req(UNMAP, 1, page=1, pages=1) +
+                           req(DETACH, 2, EDU1) + req(PROBE, ep=SELF) +
+                           req(PROBE, ep=NO_DEVICE) + req(PROBE, ep=PORT) +
+                           req(ATTACH, 3, HOST_BRIDGE) + kick() +
+                           dma(EDU2, False, 0, 0, 64) +
+                           config(33, 0x00000000, 2) +
+                           dma(PORT_EDU_DMA, True, 0x20, 0, 16) +
+                           config(32, 0x200000000, 3) +
+                           config(35, 0x0100, 1) +
+                           dma(PORT_EDU_DMA, True, 0x20, 0, 16) + kick(1))
     return s
 
 
