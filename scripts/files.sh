@@ -29,6 +29,7 @@ tests/qtest/virtio-iommu-test.c
 tests/qtest/virtio-iommu-test.h
 tests/qtest/virtio-iommu-test-utils.c
 tests/qtest/virtio-iommu-dma-test.c
+tests/qtest/virtio-iommu-hotplug-test.c
 tests/qtest/virtio-iommu-notify-test.c
 tests/qtest/virtio-iommu-migration-test.c
 tests/qtest/fuzz/virtio_iommu_fuzz.c

@@ -7,8 +7,7 @@
  * fault reports and the way the memory core writes used elements that
  * cross an IOMMU page boundary.  edu devices, whose DMA engine reaches any
  * IOVA, check every limit property at and one past its limit, and DMA
- * through whatever a model-checked request storm leaves mapped.  Last,
- * endpoints are hot-unplugged and plugged again, attached or not.
+ * through whatever a model-checked request storm leaves mapped.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -448,55 +447,6 @@ static void test_used_elem_straddle(void *obj, void *data,
 
 #define EDU_SLOT                9
 #define EDU2_SLOT               10
-#define EDU_ARG(addr)           " -device edu,addr=" addr               \
-                                ",dma_mask=0xffffffffffffffff"
-
-typedef struct Edu {
-    QTestState *qts;
-    QPCIDevice *dev;
-    QPCIBar bar;
-    uint32_t id;
-} Edu;
-
-static Edu *edu_open(QViommu *v, unsigned slot)
-{
-    Edu *e = g_new0(Edu, 1);
-
-    e->qts = v->qts;
-    e->id = QPCI_DEVFN(slot, 0);
-    e->dev = qpci_device_find(v->transport->pdev->bus, e->id);
-    g_assert_nonnull(e->dev);
-    g_assert_cmphex(qpci_config_readw(e->dev, PCI_DEVICE_ID), ==, 0x11e8);
-    qpci_device_enable(e->dev);
-    e->bar = qpci_iomap(e->dev, 0, NULL);
-    return e;
-}
-
-static void edu_close(Edu *e)
-{
-    qpci_iounmap(e->dev, e->bar);
-    g_free(e->dev);
-    g_free(e);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Edu, edu_close)
-
-/*
- * Copy @count bytes between IOVA @iova and the edu's buffer (into guest
- * memory if @to_guest); the copy has happened when this returns.
- */
-static void edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest)
-{
-    g_assert_cmpuint(count, <=, 4096);
-    qpci_io_writeq(e->dev, e->bar, EDU_DMA_SRC, to_guest ? EDU_BUF : iova);
-    qpci_io_writeq(e->dev, e->bar, EDU_DMA_DST, to_guest ? iova : EDU_BUF);
-    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CNT, count);
-    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CMD,
-                   EDU_DMA_RUN | (to_guest ? EDU_DMA_TO_PCI : 0));
-    qtest_clock_step(e->qts, EDU_DMA_NS);
-    g_assert_cmphex(qpci_io_readq(e->dev, e->bar, EDU_DMA_CMD) &
-                    EDU_DMA_RUN, ==, 0);
-}
 
 /* ------------------------------------------------------------------ */
 /* DMA aliases: conventional PCI behind a bridge                       */
@@ -523,32 +473,13 @@ static void edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest)
 /* Number the bridge's bus and open its window to the edu's 1 MiB BAR */
 static Edu *alias_edu_open(QViommu *v)
 {
-    QPCIBus *bus = v->transport->pdev->bus;
     g_autofree QPCIDevice *bridge =
-        qpci_device_find(bus, QPCI_DEVFN(BRIDGE_SLOT, 0));
-    uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
-    Edu *e = g_new0(Edu, 1);
+        qpci_device_find(v->transport->pdev->bus, QPCI_DEVFN(BRIDGE_SLOT, 0));
 
     g_assert_nonnull(bridge);
-    qpci_config_writeb(bridge, PCI_PRIMARY_BUS, 0);
-    qpci_config_writeb(bridge, PCI_SECONDARY_BUS, BRIDGE_BUS);
-    qpci_config_writeb(bridge, PCI_SUBORDINATE_BUS, BRIDGE_BUS);
-    bus->mmio_alloc_ptr = base;
-    qpci_config_writew(bridge, PCI_MEMORY_BASE, (base >> 16) & 0xfff0);
-    qpci_config_writew(bridge, PCI_MEMORY_LIMIT,
-                       ((base + MiB - 1) >> 16) & 0xfff0);
-    qpci_config_writew(bridge, PCI_COMMAND,
-                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-
-    e->qts = v->qts;
-    e->id = ALIAS_EDU;
-    /* config cycles to bus N use devfn N << 8 | devfn */
-    e->dev = qpci_device_find(bus, ALIAS_EDU);
-    g_assert_nonnull(e->dev);
-    g_assert_cmphex(qpci_config_readw(e->dev, PCI_DEVICE_ID), ==, 0x11e8);
-    qpci_device_enable(e->dev);
-    e->bar = qpci_iomap(e->dev, 0, NULL);
-    return e;
+    vit_bridge_number(bridge, BRIDGE_BUS);
+    vit_bridge_window(bridge, MiB);
+    return vit_edu_open_id(v, ALIAS_EDU);
 }
 
 static void test_dma_alias(void *obj, void *data, QGuestAllocator *a)
@@ -585,7 +516,7 @@ static void test_dma_alias(void *obj, void *data, QGuestAllocator *a)
                           VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, iova_src, iova_src + PAGE - 1,
                                           src, RW), VIRTIO_IOMMU_S_OK);
-    edu_dma(edu, iova_src, 4, false);
+    vit_edu_dma(edu, iova_src, 4, false);
     vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, alias,
                iova_src, iova_src);
@@ -597,8 +528,8 @@ static void test_dma_alias(void *obj, void *data, QGuestAllocator *a)
                                           src, RO), VIRTIO_IOMMU_S_OK);
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 2, iova_dst, iova_dst + PAGE - 1,
                                           dst, WO), VIRTIO_IOMMU_S_OK);
-    edu_dma(edu, iova_src, 64, false);
-    edu_dma(edu, iova_dst, 64, true);
+    vit_edu_dma(edu, iova_src, 64, false);
+    vit_edu_dma(edu, iova_dst, 64, true);
     CHECK_EQ(vit_count_not(v->qts, dst, 64, MARK), 0);
     CHECK_EQ(vit_count_not(v->qts, dst + 64, PAGE - 64, 0), 0);
 
@@ -606,7 +537,7 @@ static void test_dma_alias(void *obj, void *data, QGuestAllocator *a)
     QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, iova_d1, iova_d1 + PAGE - 1,
                                           dst, RW), VIRTIO_IOMMU_S_OK);
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
-    edu_dma(edu, iova_d1, 4, true);
+    vit_edu_dma(edu, iova_d1, 4, true);
     vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, alias,
                iova_d1, iova_d1);
@@ -614,11 +545,11 @@ static void test_dma_alias(void *obj, void *data, QGuestAllocator *a)
     /* Each ID leaves its own domain; without the alias, blocked again */
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 1, ALIAS_EDU),
                           VIRTIO_IOMMU_S_OK);
-    edu_dma(edu, iova_dst, 4, true);
+    vit_edu_dma(edu, iova_dst, 4, true);
     CHECK_EQ(vit_count_not(v->qts, dst, 64, MARK), 0);
     QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 2, alias), VIRTIO_IOMMU_S_OK);
     qviommu_post_events(v, 16, 32, QVIOMMU_FILL);
-    edu_dma(edu, iova_dst, 4, false);
+    vit_edu_dma(edu, iova_dst, 4, false);
     vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
     FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, alias,
                iova_dst, iova_dst);
@@ -817,7 +748,7 @@ static void expect_faults(const char *fn, int line, QViommu *v,
 static void test_limit_faults(void *obj, void *data, QGuestAllocator *a)
 {
     QViommu *v = obj;
-    g_autoptr(Edu) edu = edu_open(v, EDU_SLOT);
+    g_autoptr(Edu) edu = vit_edu_open(v, EDU_SLOT);
     uint64_t addr[5];
     unsigned i;
 
@@ -829,12 +760,12 @@ static void test_limit_faults(void *obj, void *data, QGuestAllocator *a)
         addr[i] = 0x10000000 + i * PAGE + 8 * i;
     }
     for (i = 0; i < 3; i++) {
-        edu_dma(edu, addr[i], 4, false);
+        vit_edu_dma(edu, addr[i], 4, false);
     }
     CHECK_STAT(v, "faults-reported", 3);
     CHECK_STAT(v, "faults-dropped", 0);
     CHECK_STAT(v, "faults-delivered", 0);
-    edu_dma(edu, addr[3], 4, false);
+    vit_edu_dma(edu, addr[3], 4, false);
     CHECK_STAT(v, "faults-reported", 3);
     CHECK_STAT(v, "faults-dropped", 1);
 
@@ -844,7 +775,7 @@ static void test_limit_faults(void *obj, void *data, QGuestAllocator *a)
     CHECK_STAT(v, "faults-delivered", 3);
 
     /* with buffers posted, reports flow again */
-    edu_dma(edu, addr[4], 4, false);
+    vit_edu_dma(edu, addr[4], 4, false);
     expect_faults(__func__, __LINE__, v, addr + 4, 1, edu->id);
     CHECK_STAT(v, "faults-reported", 4);
     CHECK_STAT(v, "faults-delivered", 4);
@@ -1202,8 +1133,8 @@ static void storm_dma(Storm *s)
             }
             qtest_memwrite(qts, src->phys, pattern, PAGE);
             memcpy(s->shadow + from, pattern, PAGE);
-            edu_dma(s->edu[e], src->start, PAGE, false);
-            edu_dma(s->edu[e], dst->start, PAGE, true);
+            vit_edu_dma(s->edu[e], src->start, PAGE, false);
+            vit_edu_dma(s->edu[e], dst->start, PAGE, true);
             memcpy(s->shadow + to, pattern, PAGE);
         }
 
@@ -1214,7 +1145,7 @@ static void storm_dma(Storm *s)
             iova = WIN_IOVA + i * PAGE;
             m = storm_lookup(s, d, iova);
             if (!m || !(m->flags & VIRTIO_IOMMU_MAP_F_WRITE)) {
-                edu_dma(s->edu[e], iova, 4, true);
+                vit_edu_dma(s->edu[e], iova, 4, true);
                 s->faulting_dma++;
                 break;
             }
@@ -1284,8 +1215,8 @@ static void test_storm(void *obj, void *data, QGuestAllocator *a)
         s.shadow[i] = i * 7 + i / PAGE;
     }
     qtest_memwrite(v->qts, s.pool, s.shadow, POOL_PAGES * PAGE);
-    s.edu[0] = edu_open(v, EDU_SLOT);
-    s.edu[1] = edu_open(v, EDU2_SLOT);
+    s.edu[0] = vit_edu_open(v, EDU_SLOT);
+    s.edu[1] = vit_edu_open(v, EDU2_SLOT);
     qviommu_post_events(v, 64, sizeof(struct virtio_iommu_fault), QVIOMMU_FILL);
 
     storm_batch(&s, 2 * (WIN_PAGES + 1), true);
@@ -1309,8 +1240,8 @@ static void test_storm(void *obj, void *data, QGuestAllocator *a)
         CHECK(rss_end < rss_warm + RSS_GROWTH_MAX);
     }
 
-    edu_close(s.edu[0]);
-    edu_close(s.edu[1]);
+    vit_edu_close(s.edu[0]);
+    vit_edu_close(s.edu[1]);
     for (i = 0; i <= STORM_DOMAINS; i++) {
         g_array_free(s.maps[i], true);
     }
@@ -1319,327 +1250,9 @@ static void test_storm(void *obj, void *data, QGuestAllocator *a)
 }
 
 /* ------------------------------------------------------------------ */
-/* Endpoint hot-unplug                                                 */
-
-/*
- * A virtio-rng-pci is hot-plugged, attached, unplugged, and a new one is
- * plugged at the same address: it must start unattached.  On pc it sits
- * on the root bus and is unplugged through ACPI (the guest's part: write
- * the eject register).  Behind a PCIe root port (q35, virt) it is
- * unplugged natively: device_del presses the attention button, and the
- * guest's part is to power the slot off; plugging into a powered-off slot
- * needs the slot powered on again.
- */
-#define HP_ID                   "hp"
-#define HP_SLOT                 10
-#define HP_ADDR_STR             "0a.0"
-#define EP_HP_PC                QPCI_DEVFN(HP_SLOT, 0)
-#define HP_PORT                 ENDPOINTS                               \
-    " -device pcie-root-port,id=rp,chassis=1,addr=09.0"
-/* q35: the root port's hot-plug is native, not ACPI */
-#define HP_PORT_Q35_ARGS                                                \
-    "-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
-
-typedef struct Hotplug {
-    QViommu *v;
-    bool port;
-    uint32_t ep;                /* endpoint ID of the hot-plugged function */
-} Hotplug;
-
-/* The guest powers the root port's slot on or off */
-static void port_slot_power(QViommu *v, bool on)
-{
-    g_autofree QPCIDevice *port = vit_root_port(v);
-    uint8_t exp = qpci_find_capability(port, PCI_CAP_ID_EXP, 0);
-    uint16_t ctl;
-
-    g_assert_cmpuint(exp, !=, 0);
-    ctl = qpci_config_readw(port, exp + PCI_EXP_SLTCTL);
-    ctl &= ~(PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_PCC);
-    ctl |= on ? PCI_EXP_SLTCTL_PWR_IND_ON | PCI_EXP_SLTCTL_PWR_ON
-              : PCI_EXP_SLTCTL_PWR_IND_OFF | PCI_EXP_SLTCTL_PWR_OFF;
-    qpci_config_writew(port, exp + PCI_EXP_SLTCTL, ctl);
-}
-
-/*
- * No firmware runs: open a 1 MiB memory window on the port where libqos
- * puts the next BAR, so that the device behind it can be driven.
- */
-static void port_window(QViommu *v)
-{
-    g_autofree QPCIDevice *port = vit_root_port(v);
-    QPCIBus *bus = port->bus;
-    uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
-
-    g_assert_cmphex(base + MiB, <=, bus->mmio_limit);
-    g_assert_cmphex(base + MiB, <=, 0x100000000ull);
-    bus->mmio_alloc_ptr = base;
-    qpci_config_writew(port, PCI_MEMORY_BASE, (base >> 16) & 0xfff0);
-    qpci_config_writew(port, PCI_MEMORY_LIMIT,
-                       ((base + MiB - 1) >> 16) & 0xfff0);
-    /* no prefetchable or I/O window */
-    qpci_config_writew(port, PCI_PREF_MEMORY_BASE, 0xfff0);
-    qpci_config_writew(port, PCI_PREF_MEMORY_LIMIT, 0);
-    qpci_config_writel(port, PCI_PREF_BASE_UPPER32, 0);
-    qpci_config_writel(port, PCI_PREF_LIMIT_UPPER32, 0);
-    qpci_config_writeb(port, PCI_IO_BASE, 0xf0);
-    qpci_config_writeb(port, PCI_IO_LIMIT, 0);
-    qpci_config_writew(port, PCI_COMMAND,
-                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-}
-
-static void hp_init(Hotplug *hp, QViommu *v, bool port)
-{
-    *hp = (Hotplug) {
-        .v = v,
-        .port = port,
-        .ep = port ? EP_BEHIND_PORT : EP_HP_PC,
-    };
-    if (port) {
-        vit_number_root_port(v);
-    }
-}
-
-static void hp_plug(Hotplug *hp)
-{
-    QTestState *qts = hp->v->qts;
-
-    if (hp->port) {
-        qtest_qmp_device_add(qts, "virtio-rng-pci", HP_ID,
-                             "{ 'bus': 'rp', 'addr': '00.0', "
-                             "'iommu_platform': true, "
-                             "'disable-legacy': 'on' }");
-        port_slot_power(hp->v, true);
-    } else {
-        qtest_qmp_device_add(qts, "virtio-rng-pci", HP_ID,
-                             "{ 'addr': %s, 'iommu_platform': true, "
-                             "'disable-legacy': 'on' }", HP_ADDR_STR);
-    }
-}
-
-static void wait_deleted(QTestState *qts, const char *id)
-{
-    for (;;) {
-        QDict *rsp = qtest_qmp_eventwait_ref(qts, "DEVICE_DELETED");
-        QDict *data = qdict_get_qdict(rsp, "data");
-        bool found = data && qdict_haskey(data, "device") &&
-                     !strcmp(qdict_get_str(data, "device"), id);
-
-        qobject_unref(rsp);
-        if (found) {
-            return;
-        }
-    }
-}
-
-static void hp_unplug(Hotplug *hp)
-{
-    QTestState *qts = hp->v->qts;
-
-    if (hp->port) {
-        qtest_qmp_device_del_send(qts, HP_ID);
-        port_slot_power(hp->v, false);
-        wait_deleted(qts, HP_ID);
-    } else {
-        qpci_unplug_acpi_device_test(qts, HP_ID, HP_SLOT);
-    }
-}
-
-static Ep *hp_open(Hotplug *hp)
-{
-    if (hp->port) {
-        port_window(hp->v);
-    }
-    return vit_ep_open_id(hp->v, hp->ep);
-}
-
-/* Start one DMA of @ep: rings at IOVA @ring (= their PA), 64 bytes to @buf */
-static void hp_dma_start(Ep *ep, uint64_t ring, uint64_t buf)
-{
-    vit_ep_view(ep, ring, ring, PAGE);
-    vit_ep_start(ep, RING_SIZE, ring, ring + 0x100, ring + 0x200);
-    vit_ep_submit(ep, 0, buf, 64);
-}
-
-/* Wait for that DMA; false if the device did not complete it */
-static bool hp_dma_wait(Ep *ep)
-{
-    uint32_t id, len;
-
-    if (!vit_ep_wait_used(ep, &id, &len, QVIOMMU_TIMEOUT_US)) {
-        return false;
-    }
-    CHECK_EQ(id, 0);
-    CHECK_EQ(len, 64);
-    return true;
-}
-
-/* Pages of a hot-unplug test */
-typedef struct HpPages {
-    uint64_t ring;
-    uint64_t buf;
-    uint64_t decoy;
-} HpPages;
-
-/*
- * In @domain, the rings at their own address and @buf at @decoy: DMA
- * through the domain lands in @decoy, DMA in bypass in @buf.
- */
-static void hp_map(QViommu *v, uint32_t domain, const HpPages *p)
-{
-    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, domain, p->ring,
-                                          p->ring + PAGE - 1, p->ring, RW),
-                          VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, domain, p->buf, p->buf + PAGE - 1,
-                                          p->decoy, RW),
-                          VIRTIO_IOMMU_S_OK);
-}
-
-/* The endpoint's DMA goes through its domain */
-static void hp_check_translated(Hotplug *hp, const HpPages *p)
-{
-    QTestState *qts = hp->v->qts;
-    g_autoptr(Ep) ep = hp_open(hp);
-
-    qtest_memset(qts, p->buf, MARK, PAGE);
-    qtest_memset(qts, p->decoy, MARK, PAGE);
-    hp_dma_start(ep, p->ring, p->buf);
-    if (!hp_dma_wait(ep)) {
-        qviommu_report(__func__, __LINE__, "endpoint 0x%x: DMA through its "
-                       "domain not completed", hp->ep);
-        return;
-    }
-    CHECK(vit_count_not(qts, p->decoy, 64, MARK) > 32);
-    CHECK_EQ(vit_count_not(qts, p->buf, PAGE, MARK), 0);
-}
-
-/*
- * The endpoint is attached to no domain: with config bypass 1 its DMA is
- * identity, with 0 it faults with reason DOMAIN.
- */
-static void hp_check_unattached(Hotplug *hp, const HpPages *p)
-{
-    QViommu *v = hp->v;
-    g_autoptr(Ep) ep = hp_open(hp);
-    bool bypass = vit_bypass_get(v);
-    Faults fs;
-
-    qviommu_post_events(v, 8, 32, QVIOMMU_FILL);
-    qtest_memset(v->qts, p->buf, MARK, PAGE);
-    qtest_memset(v->qts, p->decoy, MARK, PAGE);
-    hp_dma_start(ep, p->ring, p->buf);
-    if (bypass) {
-        if (!hp_dma_wait(ep)) {
-            qviommu_report(__func__, __LINE__, "endpoint 0x%x: DMA in bypass "
-                           "not completed", hp->ep);
-        }
-        vit_collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
-        CHECK(vit_count_not(v->qts, p->buf, 64, MARK) > 32);
-        if (fs.n) {
-            qviommu_report(__func__, __LINE__, "unexpected fault reports");
-            vit_print_faults(&fs);
-        }
-    } else {
-        vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
-        CHECK_EQ(vit_ep_used_idx(ep), 0);
-        FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, hp->ep,
-                   p->ring, p->ring + PAGE - 1);
-        CHECK_EQ(vit_count_not(v->qts, p->buf, PAGE, MARK), 0);
-    }
-    /* nothing of the old domain applies */
-    if (!CHECK_EQ(vit_count_not(v->qts, p->decoy, PAGE, MARK), 0)) {
-        qviommu_report(__func__, __LINE__, "endpoint 0x%x: the new device's "
-                       "DMA went through the old device's domain", hp->ep);
-    }
-}
-
-static void test_unplug_replug(void *obj, void *data, QGuestAllocator *a)
-{
-    QViommu *v = obj;
-    const TestCfg *cfg = data;
-    HpPages p = {
-        .ring = guest_alloc(a, PAGE),
-        .buf = guest_alloc(a, PAGE),
-        .decoy = guest_alloc(a, PAGE),
-    };
-    Hotplug hp;
-
-    /* the machine will have a device its command line does not */
-    qos_invalidate_command_line();
-    hp_init(&hp, v, cfg->hp_port);
-
-    /*
-     * 1. Alone in domain 5.  Each check that the new device is unattached
-     * comes before any request about it, which could detach it.
-     */
-    hp_plug(&hp);
-    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 5, hp.ep, 0),
-                          VIRTIO_IOMMU_S_OK);
-    hp_map(v, 5, &p);
-    hp_check_translated(&hp, &p);
-    hp_unplug(&hp);
-    /* no endpoint there any more, and its domain went with it */
-    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, vit_probe_size(v), NULL),
-                          VIRTIO_IOMMU_S_NOENT);
-    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 5, 0, PAGE - 1, 0, RW),
-                          VIRTIO_IOMMU_S_NOENT);
-
-    hp_plug(&hp);
-    hp_check_unattached(&hp, &p);
-    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 5, hp.ep),
-                          VIRTIO_IOMMU_S_INVAL);
-    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 5, 0, PAGE - 1, 0, RW),
-                          VIRTIO_IOMMU_S_NOENT);
-
-    /* 2. In domain 6 with EP2, which keeps the domain alive */
-    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
-                          VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, EP2, 0), VIRTIO_IOMMU_S_OK);
-    hp_map(v, 6, &p);
-    hp_check_translated(&hp, &p);
-    hp_unplug(&hp);
-    CHECK(vit_is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
-
-    hp_plug(&hp);
-    hp_check_unattached(&hp, &p);
-    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, hp.ep),
-                          VIRTIO_IOMMU_S_INVAL);
-
-    /* the new device joins the domain like any endpoint */
-    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
-                          VIRTIO_IOMMU_S_OK);
-    hp_check_translated(&hp, &p);
-
-    /* 3. Unplugged while attached: requests about it fail with NOENT */
-    hp_unplug(&hp);
-    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, hp.ep),
-                          VIRTIO_IOMMU_S_NOENT);
-    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 6, hp.ep, 0),
-                          VIRTIO_IOMMU_S_NOENT);
-    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 7, hp.ep, 0),
-                          VIRTIO_IOMMU_S_NOENT);
-    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, hp.ep, vit_probe_size(v), NULL),
-                          VIRTIO_IOMMU_S_NOENT);
-    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 7, 0, PAGE - 1, 0, RW),
-                          VIRTIO_IOMMU_S_NOENT);
-    /* domain 6 has EP2 alone; it goes when EP2 leaves */
-    CHECK(vit_is_mapped(v, 6, p.buf, p.buf + PAGE - 1));
-    QVIOMMU_EXPECT_STATUS(qviommu_detach_req(v, 6, EP2), VIRTIO_IOMMU_S_OK);
-    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 6, 0, PAGE - 1, 0, RW),
-                          VIRTIO_IOMMU_S_NOENT);
-}
-
-/* ------------------------------------------------------------------ */
 
 static void register_virtio_iommu_dma_test(void)
 {
-    static const TestCfg hp_pc = { 0 };
-    static const TestCfg hp_port = {
-        .q35 = true,
-        .endpoints = HP_PORT,
-        .q35_args = HP_PORT_Q35_ARGS,
-        .hp_port = true,
-    };
     static const TestCfg limits = { .endpoints = LIMIT_ENDPOINTS };
     static const TestCfg alias_q35 = {
         .q35 = true,
@@ -1685,16 +1298,6 @@ static void register_virtio_iommu_dma_test(void)
                  "id=" IOMMU_ID ",max-pending-faults=3,boot-bypass=off",
                  &limits);
     vit_add_test("storm", test_storm, STORM_OPTS, &storm);
-
-    /* pc: ACPI hot-plug on the root bus; q35 and virt: a PCIe root port */
-    if (vit_arch_is_x86()) {
-        vit_add_test("unplug-replug", test_unplug_replug, NULL, &hp_pc);
-        vit_add_test("unplug-replug-nobypass", test_unplug_replug,
-                     "boot-bypass=off", &hp_pc);
-    }
-    vit_add_test("unplug-replug-port", test_unplug_replug, NULL, &hp_port);
-    vit_add_test("unplug-replug-port-nobypass", test_unplug_replug,
-                 "boot-bypass=off", &hp_port);
 }
 
 libqos_init(register_virtio_iommu_dma_test);

@@ -8,9 +8,11 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "qemu/host-utils.h"
+#include "qemu/units.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qobject/qstring.h"
+#include "libqos/edu.h"
 #include "virtio-iommu-test.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_ids.h"
@@ -352,9 +354,37 @@ void vit_number_root_port(QViommu *v)
 {
     g_autofree QPCIDevice *port = vit_root_port(v);
 
-    qpci_config_writeb(port, PCI_PRIMARY_BUS, 0);
-    qpci_config_writeb(port, PCI_SECONDARY_BUS, 1);
-    qpci_config_writeb(port, PCI_SUBORDINATE_BUS, 1);
+    vit_bridge_number(port, 1);
+}
+
+void vit_bridge_number(QPCIDevice *bridge, uint8_t bus_nr)
+{
+    qpci_config_writeb(bridge, PCI_PRIMARY_BUS, 0);
+    qpci_config_writeb(bridge, PCI_SECONDARY_BUS, bus_nr);
+    qpci_config_writeb(bridge, PCI_SUBORDINATE_BUS, bus_nr);
+}
+
+uint64_t vit_bridge_window(QPCIDevice *bridge, uint64_t size)
+{
+    QPCIBus *bus = bridge->bus;
+    uint64_t base = QEMU_ALIGN_UP(bus->mmio_alloc_ptr, MiB);
+
+    g_assert_cmphex(size % MiB, ==, 0);
+    g_assert_cmphex(base + size, <=, bus->mmio_limit);
+    g_assert_cmphex(base + size, <=, 0x100000000ull);
+    bus->mmio_alloc_ptr = base;
+    qpci_config_writew(bridge, PCI_MEMORY_BASE, (base >> 16) & 0xfff0);
+    qpci_config_writew(bridge, PCI_MEMORY_LIMIT,
+                       ((base + size - 1) >> 16) & 0xfff0);
+    qpci_config_writew(bridge, PCI_PREF_MEMORY_BASE, 0xfff0);
+    qpci_config_writew(bridge, PCI_PREF_MEMORY_LIMIT, 0);
+    qpci_config_writel(bridge, PCI_PREF_BASE_UPPER32, 0);
+    qpci_config_writel(bridge, PCI_PREF_LIMIT_UPPER32, 0);
+    qpci_config_writeb(bridge, PCI_IO_BASE, 0xf0);
+    qpci_config_writeb(bridge, PCI_IO_LIMIT, 0);
+    qpci_config_writew(bridge, PCI_COMMAND,
+                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    return base;
 }
 
 bool vit_recorders_add(QTestState *qts)
@@ -623,6 +653,49 @@ QViommuRes vit_map_m(QViommu *v, uint32_t domain, const Mapping *m)
 QViommuRes vit_unmap_m(QViommu *v, uint32_t domain, const Mapping *m)
 {
     return qviommu_unmap_req(v, domain, m->start, m->end);
+}
+
+/* ------------------------------------------------------------------ */
+/* edu                                                                 */
+
+Edu *vit_edu_open_id(QViommu *v, uint32_t id)
+{
+    Edu *e = g_new0(Edu, 1);
+
+    e->qts = v->qts;
+    e->id = id;
+    /* config cycles to bus N use devfn N << 8 | devfn */
+    e->dev = qpci_device_find(v->transport->pdev->bus, id);
+    g_assert_nonnull(e->dev);
+    g_assert_cmphex(qpci_config_readw(e->dev, PCI_DEVICE_ID), ==, 0x11e8);
+    qpci_device_enable(e->dev);
+    e->bar = qpci_iomap(e->dev, 0, NULL);
+    return e;
+}
+
+Edu *vit_edu_open(QViommu *v, unsigned slot)
+{
+    return vit_edu_open_id(v, QPCI_DEVFN(slot, 0));
+}
+
+void vit_edu_close(Edu *e)
+{
+    qpci_iounmap(e->dev, e->bar);
+    g_free(e->dev);
+    g_free(e);
+}
+
+void vit_edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest)
+{
+    g_assert_cmpuint(count, <=, 4096);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_SRC, to_guest ? EDU_BUF : iova);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_DST, to_guest ? iova : EDU_BUF);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CNT, count);
+    qpci_io_writeq(e->dev, e->bar, EDU_DMA_CMD,
+                   EDU_DMA_RUN | (to_guest ? EDU_DMA_TO_PCI : 0));
+    qtest_clock_step(e->qts, EDU_DMA_NS);
+    g_assert_cmphex(qpci_io_readq(e->dev, e->bar, EDU_DMA_CMD) &
+                    EDU_DMA_RUN, ==, 0);
 }
 
 /* ------------------------------------------------------------------ */

@@ -239,6 +239,16 @@ QPCIDevice *vit_root_port(QViommu *v);
 /* No firmware runs here: number the bus behind the port as it would */
 void vit_number_root_port(QViommu *v);
 
+/* Give @bridge the secondary (and subordinate) bus number @bus_nr */
+void vit_bridge_number(QPCIDevice *bridge, uint8_t bus_nr);
+
+/*
+ * Open a memory window of @size bytes (a multiple of 1 MiB) on @bridge
+ * where libqos puts the next BAR, and no other window, so that the
+ * functions behind it can be driven; returns the window's base.
+ */
+uint64_t vit_bridge_window(QPCIDevice *bridge, uint64_t size);
+
 /*
  * Record the IOMMU notifications of every endpoint there is, with n0 and
  * n1; false if there is none
@@ -315,6 +325,32 @@ bool vit_check_events(const char *fn, int line, Notif *nt, GArray *want);
 /* MAP and UNMAP a Mapping */
 QViommuRes vit_map_m(QViommu *v, uint32_t domain, const Mapping *m);
 QViommuRes vit_unmap_m(QViommu *v, uint32_t domain, const Mapping *m);
+
+/* ------------------------------------------------------------------ */
+/* edu: a PCI device whose DMA engine copies to and from any address   */
+
+#define EDU_ARG(addr)           " -device edu,addr=" addr               \
+                                ",dma_mask=0xffffffffffffffff"
+
+typedef struct Edu {
+    QTestState *qts;
+    QPCIDevice *dev;
+    QPCIBar bar;
+    uint32_t id;
+} Edu;
+
+/* The edu at requester ID @id (bus << 8 | devfn), its BAR mapped */
+Edu *vit_edu_open_id(QViommu *v, uint32_t id);
+Edu *vit_edu_open(QViommu *v, unsigned slot);
+void vit_edu_close(Edu *e);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Edu, vit_edu_close)
+
+/*
+ * Copy @count bytes between IOVA @iova and the edu's buffer (into guest
+ * memory if @to_guest); the copy has happened when this returns.
+ */
+void vit_edu_dma(Edu *e, uint64_t iova, uint32_t count, bool to_guest);
 
 /* ------------------------------------------------------------------ */
 /* Endpoint DMA: a virtio-rng-pci driven by hand                       */
