@@ -101,6 +101,7 @@ section build-sanitize tap_step "build QEMU with ASan, UBSan and libFuzzer" \
 section device-fuzz bash tests/fuzz/run-device-fuzz.sh
 section qtest-x86_64 bash tests/qtest/run-qtests.sh x86_64
 section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
+section mutants env MUTANTS="cache-flush readonly-write unmap-split" bash tests/mutation/run-mutants.sh
 section sanitizers bash tests/sanitize/run-sanitize-tests.sh
 section guest bash tests/guest/run-guest-tests.sh
 # Stock QEMU (the same source with QEMU's own device), never shipped: the
