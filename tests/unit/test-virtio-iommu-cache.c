@@ -20,6 +20,7 @@
 #define PROBE       (IOVA + 0x10)
 #define NR_READERS  2
 #define ROUNDS      200000
+#define MAX_ROUNDS  (100 * ROUNDS)
 
 static VIOMMUCacheEntry entry(uint64_t iova, uint64_t size, uint64_t pa,
                               unsigned int perm)
@@ -107,6 +108,7 @@ typedef struct Model {
     uint64_t gen;               /* generation mapped now, under lock */
     uint64_t completed;         /* last generation whose UNMAP completed */
     int running;
+    int seen_hit, seen_miss;    /* some reader hit, missed: they overlap */
     uint64_t hits, misses, stale, torn;
 } Model;
 
@@ -123,9 +125,14 @@ static gpointer reader(gpointer opaque)
             hits++;
             torn += !consistent(&hit);
             stale += (hit.pa >> 24) <= completed;
+            if (hits == 1) {
+                __atomic_store_n(&m->seen_hit, 1, __ATOMIC_RELEASE);
+            }
             continue;
         }
-        misses++;
+        if (++misses == 1) {
+            __atomic_store_n(&m->seen_miss, 1, __ATOMIC_RELEASE);
+        }
         g_mutex_lock(&m->lock);
         if (m->mapped) {
             VIOMMUCacheEntry e = generation(m->gen);
@@ -141,11 +148,24 @@ static gpointer reader(gpointer opaque)
     return NULL;
 }
 
-/* UNMAP then MAP again with a new generation, ROUNDS times */
+/*
+ * Have the readers both hit and missed while the writer was running?  On
+ * a loaded machine they may not run at all during ROUNDS rounds.
+ */
+static bool readers_overlapped(Model *m)
+{
+    return __atomic_load_n(&m->seen_hit, __ATOMIC_ACQUIRE) &&
+           __atomic_load_n(&m->seen_miss, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * UNMAP then MAP again with a new generation, ROUNDS times, and on until
+ * the readers have run (at most MAX_ROUNDS)
+ */
 static void run_race(Model *m)
 {
     GThread *threads[NR_READERS];
-    unsigned int i;
+    unsigned int i, rounds;
 
     g_mutex_init(&m->lock);
     viommu_cache_init(&m->cache);
@@ -155,7 +175,9 @@ static void run_race(Model *m)
     for (i = 0; i < NR_READERS; i++) {
         threads[i] = g_thread_new("reader", reader, m);
     }
-    for (i = 0; i < ROUNDS; i++) {
+    for (rounds = 0;
+         rounds < MAX_ROUNDS && (rounds < ROUNDS || !readers_overlapped(m));
+         rounds++) {
         uint64_t g;
 
         g_mutex_lock(&m->lock);
@@ -172,7 +194,7 @@ static void run_race(Model *m)
         m->gen = g + 1;
         m->mapped = true;
         g_mutex_unlock(&m->lock);
-        if (i % 64 == 0) {
+        if (rounds % 64 == 0) {
             g_thread_yield();
         }
     }
@@ -181,8 +203,8 @@ static void run_race(Model *m)
         g_thread_join(threads[i]);
     }
     g_mutex_clear(&m->lock);
-    g_test_message("%d rounds: %" PRIu64 " hits, %" PRIu64 " misses, %"
-                   PRIu64 " stale, %" PRIu64 " torn", ROUNDS, m->hits,
+    g_test_message("%u rounds: %" PRIu64 " hits, %" PRIu64 " misses, %"
+                   PRIu64 " stale, %" PRIu64 " torn", rounds, m->hits,
                    m->misses, m->stale, m->torn);
 }
 
