@@ -178,7 +178,7 @@ check_abi_on_stock() {
     local arch=$1 bin=$stock/qemu-system-$1 path args=() out
     [ -x "$bin" ] || { tap not-ok "abi: stock's $arch binary missing"; return; }
     for path in $(QTEST_QEMU_BINARY=$bin "$ours/tests/qtest/qos-test" -l |
-                  grep '/virtio-iommu-tests/abi'); do
+                  grep '/virtio-iommu-requests-tests/abi'); do
         args+=(-p "$path")
     done
     out=$(QTEST_QEMU_BINARY=$bin "$ours/tests/qtest/qos-test" --tap -k \

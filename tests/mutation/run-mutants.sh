@@ -146,13 +146,13 @@ failed() {
 failing_tests() {
     local stage=$1 log=$2 rc=$3 out last
     # QEMU's death does not name the test: say which one passed last
-    last=$(sed -n -E 's|^ok [0-9]+ .*/virtio-iommu-tests/(.*)$|\1|p' "$log" |
+    last=$(sed -n -E 's|^ok [0-9]+ .*/virtio-iommu-[a-z]*-tests/(.*)$|\1|p' "$log" |
            tail -n 1)
     out=$(sed -n -E \
-        -e 's|^not ok [0-9]* */.*/virtio-iommu-tests/(.*)$|\1|p' \
+        -e 's|^not ok [0-9]* */.*/virtio-iommu-[a-z]*-tests/(.*)$|\1|p' \
         -e 't' \
         -e 's|^not ok [0-9]* *-? *(.*)$|\1|p' \
-        -e 's|^Bail out! .*child process \(/.*/virtio-iommu-tests/([^/]+)/subprocess .*|\1|p' \
+        -e 's|^Bail out! .*child process \(/.*/virtio-iommu-[a-z]*-tests/([^/]+)/subprocess .*|\1|p' \
         -e 't' \
         -e 's|^Bail out! ERROR:[^:]*/([^/:]+):([0-9]+):([^:]+):.*$|\3 (Bail out! at \1:\2)|p' \
         -e 't' \

@@ -21,6 +21,8 @@
 #include "virtio-iommu-test.h"
 #include "standard-headers/linux/pci_regs.h"
 
+#define VIT_THEME               "virtio-iommu-dma"
+
 /* ------------------------------------------------------------------ */
 /* Endpoint DMA: a virtio-rng-pci driven by hand                       */
 
@@ -447,6 +449,60 @@ static void test_used_elem_straddle(void *obj, void *data,
 
 #define EDU_SLOT                9
 #define EDU2_SLOT               10
+
+/*
+ * The edges of a mapping, one byte at a time so that each DMA's address
+ * is the one translated (nothing cached covers it): the mapping's last
+ * byte translates, the byte after it faults, and the machine's MSI
+ * doorbell, which no mapping covers, is reached untranslated.
+ */
+#define EDGE_ENDPOINTS          ENDPOINTS EDU_ARG("09.0")
+
+static void test_dma_edges(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Edu) edu = vit_edu_open(v, EDU_SLOT);
+    uint64_t buf = guest_alloc(a, 2 * PAGE), src = guest_alloc(a, PAGE);
+    const uint64_t iova = 0x40000000, iova_src = 0x50000000;
+    Machine m;
+    Faults fs;
+
+    if (!vit_machine_info(v, data, &m)) {
+        return;
+    }
+    qviommu_post_events(v, 16, sizeof(struct virtio_iommu_fault),
+                        QVIOMMU_FILL);
+    QVIOMMU_EXPECT_STATUS(qviommu_attach_req(v, 1, edu->id, 0),
+                          VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, iova, iova + PAGE - 1, buf,
+                                          RW), VIRTIO_IOMMU_S_OK);
+    QVIOMMU_EXPECT_STATUS(qviommu_map_req(v, 1, iova_src,
+                                          iova_src + PAGE - 1, src, RO),
+                          VIRTIO_IOMMU_S_OK);
+    qtest_memset(v->qts, buf, 0, 2 * PAGE);
+    qtest_memset(v->qts, src, MARK, PAGE);
+    vit_edu_dma(edu, iova_src, 4, false);
+
+    /* the last byte: written, no fault */
+    vit_edu_dma(edu, iova + PAGE - 1, 1, true);
+    CHECK_EQ(qtest_readb(v->qts, buf + PAGE - 1), MARK);
+    /* the byte after: a fault, and nothing written past the page */
+    vit_edu_dma(edu, iova + PAGE, 1, true);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_MAPPING, F_WRITE_ADDR, edu->id,
+               iova + PAGE, iova + PAGE);
+    CHECK_EQ(vit_count_not(v->qts, buf, PAGE - 1, 0), 0);
+    CHECK_EQ(vit_count_not(v->qts, buf + PAGE, PAGE, 0), 0);
+
+    /* an MSI write: untranslated, no fault */
+    vit_edu_dma(edu, m.msi.start, 4, true);
+    vit_collect_faults(v, &fs, QUIET_WAIT_US, QUIET_WAIT_US);
+    if (fs.n) {
+        qviommu_report(__func__, __LINE__, "an MSI write to 0x%" PRIx64
+                       " faulted", m.msi.start);
+        vit_print_faults(&fs);
+    }
+}
 
 /* ------------------------------------------------------------------ */
 /* DMA aliases: conventional PCI behind a bridge                       */
@@ -1254,6 +1310,7 @@ static void test_storm(void *obj, void *data, QGuestAllocator *a)
 static void register_virtio_iommu_dma_test(void)
 {
     static const TestCfg limits = { .endpoints = LIMIT_ENDPOINTS };
+    static const TestCfg edges = { .endpoints = EDGE_ENDPOINTS };
     static const TestCfg alias_q35 = {
         .q35 = true,
         .endpoints = PCIE_BRIDGE_ENDPOINTS,
@@ -1278,6 +1335,7 @@ static void register_virtio_iommu_dma_test(void)
     vit_add_test("fault-overflow", test_fault_overflow,
                  "max-pending-faults=2,boot-bypass=off", NULL);
     vit_add_test("used-elem-straddle", test_used_elem_straddle, NULL, NULL);
+    vit_add_test("dma-edges", test_dma_edges, NULL, &edges);
 
     /* DMA aliases: a PCIe-to-PCI bridge (q35, virt), a PCI bridge (pc) */
     vit_add_test("dma-alias-pcie-bridge", test_dma_alias,

@@ -17,6 +17,8 @@
 #include "virtio-iommu-test.h"
 #include "standard-headers/linux/pci_regs.h"
 
+#define VIT_THEME               "virtio-iommu-hotplug"
+
 /* ------------------------------------------------------------------ */
 /* A virtio-rng-pci on the root bus or behind a PCIe root port         */
 

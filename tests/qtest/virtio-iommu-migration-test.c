@@ -17,6 +17,8 @@
 #include "qobject/qdict.h"
 #include "virtio-iommu-test.h"
 
+#define VIT_THEME               "virtio-iommu-migration"
+
 /* ------------------------------------------------------------------ */
 /* Migration                                                           */
 

@@ -15,6 +15,8 @@
 #include "qobject/qdict.h"
 #include "virtio-iommu-test.h"
 
+#define VIT_THEME               "virtio-iommu-notify"
+
 /* ------------------------------------------------------------------ */
 /* IOMMU notifier events                                               */
 

@@ -76,9 +76,10 @@ void *vit_before_cfg(GString *cmd_line, void *arg)
     return arg;
 }
 
-void vit_add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
-                  const TestCfg *cfg)
+void vit_add_theme_test(const char *theme, const char *name, QOSTestFunc fn,
+                        const char *dev_opts, const TestCfg *cfg)
 {
+    static GHashTable *themes;
     /* Kept for the life of the test registry */
     char *after = g_strdup_printf("%s%s%s",
         cfg && cfg->endpoints ? cfg->endpoints : ENDPOINTS,
@@ -92,7 +93,14 @@ void vit_add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
         .subprocess = cfg && cfg->subprocess,
     };
 
-    qos_add_test(name, "virtio-iommu", fn, &opts);
+    if (!themes) {
+        themes = g_hash_table_new(g_str_hash, g_str_equal);
+    }
+    /* The libqos driver answers for every virtio-iommu-THEME interface */
+    if (g_hash_table_add(themes, (gpointer)theme)) {
+        qos_node_produces("virtio-iommu-pci", theme);
+    }
+    qos_add_test(name, theme, fn, &opts);
 }
 
 /* ------------------------------------------------------------------ */

@@ -20,6 +20,8 @@
 #include "standard-headers/linux/pci_regs.h"
 #include "standard-headers/linux/virtio_ring.h"
 
+#define VIT_THEME               "virtio-iommu-requests"
+
 /* ------------------------------------------------------------------ */
 /* Config and features                                                 */
 

@@ -5,14 +5,16 @@
  *                                each request, malformed requests,
  *                                features, bypass and reset
  * virtio-iommu-dma-test.c        DMA through the IOMMU: translation,
- *                                faults, limits, a request storm, endpoint
- *                                hot-unplug
+ *                                faults, DMA aliases, limits, a request
+ *                                storm
+ * virtio-iommu-hotplug-test.c    endpoint hot-plug and hot-unplug
  * virtio-iommu-notify-test.c     IOMMU notifier events, host IOMMU devices
  * virtio-iommu-migration-test.c  migration, and hostile streams
  * virtio-iommu-test-utils.c      the helpers declared here
  *
  * Each test file registers its tests with vit_add_test() from a
- * libqos_init() of its own; qos-test runs them in link order.  The files
+ * libqos_init() of its own, under the qgraph interface VIT_THEME it
+ * defines; qos-test runs them in link order.  The files
  * are linked into qos-test with every other qtest: whatever is not static
  * has the prefix vit_.  Requests are built, sent and checked by the libqos
  * driver (libqos/virtio-iommu.h).
@@ -110,10 +112,18 @@ void *vit_before_cfg(GString *cmd_line, void *arg);
 /*
  * Register virtio-iommu test @name: @dev_opts added to the IOMMU's
  * -device, the endpoints and the IOMMU test device after it, and @cfg
- * (NULL for none) for everything else
+ * (NULL for none) for everything else.  The test consumes qgraph
+ * interface @theme, "virtio-iommu-THEME", which virtio-iommu-pci produces:
+ * qgraph's walk puts every test of an interface on a stack of at most 128
+ * nodes at once, so each themed file has its own interface.  qos-test
+ * runs the themes in the order they were first registered.
  */
-void vit_add_test(const char *name, QOSTestFunc fn, const char *dev_opts,
-                  const TestCfg *cfg);
+void vit_add_theme_test(const char *theme, const char *name, QOSTestFunc fn,
+                        const char *dev_opts, const TestCfg *cfg);
+
+/* vit_add_theme_test() under the file's VIT_THEME */
+#define vit_add_test(name, fn, dev_opts, cfg)                           \
+    vit_add_theme_test(VIT_THEME, name, fn, dev_opts, cfg)
 
 /* ------------------------------------------------------------------ */
 /* What the machine gives the device                                   */
