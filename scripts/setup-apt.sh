@@ -4,9 +4,17 @@
 # 6.12 kernels) and trixie deb-src (QEMU 10.0.x source).  No mirror host
 # name is written anywhere but into the machine's apt configuration, and
 # only the one the machine already uses.  Idempotent.
+#
+#   scripts/setup-apt.sh --uri   prints that Debian mirror URI and changes
+#                                nothing (tests/guest/build-guest.sh builds
+#                                its private apt configuration from it)
 set -euo pipefail
 
 OUT=/etc/apt/sources.list.d/viommu-build.sources
+case "${1:-}" in
+    ""|--uri) ;;
+    *) echo "usage: $0 [--uri]" >&2; exit 2 ;;
+esac
 
 die() { echo "setup-apt: $*" >&2; exit 1; }
 
@@ -35,6 +43,10 @@ debian_uri() {
 
 uri=$(debian_uri | head -n 1)
 [ -n "$uri" ] || die "no apt entry for Debian bookworm found in /etc/apt; cannot derive mirror"
+if [ "${1:-}" = --uri ]; then
+    echo "$uri"
+    exit 0
+fi
 
 want=$(cat <<SRC
 # Written by virtio-iommu's scripts/setup-apt.sh from this machine's own

@@ -80,7 +80,11 @@ build_all() {
     tap_step "install dependencies" bash scripts/install-deps.sh &&
     tap_step "build QEMU with our virtio-iommu" bash scripts/build-qemu.sh &&
     tap_step "build x86_64 guest" bash tests/guest/build-guest.sh x86_64 &&
-    tap_step "build aarch64 guest" bash tests/guest/build-guest.sh aarch64
+    tap_step "build aarch64 guest" bash tests/guest/build-guest.sh aarch64 &&
+    tap_step "build x86_64 guest, Linux 7.x" \
+        env GUEST_KERNEL=7 bash tests/guest/build-guest.sh x86_64 &&
+    tap_step "build aarch64 guest, Linux 7.x" \
+        env GUEST_KERNEL=7 bash tests/guest/build-guest.sh aarch64
 }
 
 section build build_all || true
@@ -104,6 +108,9 @@ section qtest-aarch64 bash tests/qtest/run-qtests.sh aarch64
 section mutants env MUTANTS="cache-flush readonly-write unmap-split" bash tests/mutation/run-mutants.sh
 section sanitizers bash tests/sanitize/run-sanitize-tests.sh
 section guest bash tests/guest/run-guest-tests.sh
+# The main guest scenarios again on the newest Linux 7.x of Debian testing /
+# trixie-backports (the 6.12 guests above are bookworm-backports').
+section guest-linux7 env GUEST_KERNEL=7 bash tests/guest/run-guest-tests.sh --main
 # Stock QEMU (the same source with QEMU's own device), never shipped: the
 # other side of the migration and libvirt tests.  Mostly ccache hits.
 section build-upstream tap_step "build stock QEMU for comparison" \

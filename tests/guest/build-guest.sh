@@ -1,14 +1,26 @@
 #!/bin/bash
 # Build the test guest for one architecture:
 #
-#   tests/guest/build-guest.sh x86_64|aarch64
+#   [GUEST_KERNEL=6.12|7|7.N] tests/guest/build-guest.sh x86_64|aarch64
 #
-# produces build/guest/ARCH/vmlinuz, build/guest/ARCH/initramfs.cpio.gz and
-# build/guest/ARCH/kernel-version (the Debian kernel package and version).
+# produces vmlinuz, initramfs.cpio.gz and kernel-version (the Debian kernel
+# package and version) in build/guest/ARCH (6.12, the default) or
+# build/guest/linux-7/ARCH (GUEST_KERNEL=7; guest_dir in guest-lib.sh).
 #
-# Kernel: the newest Debian 6.12 kernel for bookworm (linux-image-6.12.*+deb12,
-# from bookworm-backports or bookworm-security; 6.12 has VIRTIO_IOMMU=m and
-# ACPI_VIOT=y, bookworm's 6.1 has no virtio-iommu), found by asking apt.
+# Kernel, GUEST_KERNEL=6.12: the newest Debian 6.12 kernel for bookworm
+# (linux-image-6.12.*+deb12, from bookworm-backports or bookworm-security;
+# bookworm's 6.1 has no virtio-iommu), found by asking the host's apt.
+# GUEST_KERNEL=7 (or 7.N): the newest Linux 7.x (7.N.x) that Debian testing
+# or trixie-backports has for the architecture's plain flavour
+# (linux-image-7.*+debNN-amd64|arm64).  These suites are never added to
+# the host's apt: a private apt configuration in build/guest/apt/ (own
+# sources, lists, cache and an empty dpkg status; its mirror URI is the
+# host's own Debian entry, from `scripts/setup-apt.sh --uri`) finds and
+# downloads them; its lists are refreshed once a day.  A 7.x image is a
+# meta package: the packages it depends on, linux-binary-* (the image in
+# usr/lib/modules/VER/vmlinuz), linux-modules-* and linux-base-* (config,
+# modules.builtin), are what is fetched and unpacked together.  Either
+# kernel must have VIRTIO_IOMMU (m or y) and ACPI_VIOT=y in its config.
 # Initramfs: busybox-static of the same architecture, the kernel modules the
 # tests need plus everything modules.dep says they depend on (decompressed,
 # because busybox insmod cannot read .ko.xz), tests/guest/image/init.sh as
@@ -21,12 +33,14 @@
 # Packages are fetched with `apt-get download` and unpacked with
 # `dpkg-deb -x` below build/; nothing is installed on the host.  Re-running
 # is cheap: downloads are kept, and the initramfs is rebuilt only when the
-# kernel or one of its inputs changed.
+# kernel or one of its inputs changed.  The 6.12 and 7.x guests (and their
+# downloads) live in separate directories and coexist.
 set -euo pipefail
 shopt -s nullglob
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/tests/guest/guest-lib.sh"
 image=$top/tests/guest/image
 # Where the guest's test modules and tools come from: the guest tests' own,
 # and the guest side of the benchmarks.
@@ -43,7 +57,8 @@ esac
 MODULES="virtio_pci virtio_iommu virtio_blk virtio_net e1000e e1000
          vfio vfio_iommu_type1 vfio_pci"
 
-out=$BUILD/guest/$arch
+kernel=$(guest_kernel) || { STEP="check GUEST_KERNEL"; die "GUEST_KERNEL=${GUEST_KERNEL:-}: want 6.12, 7 or 7.N"; }
+out=$(guest_dir "$arch")
 deb=$out/deb
 work=$out/work
 mkdir -p "$out" "$deb"
@@ -55,9 +70,82 @@ step_apt_setup() {
         die "scripts/setup-apt.sh failed"
 }
 
-# Newest linux-image-6.12.N+deb12-$debarch[-unsigned] that apt can download.
-# Sets kpkg (package name), kver (package version), kabi (uname -r).
+# The private apt configuration for the suites newer than the host's
+# (GUEST_KERNEL=7): every apt-get/apt-cache call for the kernel gets
+# "${apt_opts[@]}" (empty for 6.12: the host's apt).
+papt=$BUILD/guest/apt
+apt_opts=()
+if [ "$kernel" != 6.12 ]; then
+    apt_opts=(-o "Dir::Etc::SourceList=$papt/sources.list"
+              -o "Dir::Etc::SourceParts=$papt/sources.list.d"
+              -o "Dir::Etc::Preferences=$papt/preferences"
+              -o "Dir::Etc::PreferencesParts=$papt/preferences.d"
+              -o "Dir::State=$papt/state"
+              -o "Dir::State::status=$papt/state/status"
+              -o "Dir::Cache=$papt/cache"
+              -o "APT::Architectures::=amd64" -o "APT::Architectures::=arm64"
+              -o "Acquire::Languages=none")
+fi
+
+# Write the private sources from the host's Debian mirror URI and refresh
+# the private lists when they are missing, changed or a day old.  An
+# update that fails with lists already there only warns (offline reruns).
+step_private_apt() {
+    local uri want
+    uri=$(bash "$top/scripts/setup-apt.sh" --uri) ||
+        die "cannot derive the Debian mirror from the host's apt configuration"
+    mkdir -p "$papt"/sources.list.d "$papt"/preferences.d \
+             "$papt"/state/lists/partial "$papt"/cache/archives/partial
+    touch "$papt/sources.list" "$papt/state/status"
+    want=$(cat <<SRC
+# Written by tests/guest/build-guest.sh from this machine's own Debian
+# entry; used only through apt's -o Dir::... options, never by the host.
+Types: deb
+URIs: $uri
+Suites: testing trixie-backports
+Components: main
+Architectures: amd64 arm64
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+)
+    local f=$papt/sources.list.d/newer.sources
+    if [ ! -f "$f" ] || [ "$(cat "$f")" != "$want" ]; then
+        echo "$want" > "$f"
+        rm -f "$papt/.updated"
+    fi
+    if [ -n "$(find "$papt/.updated" -mmin -1440 2>/dev/null)" ]; then
+        return 0
+    fi
+    echo "apt-get update (private: testing, trixie-backports)"
+    if apt-get "${apt_opts[@]}" update -q; then
+        touch "$papt/.updated"
+    elif compgen -G "$papt/state/lists/*_Packages*" > /dev/null; then
+        echo "WARNING: private apt-get update failed; using the lists of $(date -r "$papt/state/lists" '+%F %T')"
+    else
+        die "apt-get update of the private configuration in $papt failed (is the package mirror reachable?)"
+    fi
+}
+
+# Candidate version of PKG:$debarch, or nothing.
+candidate() {
+    apt-cache "${apt_opts[@]}" policy "$1:$debarch" 2>/dev/null |
+        awk '/Candidate:/ && $2 != "(none)" { print $2 }'
+}
+
+# The kernel to build the guest with.  Sets kname (the image package, named
+# in kernel-version), kpkgs (the packages to fetch and unpack), kver (their
+# version) and kabi (uname -r).
 step_find_kernel() {
+    if [ "$kernel" = 6.12 ]; then
+        find_kernel_6_12
+    else
+        find_kernel_split
+    fi
+    echo "kernel: $kname $kver (${kpkgs[*]})"
+}
+
+# Newest linux-image-6.12.N+deb12-$debarch[-unsigned] that apt can download.
+find_kernel_6_12() {
     local abis abi name cand
     abis=$(apt-cache pkgnames linux-image-6.12. |
            sed -nE "s/^linux-image-(6\.12\.[0-9]+\+deb12-$debarch)(-unsigned)?\$/\1/p" |
@@ -65,21 +153,54 @@ step_find_kernel() {
     [ -n "$abis" ] ||
         die "apt knows no linux-image-6.12.*+deb12-$debarch package" \
             "(is bookworm-backports configured and 'apt-get update' done?)"
-    kpkg=
+    kname=
     for abi in $abis; do
         for name in "linux-image-$abi-unsigned" "linux-image-$abi"; do
-            cand=$(apt-cache policy "$name:$debarch" 2>/dev/null |
-                   awk '/Candidate:/ { print $2 }')
-            if [ -n "$cand" ] && [ "$cand" != "(none)" ]; then
-                kpkg=$name kver=$cand kabi=$abi
+            cand=$(candidate "$name")
+            if [ -n "$cand" ]; then
+                kname=$name kver=$cand kabi=$abi
                 break 2
             fi
         done
     done
-    [ -n "$kpkg" ] ||
+    [ -n "$kname" ] ||
         die "no downloadable linux-image-6.12.*+deb12-$debarch package" \
             "(apt lists names but no candidate versions: $(echo "$abis" | tr '\n' ' '))"
-    echo "kernel: $kpkg $kver"
+    kpkgs=("$kname")
+}
+
+# Newest linux-image-$kernel[.N...]+debNN-$debarch (plain flavour) in the
+# private lists, and the linux-binary-, linux-modules- and linux-base-
+# packages of the same version it depends on.
+find_kernel_split() {
+    local kre=${kernel//./\\.} abis abi cand deps d dv kind
+    abis=$(apt-cache "${apt_opts[@]}" pkgnames "linux-image-$kernel" |
+           sed -nE "s/^linux-image-(${kre}(\.[0-9]+)*\+deb[0-9]+-$debarch)\$/\1/p" |
+           sort -u -V -r)
+    [ -n "$abis" ] ||
+        die "the private apt lists ($papt) know no linux-image-$kernel.*+debNN-$debarch package"
+    kname=
+    for abi in $abis; do
+        cand=$(candidate "linux-image-$abi")
+        [ -n "$cand" ] || continue
+        kname=linux-image-$abi kver=$cand kabi=$abi
+        break
+    done
+    [ -n "$kname" ] ||
+        die "no downloadable linux-image-$kernel.*-$debarch package" \
+            "(names without candidate versions: $(echo "$abis" | tr '\n' ' '))"
+    deps=$(apt-cache "${apt_opts[@]}" show --no-all-versions "$kname:$debarch=$kver" |
+           sed -n 's/^Depends: //p' | tr ',' '\n' | sed -E 's/^ *//; s/[ :].*//' |
+           grep -E '^linux-(binary|modules|base)-') || true
+    kpkgs=()
+    for kind in binary modules base; do
+        d=$(grep -m1 "^linux-$kind-" <<< "$deps") ||
+            die "$kname $kver depends on no linux-$kind-* package (Depends: $(echo "$deps" | tr '\n' ' '))"
+        dv=$(candidate "$d")
+        [ "$dv" = "$kver" ] ||
+            die "$kname $kver needs $d $kver, apt's candidate is '${dv:-none}'"
+        kpkgs+=("$d")
+    done
 }
 
 # apt-get download PKG:ARCH=VER into $deb unless already there.  Prints the
@@ -89,8 +210,9 @@ fetch_deb() {
     pattern="$deb/${pkg}_${ver//:/%3a}_"
     f=("$pattern"*.deb)
     if [ ${#f[@]} -eq 0 ]; then
-        (cd "$deb" && apt-get download -q "$pkg:$debarch=$ver" >&2) ||
-            die "apt-get download $pkg:$debarch=$ver failed"
+        (cd "$deb" && apt-get "${apt_opts[@]}" download -q "$pkg:$debarch=$ver" >&2) ||
+            die "apt-get download $pkg:$debarch=$ver failed" \
+                "${apt_opts:+(private lists in $papt stale? rm $papt/.updated and rerun)}"
         f=("$pattern"*.deb)
         [ ${#f[@]} -gt 0 ] || die "apt-get download did not produce ${pkg}_${ver}*.deb in $deb"
     fi
@@ -106,15 +228,22 @@ step_find_busybox() {
 }
 
 step_fetch() {
-    kdeb=$(fetch_deb "$kpkg" "$kver")
-    bbdeb=$(fetch_deb busybox-static "$bbver")
+    local p
+    kdebs=()
+    for p in "${kpkgs[@]}"; do
+        kdebs+=("$(fetch_deb "$p" "$kver")")
+    done
+    # busybox-static always comes from the host's apt (bookworm).
+    bbdeb=$(apt_opts=(); fetch_deb busybox-static "$bbver")
 }
 
 step_unpack() {
-    local kdir=$work/kernel-$kver bbdir=$work/busybox-$bbver
+    local kdir=$work/kernel-$kver bbdir=$work/busybox-$bbver f
     if [ ! -f "$kdir/.unpacked" ]; then
         rm -rf "$kdir"; mkdir -p "$kdir"
-        dpkg-deb -x "$kdeb" "$kdir" || die "dpkg-deb -x $kdeb failed"
+        for f in "${kdebs[@]}"; do
+            dpkg-deb -x "$f" "$kdir" || die "dpkg-deb -x $f failed"
+        done
         touch "$kdir/.unpacked"
     fi
     if [ ! -f "$bbdir/.unpacked" ]; then
@@ -123,8 +252,21 @@ step_unpack() {
         touch "$bbdir/.unpacked"
     fi
     kroot=$kdir bbroot=$bbdir
-    vmlinuz=$kroot/boot/vmlinuz-$kabi
-    [ -f "$vmlinuz" ] || die "$kpkg has no /boot/vmlinuz-$kabi"
+    # 6.12: /boot/vmlinuz-ABI; the split 7.x packages: usr/lib/modules/ABI.
+    vmlinuz=
+    for f in "$kroot/boot/vmlinuz-$kabi" "$kroot/usr/lib/modules/$kabi/vmlinuz"; do
+        [ -f "$f" ] && { vmlinuz=$f; break; }
+    done
+    [ -n "$vmlinuz" ] || die "${kpkgs[*]} hold no boot/vmlinuz-$kabi or usr/lib/modules/$kabi/vmlinuz"
+    kconfig=
+    for f in "$kroot/boot/config-$kabi" "$kroot/usr/lib/modules/$kabi/config"; do
+        [ -f "$f" ] && { kconfig=$f; break; }
+    done
+    [ -n "$kconfig" ] || die "${kpkgs[*]} hold no kernel config"
+    grep -qE '^CONFIG_VIRTIO_IOMMU=[my]$' "$kconfig" ||
+        die "$kname $kver is built without CONFIG_VIRTIO_IOMMU ($kconfig)"
+    grep -qE '^CONFIG_ACPI_VIOT=y$' "$kconfig" ||
+        die "$kname $kver is built without CONFIG_ACPI_VIOT ($kconfig)"
     moddir=
     local d
     for d in "$kroot/lib/modules/$kabi" "$kroot/usr/lib/modules/$kabi"; do
@@ -137,7 +279,7 @@ step_unpack() {
         local base=$kroot
         [ -d "$kroot/lib/modules/$kabi" ] || base=$kroot/usr
         [ -d "$base/lib/modules/$kabi" ] ||
-            die "$kpkg has no lib/modules/$kabi directory"
+            die "${kpkgs[*]} hold no lib/modules/$kabi directory"
         local depmod
         depmod=$(command -v depmod || command -v /usr/sbin/depmod ||
                  command -v /sbin/depmod) || true
@@ -214,7 +356,7 @@ guest_inputs() {
         files+=("$d"/test-*.sh "$d"/*.[ch])
     done
     {
-        echo "$kpkg $kver $bbver $MODULES"
+        echo "$kernel $kname $kver ${kpkgs[*]} $bbver $MODULES"
         cat "${files[@]}"
     } | sha256sum | cut -d' ' -f1
 }
@@ -265,7 +407,7 @@ step_initramfs() {
     done
     # For modinfo/debugging in the guest.
     cp "$moddir/modules.builtin" "$root/lib/modules/$kabi/" 2>/dev/null || true
-    echo "$kpkg $kver" > "$root/etc/viommu/kernel-version"
+    echo "$kname $kver" > "$root/etc/viommu/kernel-version"
     echo "$arch" > "$root/etc/viommu/arch"
 
     (cd "$root" && find . -print0 | LC_ALL=C sort -z |
@@ -274,7 +416,7 @@ step_initramfs() {
         die "cpio/gzip failed"
     mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
     cp "$vmlinuz" "$out/vmlinuz"
-    echo "$kpkg $kver" > "$out/kernel-version"
+    echo "$kname $kver" > "$out/kernel-version"
     guest_inputs > "$out/.initramfs-inputs"
     echo "initramfs: $(du -h "$out/initramfs.cpio.gz" | cut -f1)"
 }
@@ -289,14 +431,21 @@ exec 9> "$out/.lock"
 flock 9
 
 run_step "apt setup ($arch)" step_apt_setup
+if [ "$kernel" != 6.12 ]; then
+    # One private apt for both architectures: one user at a time.
+    mkdir -p "$papt"
+    exec 8> "$papt/.lock"
+    flock 8
+    run_step "private apt for Linux $kernel" step_private_apt
+fi
 run_step "find kernel package ($debarch)" step_find_kernel
 run_step "find busybox-static package ($debarch)" step_find_busybox
 if guest_current; then
-    echo "build-guest: $arch guest up to date in $out ($kpkg $kver)"
+    echo "build-guest: $arch guest up to date in $out ($kname $kver)"
     exit 0
 fi
 run_step "download kernel and busybox ($debarch)" step_fetch
 run_step "unpack kernel and busybox ($debarch)" step_unpack
 run_step "resolve kernel modules ($kabi)" step_resolve_modules
 run_step "build initramfs ($arch)" step_initramfs
-echo "build-guest: $arch guest ready in $out ($kpkg $kver)"
+echo "build-guest: $arch guest ready in $out ($kname $kver)"

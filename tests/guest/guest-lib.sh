@@ -11,6 +11,44 @@
 #   VIOMMU-DONE checks=N failed=M
 # on the serial console and powers off.
 
+# The Debian kernel the test guests run, from $GUEST_KERNEL:
+#   6.12 (default)  the newest linux-image-6.12.*+deb12 (bookworm-backports,
+#                   from the host's apt); guests in build/guest/ARCH, logs
+#                   in build/guest-tests
+#   7, or 7.N       the newest Linux 7.x (7.N.x) of Debian testing or
+#                   trixie-backports (a private apt configuration, see
+#                   build-guest.sh); guests in build/guest/linux-7/ARCH,
+#                   logs in build/guest-tests/linux-7 (linux-7.N for 7.N)
+guest_kernel() {
+    local k=${GUEST_KERNEL:-6.12}
+    case "$k" in
+        6.12|7|7.[0-9]|7.[0-9][0-9]) echo "$k" ;;
+        *) echo "GUEST_KERNEL=$k: want 6.12, 7 or 7.N" >&2; return 1 ;;
+    esac
+}
+
+# The part of the guest and log paths that names $GUEST_KERNEL: nothing
+# for 6.12, /linux-7 (/linux-7.N) for the newer kernels.
+guest_kernel_subdir() {
+    local k
+    k=$(guest_kernel) || return 1
+    [ "$k" = 6.12 ] || echo "/linux-$k"
+}
+
+# guest_dir ARCH: where the guest for ARCH and $GUEST_KERNEL is built.
+guest_dir() {
+    local s
+    s=$(guest_kernel_subdir) || return 1
+    echo "$BUILD/guest$s/$1"
+}
+
+# guest_logdir: where the guest tests of $GUEST_KERNEL keep their logs.
+guest_logdir() {
+    local s
+    s=$(guest_kernel_subdir) || return 1
+    echo "$BUILD/guest-tests$s"
+}
+
 # Directory of the QEMU build to boot: ${QEMU_BUILD:-build/qemu}, relative
 # paths taken from the repository root.
 qemu_build_dir() {
@@ -20,7 +58,7 @@ qemu_build_dir() {
 }
 
 # guest_boot ARCH LOG TIMEOUT APPEND [QEMU ARGS...]
-# Boot build/guest/ARCH with the kernel command line APPEND (console and
+# Boot the guest of ARCH (guest_dir) with the kernel command line APPEND (console and
 # panic settings are added) and the extra QEMU arguments (devices), under a
 # hard timeout of TIMEOUT seconds.  The console goes to LOG (and to stdout if
 # GUEST_CONSOLE=1).  Returns QEMU's exit status (124 on timeout, 125 when
@@ -41,7 +79,7 @@ guest_boot() {
     BOOT_SECONDS=0
     local qdir gdir bin machine console extra=
     qdir=$(qemu_build_dir)
-    gdir=$BUILD/guest/$arch
+    gdir=$(guest_dir "$arch") || return 2
     case "$arch" in
         x86_64)
             bin=$qdir/qemu-system-x86_64
@@ -61,7 +99,7 @@ guest_boot() {
     esac
     [ -x "$bin" ] || { echo "guest_boot: $bin not built" | tee -a "$log" >&2; return 2; }
     if [ ! -f "$gdir/vmlinuz" ] || [ ! -f "$gdir/initramfs.cpio.gz" ]; then
-        echo "guest_boot: guest for $arch not built (tests/guest/build-guest.sh $arch)" | tee -a "$log" >&2
+        echo "guest_boot: no guest in $gdir (GUEST_KERNEL=$(guest_kernel) tests/guest/build-guest.sh $arch)" | tee -a "$log" >&2
         return 2
     fi
     local vars=""

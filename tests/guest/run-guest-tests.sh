@@ -1,11 +1,16 @@
 #!/bin/bash
-# Guest part of the test suite: boot real Linux guests (Debian 6.12 kernel,
-# busybox initramfs from tests/guest/build-guest.sh) under QEMU TCG with
-# virtio-iommu-pci and check, inside the guest, that the Linux driver binds,
-# groups the endpoints and that DMA through the IOMMU is correct.
+# Guest part of the test suite: boot real Linux guests (Debian 6.12 or 7.x
+# kernel, busybox initramfs from tests/guest/build-guest.sh) under QEMU TCG
+# with virtio-iommu-pci and check, inside the guest, that the Linux driver
+# binds, groups the endpoints and that DMA through the IOMMU is correct.
 #
-#   tests/guest/run-guest-tests.sh [--list] [SCENARIO...]   (default: all
-#   default scenarios; --list shows them and the extra ones)
+#   [GUEST_KERNEL=6.12|7] tests/guest/run-guest-tests.sh [--list|--main] [SCENARIO...]
+#
+# Default: all default scenarios; --main: the main ones (MAIN_SCENARIOS,
+# what the suite runs on the newest kernel too); --list shows the default,
+# main and extra ones.  GUEST_KERNEL chooses the guest kernel (guest_kernel
+# in guest-lib.sh): 6.12 (default) or 7, the newest Linux 7.x of Debian
+# testing / trixie-backports; logs then go to build/guest-tests/linux-7/.
 #
 # Uses QEMU from ${QEMU_BUILD:-build/qemu} (must already be built).  Builds
 # the guests if needed (a missing kernel package is a failure).  Prints TAP:
@@ -22,11 +27,18 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
 . "$top/tests/guest/guest-lib.sh"
 
-SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug x86-edu x86-edu-root-port x86-edu-pci-bridge x86-net-pci-bridge aarch64-demo aarch64-edu aarch64-edu-pci-bridge aarch64-acpi"
+SCENARIOS="x86-demo x86-root-port x86-net x86-strict x86-identity x86-no-boot-bypass x86-reboot x86-reset x86-hotplug x86-edu x86-edu-root-port x86-edu-pci-bridge x86-net-pci-bridge aarch64-demo aarch64-lazy aarch64-identity aarch64-edu aarch64-edu-pci-bridge aarch64-acpi"
 # Not run by default (time), but selectable by name.
 EXTRA_SCENARIOS="aarch64-net"
+# The main scenarios, what the suite also runs on the newest kernel
+# (GUEST_KERNEL=7): the disk demo in lazy, strict and identity domains and
+# VFIO with exact faults on both architectures, DMA before the driver
+# (boot-bypass off and on), hot-plug, reboot with live domains, and the
+# DMA aliases behind a PCIe-to-PCI bridge (edu on both architectures, a
+# NIC on x86).
+MAIN_SCENARIOS="x86-demo x86-strict x86-identity x86-no-boot-bypass x86-edu x86-edu-pci-bridge x86-net-pci-bridge x86-hotplug x86-reboot aarch64-demo aarch64-lazy aarch64-identity aarch64-edu aarch64-edu-pci-bridge"
 
-logdir=$BUILD/guest-tests
+logdir=$(guest_logdir) || exit 2
 mkdir -p "$logdir"
 
 
@@ -36,7 +48,7 @@ ensure_guest() {
     [ -n "${guest_built[$arch]:-}" ] && return "${guest_built[$arch]}"
     if out=$(bash "$top/tests/guest/build-guest.sh" "$arch" 2>&1); then
         guest_built[$arch]=0
-        echo "# guest $arch: $(cat "$BUILD/guest/$arch/kernel-version")"
+        echo "# guest $arch: $(cat "$(guest_dir "$arch")/kernel-version")"
     else
         guest_built[$arch]=1
         tap not-ok "$arch: build guest" "$(echo "$out" | grep -E 'ERROR|error' | tail -n 1)"
@@ -359,8 +371,22 @@ scenario_x86_hotplug() {
 }
 
 # arm virt, device tree (no firmware, so no ACPI VIOT): the iommu-map path.
+# Strict DMA domains, Debian's default on arm64 (IOMMU_DEFAULT_DMA_STRICT),
+# made explicit.
 scenario_aarch64_demo() {
-    demo_scenario aarch64-demo aarch64 300 "" -device virtio-iommu-pci
+    demo_scenario aarch64-demo aarch64 300 "iommu.strict=1 viommu.expect_type=DMA" \
+        -device virtio-iommu-pci
+}
+
+# The same with lazy (flush queue) DMA domains and with identity domains.
+scenario_aarch64_lazy() {
+    demo_scenario aarch64-lazy aarch64 300 "iommu.strict=0 viommu.expect_type=DMA-FQ" \
+        -device virtio-iommu-pci
+}
+
+scenario_aarch64_identity() {
+    demo_scenario aarch64-identity aarch64 300 \
+        "iommu.passthrough=1 viommu.expect_type=identity" -device virtio-iommu-pci
 }
 
 # The network scenario on arm virt (extra).
@@ -512,15 +538,22 @@ scenario_aarch64_acpi() {
 
 # ---------------------------------------------------------------- main
 
-if [ "${1:-}" = --list ]; then
-    echo "default: $SCENARIOS"
-    echo "extra:   $EXTRA_SCENARIOS"
-    exit 0
-fi
+case "${1:-}" in
+    --list)
+        echo "default: $SCENARIOS"
+        echo "main:    $MAIN_SCENARIOS"
+        echo "extra:   $EXTRA_SCENARIOS"
+        exit 0 ;;
+    --main)
+        shift
+        # shellcheck disable=SC2086
+        set -- $MAIN_SCENARIOS "$@" ;;
+esac
 selected=${*:-${GUEST_TESTS:-$SCENARIOS}}
 
 echo "TAP version 13"
 echo "# QEMU build: $(qemu_build_dir)"
+echo "# guest kernel: GUEST_KERNEL=$(guest_kernel), logs in $logdir"
 for sc in $selected; do
     fn=scenario_${sc//-/_}
     if ! declare -F "$fn" > /dev/null; then

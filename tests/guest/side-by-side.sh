@@ -1,9 +1,9 @@
 #!/bin/bash
 # Run real-guest scenarios on our device and on upstream's, and compare:
 #
-#   tests/guest/side-by-side.sh [SCENARIO...]    (default: every default
-#                                                 scenario of
-#                                                 run-guest-tests.sh)
+#   [GUEST_KERNEL=6.12|7] tests/guest/side-by-side.sh [--main | SCENARIO...]
+#                           (default: every default scenario of
+#                           run-guest-tests.sh; --main: its main ones)
 #
 # runs tests/guest/run-guest-tests.sh once with QEMU_BUILD=build/qemu
 # (ours) and once with QEMU_BUILD=build/upstream (QEMU's own device, built
@@ -12,7 +12,8 @@
 # (ok, FAIL or missing), the guest run seconds per scenario and the rows
 # that differ, with the failing side's diagnostic.  The table goes to
 # build/guest-tests/side-by-side.txt; each side's TAP output and console
-# logs to build/guest-tests/side-by-side/{ours,upstream}/.
+# logs to build/guest-tests/side-by-side/{ours,upstream}/ (below
+# build/guest-tests/linux-7/ with GUEST_KERNEL=7).
 #
 # A comparison tool: exits 0 when ours passed every check, whatever
 # upstream did; 1 otherwise.  SIDE_OURS and SIDE_UPSTREAM override the two
@@ -21,14 +22,17 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/tests/guest/guest-lib.sh"
 
 runner=$top/tests/guest/run-guest-tests.sh
-logdir=$BUILD/guest-tests
+logdir=$(guest_logdir) || exit 2
 sbs=$logdir/side-by-side
 table=$logdir/side-by-side.txt
 mkdir -p "$sbs"
 
-if [ $# -gt 0 ]; then
+if [ "${1:-}" = --main ]; then
+    scenarios=$(bash "$runner" --list | sed -n 's/^main: *//p')
+elif [ $# -gt 0 ]; then
     scenarios=$*
 else
     scenarios=$(bash "$runner" --list | sed -n 's/^default: *//p')
@@ -69,6 +73,7 @@ run_side upstream || true
 {
     echo "Side-by-side real-guest run, $(date -u '+%F %T') UTC"
     echo "ours: ${build[ours]}   upstream: ${build[upstream]}"
+    echo "guest kernel: GUEST_KERNEL=$(guest_kernel)"
     echo "scenarios: $scenarios"
     echo
     awk '
