@@ -17,9 +17,11 @@
 # with IOVA as VA, that both ports were probed and that each received and
 # sent at least viommu.dpdk_min packets (default 1000).  testpmd's whole
 # output is echoed, as it comes, with the prefix "dpdk| ".  The lines
-#     VIOMMU-INFO dpdk-run begin / VIOMMU-INFO dpdk-run end
-# bracket the run, so that the host can count the IOMMU requests it caused
-# in QEMU's trace on the same console.
+#     VIOMMU-INFO dpdk-run begin / forwarding / end
+# bracket the run (and mark the forwarding), so that the host can count
+# the IOMMU requests it caused in QEMU's trace on the same console and
+# read the device's statistics at each (the guest waits 2 s after begin
+# and end).
 #
 # Parameters: viommu.dpdk_seconds (forwarding time, default 10),
 # viommu.dpdk_min, viommu.dpdk_mem (EAL -m, MiB, default 128),
@@ -76,16 +78,23 @@ test_dpdk() {
     for _b in $dpdk_bdfs; do
         info "dpdk nic $_b iommu_group $(group_of "$_b") vfio $(echo /dev/vfio/*)"
     done
+    # The host reads the device's statistics at begin, forwarding and end
+    # (QMP, the moment the line appears): 2 s for it each time.
     info "dpdk-run begin"
+    sleep 2
     _t0=$(now)
-    # Interactive testpmd fed from a pipe: start with a first burst on
-    # each port, forward for $_secs, stop (per-stream statistics), then
-    # the ports' own counters.
+    exec 3>&1
+    # Interactive testpmd fed from a pipe: once its ports are up, start
+    # with a first burst on each port, forward for $_secs (+3), stop
+    # (per-stream statistics), then the ports' own counters.
     # The output goes to the console as it comes (a testpmd that hangs
     # still shows how far it got) and to /tmp/testpmd.out.  SIGKILL: a
     # testpmd spinning on a control queue whose DMA faults ignores SIGTERM.
-    # shellcheck disable=SC2086
-    { ( echo "start tx_first"; sleep "$_secs"; echo "stop"
+    rm -f /tmp/testpmd.out
+    # shellcheck disable=SC2086  # $_allow: one -a per NIC
+    { ( wait_for 150 grep -q '^Checking link statuses' /tmp/testpmd.out
+        echo "start tx_first"; sleep 3; info "dpdk-run forwarding" >&3
+        sleep "$_secs"; echo "stop"
         echo "show port stats all"; echo "quit" ) |
           timeout -s KILL 180 dpdk-testpmd -l 0-1 -n 1 --no-huge \
               -m "$(arg dpdk_mem 128)" --iova-mode="$_iova" --no-shconf \
@@ -94,7 +103,9 @@ test_dpdk() {
       echo $? > /tmp/testpmd.rc
     } | tee /tmp/testpmd.out | sed 's/^/dpdk| /'
     _rc=$(cat /tmp/testpmd.rc)
+    exec 3>&-
     info "dpdk-run end"
+    sleep 2
     info "time dpdk-run $_t0-$(now) exit $_rc"
     if grep -q 'VFIO support initialized' /tmp/testpmd.out &&
        grep -qi 'using IOMMU type 1' /tmp/testpmd.out; then
