@@ -4,7 +4,9 @@
 #
 #   scripts/build-qemu.sh            our device  -> build/qemu/
 #   scripts/build-qemu.sh --upstream upstream's  -> build/upstream/  (comparison
-#                                    only, same core patches, never shipped)
+#                                    only, same core patches, never shipped;
+#                                    with our IOMMU test device, for the
+#                                    benchmarks)
 #   scripts/build-qemu.sh --sanitize our device built with clang, ASan, UBSan
 #                                    and libFuzzer -> build/asan/ (x86_64
 #                                    only; also qemu-fuzz-x86_64 with our
@@ -66,27 +68,30 @@ step_unpack() {
     touch "$src/.unpacked"
 }
 
-# patch_tree DIR: apply patches/DIR/*.patch once each, in order
+# patch_tree DIR [NAME...]: apply patches/DIR/*.patch (only those NAMEs,
+# if given) once each, in order
 # The stamp of an applied patch is a copy of it: a patch that changed
 # since is taken back out (reverse-applied as it was) and applied anew.
 patch_tree() {
-    local p stamp
-    for p in "$top/patches/$1"/*.patch; do
+    local dir=$1 p stamp
+    shift
+    for p in "$top/patches/$dir"/*.patch; do
         [ -e "$p" ] || continue
+        [ $# = 0 ] || [[ " $* " == *" $(basename "$p") "* ]] || continue
         stamp="$src/.applied-$(basename "$p")"
         if [ -s "$stamp" ]; then
             cmp -s "$stamp" "$p" && continue
             patch -d "$src" -p1 -R -s < "$stamp" ||
-                die "patch $1/$(basename "$p") changed and its old version does not come out"
+                die "patch $dir/$(basename "$p") changed and its old version does not come out"
         elif [ -e "$stamp" ]; then
             # An empty stamp: applied by an older build-qemu.sh, the same
             # patch or not; a fresh unpack is the way out if this fails
             patch -d "$src" -p1 -R --dry-run -s < "$p" > /dev/null 2>&1 &&
                 { cp "$p" "$stamp"; continue; }
-            die "patch $1/$(basename "$p") changed since it was applied; rm -rf $src"
+            die "patch $dir/$(basename "$p") changed since it was applied; rm -rf $src"
         fi
         patch -d "$src" -p1 --forward -s < "$p" ||
-            die "patch $1/$(basename "$p") does not apply to QEMU $(qemu_version)"
+            die "patch $dir/$(basename "$p") does not apply to QEMU $(qemu_version)"
         cp "$p" "$stamp"
     done
     # Stamps of patches that are gone: take them out too
@@ -104,16 +109,24 @@ step_core_patches() {
     patch_tree qemu
 }
 
-# Our device's hooks into QEMU's build files (meson, Kconfig, trace-events)
+# Our device's hooks into QEMU's build files (meson, Kconfig, trace-events);
+# the comparison build gets only the test device's
 step_device_patches() {
-    patch_tree device
+    if [ "$flavour" = upstream ]; then
+        # shellcheck disable=SC2086
+        patch_tree device $VIOMMU_UPSTREAM_PATCHES
+    else
+        patch_tree device
+    fi
 }
 
 # Replace upstream's virtio-iommu files with symlinks to ours, so that an
-# edit here is a rebuild there.
+# edit here is a rebuild there; the comparison build gets only the test
+# device.
 step_place_ours() {
-    local f
-    for f in $VIOMMU_FILES; do
+    local f files=$VIOMMU_FILES
+    [ "$flavour" = upstream ] && files=$VIOMMU_UPSTREAM_FILES
+    for f in $files; do
         [ -f "$top/$f" ] || die "our file $f is missing"
         if [ ! -L "$src/$f" ]; then
             rm -f "$src/$f"
@@ -125,28 +138,40 @@ step_place_ours() {
 
 step_configure() {
     ln -sfn "src-$flavour/build" "$link"
-    [ -f "$out/build.ninja" ] && return 0
-    mkdir -p "$out"
     local cc=gcc cxx=g++ targets=x86_64-softmmu,aarch64-softmmu extra=()
     if [ "$flavour" = asan ]; then
         # libFuzzer needs clang; fuzzing-enabled trees still build
         # qemu-system (linked with -fsanitize=fuzzer-no-link).
         cc=clang cxx=clang++ targets=x86_64-softmmu
         extra=(--enable-asan --enable-ubsan --enable-fuzzing)
+    else
+        # vhost-user networking (-netdev vhost-user), for the vhost-user
+        # guest tests and benchmarks (a DPDK switch on the host)
+        extra=(--enable-vhost-user --enable-vhost-net)
     fi
     [ -x "/usr/lib/ccache/$cc" ] && cc=/usr/lib/ccache/$cc
     [ -x "/usr/lib/ccache/$cxx" ] && cxx=/usr/lib/ccache/$cxx
-    (cd "$out" && "$src/configure" \
-        --python=/usr/bin/python3 \
-        --cc="$cc" --cxx="$cxx" \
-        --target-list="$targets" \
-        "${extra[@]}" \
-        --without-default-features \
-        --enable-kvm --enable-tcg --enable-fdt=system --enable-slirp \
-        --disable-docs --disable-install-blobs \
-        --disable-werror \
-        --firmwarepath=/usr/share/seabios:/usr/lib/ipxe/qemu:/usr/share/qemu-efi-aarch64 \
-        ${QEMU_CONFIGURE_EXTRA:-}) > "$out/configure.log" 2>&1 ||
+    local args=(--python=/usr/bin/python3
+        --cc="$cc" --cxx="$cxx"
+        --target-list="$targets"
+        "${extra[@]}"
+        --without-default-features
+        --enable-kvm --enable-tcg --enable-fdt=system --enable-slirp
+        --disable-docs --disable-install-blobs
+        --disable-werror
+        --firmwarepath=/usr/share/seabios:/usr/lib/ipxe/qemu:/usr/share/qemu-efi-aarch64)
+    # shellcheck disable=SC2206  # extra words on purpose
+    args+=(${QEMU_CONFIGURE_EXTRA:-})
+    if [ -f "$out/build.ninja" ]; then
+        # Configured with exactly these arguments (QEMU's config.status
+        # repeats them, each in single quotes): nothing to do.
+        local a want="exec '$src/configure'"
+        for a in "${args[@]}"; do want+=" '$a'"; done
+        grep -qxF "$want \"\$@\"" "$out/config.status" 2>/dev/null && return 0
+        echo "configure arguments changed: configuring $out again"
+    fi
+    mkdir -p "$out"
+    (cd "$out" && "$src/configure" "${args[@]}") > "$out/configure.log" 2>&1 ||
         { tail -n 30 "$out/configure.log" >&2; rm -f "$out/build.ninja";
           die "configure failed (log: $out/configure.log)"; }
 }
@@ -225,7 +250,10 @@ main() {
     run_step "fetch QEMU source" step_fetch
     run_step "unpack QEMU source" step_unpack
     run_step "apply core patches" step_core_patches
-    if [ "$flavour" != upstream ]; then
+    if [ "$flavour" = upstream ]; then
+        run_step "place the IOMMU test device" step_place_ours
+        run_step "apply the test device's build patch" step_device_patches
+    else
         run_step "place our virtio-iommu files" step_place_ours
         run_step "apply our build patches" step_device_patches
     fi

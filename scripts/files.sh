@@ -32,8 +32,21 @@ tests/qtest/virtio-iommu-dma-test.c
 tests/qtest/virtio-iommu-hotplug-test.c
 tests/qtest/virtio-iommu-notify-test.c
 tests/qtest/virtio-iommu-migration-test.c
+tests/qtest/virtio-iommu-scale-test.c
 tests/qtest/fuzz/virtio_iommu_fuzz.c
 docs/system/devices/virtio-iommu.rst
+"
+
+# What the comparison build (build-qemu.sh --upstream) gets of ours: the
+# IOMMU test device, a separate test-only device that uses only QEMU's
+# public interfaces, so that the benchmarks can drive upstream's device
+# through it (replay, DMA reads); and the one patch that builds it.
+# Upstream's virtio-iommu files stay as QEMU has them.
+VIOMMU_UPSTREAM_FILES="
+hw/misc/iommu-testdev.c
+"
+VIOMMU_UPSTREAM_PATCHES="
+0002-hw-misc-iommu-test-devices.patch
 "
 
 # The core's unit tests in QEMU's tree (tests/unit/meson.build)

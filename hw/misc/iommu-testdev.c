@@ -15,9 +15,23 @@
  *       the IDs recorded
  *   log (qom-get)
  *       one line per event, oldest first: "n0 ID MAP iova=0x... mask=0x...
- *       pa=0x... perm=N" or "... UNMAP ..."
+ *       pa=0x... perm=N" or "... UNMAP ..."; at most log-limit lines
+ *   log-limit (on the command line; default 65536)
+ *       the most lines the log keeps; 0 keeps none, for benchmarks that
+ *       send millions of events and only count them
+ *   counts (qom-get)
+ *       one line per notifier: "n0 ID map=N unmap=N", every event counted,
+ *       logged or not
  *   replay=ID
- *       asks the vIOMMU to replay ID's mappings to its n0 alone
+ *       asks the vIOMMU to replay ID's mappings to its n0 alone;
+ *       replay-ns (qom-get) is how long the vIOMMU took
+ *   dma-read=ID:ADDR:STRIDE:SPAN:COUNT
+ *       PCI device ID reads 4 bytes COUNT times through its DMA address
+ *       space, as its own DMA engine would (pci_dma_read(): bus mastering
+ *       must be on), the i-th at ADDR + (i * STRIDE) % SPAN: translations
+ *       timed through the real memory API without a qtest round trip
+ *       each.  dma-read-ns (qom-get) is how long that took,
+ *       dma-read-errors how many reads failed
  *   host-iommu=ID:MASK[:START-END...]
  *       gives the vIOMMU a host IOMMU device for PCI device ID, as VFIO
  *       gives its own: one that maps pages of MASK in the listed IOVA
@@ -38,10 +52,12 @@
 #include "qapi/visitor.h"
 #include "qemu/cutils.h"
 #include "qemu/range.h"
+#include "qemu/timer.h"
 #include "exec/memory.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/pci_device.h"
 #include "hw/qdev-core.h"
+#include "hw/qdev-properties.h"
 #include "system/host_iommu_device.h"
 
 #define TYPE_IOMMU_TESTDEV "iommu-testdev"
@@ -59,6 +75,8 @@ typedef struct IOMMUTestNotifier {
     IOMMUNotifier n;
     IOMMUTestRecorder *recorder;
     int index;
+    uint64_t maps;              /* events received, logged or not */
+    uint64_t unmaps;
 } IOMMUTestNotifier;
 
 struct IOMMUTestRecorder {
@@ -79,8 +97,12 @@ struct IOMMUTestHIOD {
 struct IOMMUTestDev {
     DeviceState parent_obj;
     GPtrArray *log;
+    uint32_t log_limit;
     GPtrArray *recorders;       /* IOMMUTestRecorder */
     GPtrArray *hiods;           /* IOMMUTestHIOD, given or waiting */
+    uint64_t replay_ns;         /* the last replay */
+    uint64_t dma_read_ns;       /* the last dma-read */
+    uint64_t dma_read_errors;
 };
 
 /* The PCI device with this ID */
@@ -122,7 +144,12 @@ static void iommu_testdev_notify(IOMMUNotifier *n, IOMMUTLBEntry *e)
     IOMMUTestRecorder *r = tn->recorder;
     GPtrArray *log = r->dev->log;
 
-    if (log->len >= IOMMU_TESTDEV_LOG_MAX) {
+    if (e->perm == IOMMU_NONE) {
+        tn->unmaps++;
+    } else {
+        tn->maps++;
+    }
+    if (log->len >= r->dev->log_limit) {
         return;
     }
     g_ptr_array_add(log, g_strdup_printf(
@@ -211,13 +238,17 @@ static void iommu_testdev_set_record(Object *obj, const char *id,
 static void iommu_testdev_set_replay(Object *obj, const char *id,
                                      Error **errp)
 {
-    IOMMUTestRecorder *r = iommu_testdev_recorder(IOMMU_TESTDEV(obj), id);
+    IOMMUTestDev *t = IOMMU_TESTDEV(obj);
+    IOMMUTestRecorder *r = iommu_testdev_recorder(t, id);
+    int64_t start;
 
     if (!r) {
         error_setg(errp, "iommu-testdev: '%s' is not recorded", id);
         return;
     }
+    start = get_clock();
     memory_region_iommu_replay(r->iommu_mr, &r->notifiers[0].n);
+    t->replay_ns = get_clock() - start;
 }
 
 static void iommu_testdev_get_recorded(Object *obj, Visitor *v,
@@ -237,6 +268,30 @@ static void iommu_testdev_get_recorded(Object *obj, Visitor *v,
     qapi_free_strList(list);
 }
 
+static void iommu_testdev_get_counts(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    IOMMUTestDev *t = IOMMU_TESTDEV(obj);
+    strList *list = NULL, **tail = &list;
+    guint i;
+    int j;
+
+    for (i = 0; i < t->recorders->len; i++) {
+        IOMMUTestRecorder *r = g_ptr_array_index(t->recorders, i);
+
+        for (j = 0; j < ARRAY_SIZE(r->notifiers); j++) {
+            IOMMUTestNotifier *tn = &r->notifiers[j];
+
+            QAPI_LIST_APPEND(tail, g_strdup_printf(
+                "n%d %s map=%" PRIu64 " unmap=%" PRIu64, j, r->id, tn->maps,
+                tn->unmaps));
+        }
+    }
+    visit_type_strList(v, name, &list, errp);
+    qapi_free_strList(list);
+}
+
 static void iommu_testdev_get_log(Object *obj, Visitor *v, const char *name,
                                   void *opaque, Error **errp)
 {
@@ -249,6 +304,59 @@ static void iommu_testdev_get_log(Object *obj, Visitor *v, const char *name,
     }
     visit_type_strList(v, name, &list, errp);
     qapi_free_strList(list);
+}
+
+/* DMA reads as a PCI device, timed */
+
+typedef struct IOMMUTestDMARead {
+    uint64_t addr;
+    uint64_t stride;
+    uint64_t span;
+    uint64_t count;
+} IOMMUTestDMARead;
+
+/* ID:ADDR:STRIDE:SPAN:COUNT; the PCI device, or NULL */
+static PCIDevice *iommu_testdev_parse_dma_read(const char *spec,
+                                               IOMMUTestDMARead *d,
+                                               Error **errp)
+{
+    g_auto(GStrv) fields = g_strsplit(spec, ":", -1);
+
+    if (g_strv_length(fields) != 5 ||
+        qemu_strtou64(fields[1], NULL, 0, &d->addr) ||
+        qemu_strtou64(fields[2], NULL, 0, &d->stride) ||
+        qemu_strtou64(fields[3], NULL, 0, &d->span) ||
+        qemu_strtou64(fields[4], NULL, 0, &d->count) || !d->span) {
+        error_setg(errp, "iommu-testdev: dma-read wants "
+                   "ID:ADDR:STRIDE:SPAN:COUNT with SPAN > 0, got '%s'", spec);
+        return NULL;
+    }
+    return iommu_testdev_find(fields[0], errp);
+}
+
+static void iommu_testdev_set_dma_read(Object *obj, const char *spec,
+                                       Error **errp)
+{
+    IOMMUTestDev *t = IOMMU_TESTDEV(obj);
+    IOMMUTestDMARead d;
+    PCIDevice *pdev = iommu_testdev_parse_dma_read(spec, &d, errp);
+    uint64_t i, errors = 0;
+    uint32_t val;
+    int64_t start;
+
+    if (!pdev) {
+        return;
+    }
+    start = get_clock();
+    for (i = 0; i < d.count; i++) {
+        uint64_t off = (i * d.stride) % d.span;
+
+        if (pci_dma_read(pdev, d.addr + off, &val, sizeof(val)) != MEMTX_OK) {
+            errors++;
+        }
+    }
+    t->dma_read_ns = get_clock() - start;
+    t->dma_read_errors = errors;
 }
 
 /* Fake host IOMMU devices */
@@ -403,6 +511,12 @@ static void iommu_testdev_init(Object *obj)
     IOMMUTestDev *t = IOMMU_TESTDEV(obj);
 
     t->log = g_ptr_array_new_with_free_func(g_free);
+    object_property_add_uint64_ptr(obj, "replay-ns", &t->replay_ns,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "dma-read-ns", &t->dma_read_ns,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "dma-read-errors",
+                                   &t->dma_read_errors, OBJ_PROP_FLAG_READ);
     t->recorders = g_ptr_array_new_with_free_func(
                        iommu_testdev_recorder_free);
     t->hiods = g_ptr_array_new_with_free_func(object_unref);
@@ -417,10 +531,16 @@ static void iommu_testdev_finalize(Object *obj)
     g_ptr_array_free(t->log, true);
 }
 
+static const Property iommu_testdev_properties[] = {
+    DEFINE_PROP_UINT32("log-limit", IOMMUTestDev, log_limit,
+                       IOMMU_TESTDEV_LOG_MAX),
+};
+
 static void iommu_testdev_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
 
+    device_class_set_props(dc, iommu_testdev_properties);
     dc->realize = iommu_testdev_realize;
     dc->desc = "IOMMU test device: notifier recorders, fake host IOMMU "
                "devices";
@@ -438,10 +558,19 @@ static void iommu_testdev_class_init(ObjectClass *klass, void *data)
                               NULL, NULL, NULL);
     object_class_property_set_description(klass, "log",
         "the recorded IOMMU notifications, oldest first");
+    object_class_property_add(klass, "counts", "strList",
+                              iommu_testdev_get_counts, NULL, NULL, NULL);
+    object_class_property_set_description(klass, "counts",
+        "MAP and UNMAP events each notifier received, logged or not");
     object_class_property_add_str(klass, "replay", NULL,
                                   iommu_testdev_set_replay);
     object_class_property_set_description(klass, "replay",
         "ID of a recorded PCI device: replay its mappings to its n0");
+    object_class_property_add_str(klass, "dma-read", NULL,
+                                  iommu_testdev_set_dma_read);
+    object_class_property_set_description(klass, "dma-read",
+        "ID:ADDR:STRIDE:SPAN:COUNT: PCI device ID reads 4 bytes COUNT "
+        "times, the i-th at ADDR + (i * STRIDE) % SPAN");
     object_class_property_add_str(klass, "host-iommu", NULL,
                                   iommu_testdev_set_host_iommu);
     object_class_property_set_description(klass, "host-iommu",

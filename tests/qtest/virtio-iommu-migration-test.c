@@ -24,20 +24,6 @@
 
 #define MIG_TIMEOUT_US          (30 * G_USEC_PER_SEC)
 
-static char *mig_status(QTestState *qts)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-    QDict *ret;
-    char *status;
-
-    g_assert_true(qdict_haskey(rsp, "return"));
-    ret = qdict_get_qdict(rsp, "return");
-    status = g_strdup(qdict_haskey(ret, "status") ?
-                      qdict_get_str(ret, "status") : "none");
-    qobject_unref(rsp);
-    return status;
-}
-
 /* Wait until the migration to or from @qts ends; its final status */
 static char *mig_wait(QTestState *qts)
 {
@@ -49,7 +35,7 @@ static char *mig_wait(QTestState *qts)
         if (!qtest_probe_child(qts)) {
             return g_strdup("QEMU exited");
         }
-        status = mig_status(qts);
+        status = vit_mig_status(qts);
         if (!strcmp(status, "completed") || !strcmp(status, "failed") ||
             !strcmp(status, "cancelled") ||
             g_get_monotonic_time() > deadline) {

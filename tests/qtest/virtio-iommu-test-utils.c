@@ -988,3 +988,20 @@ bool vit_find_fault(const char *fn, int line, const Faults *fs, uint8_t reason,
     }
     return found;
 }
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                           */
+
+char *vit_mig_status(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+    QDict *ret;
+    char *status;
+
+    g_assert_true(qdict_haskey(rsp, "return"));
+    ret = qdict_get_qdict(rsp, "return");
+    status = g_strdup(qdict_haskey(ret, "status") ?
+                      qdict_get_str(ret, "status") : "none");
+    qobject_unref(rsp);
+    return status;
+}

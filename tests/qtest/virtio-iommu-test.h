@@ -459,4 +459,7 @@ bool vit_find_fault(const char *fn, int line, const Faults *fs, uint8_t reason,
 
 #define MARK            0x5a
 
+/* The status of the last migration to or from @qts ("none" before any) */
+char *vit_mig_status(QTestState *qts);
+
 #endif

@@ -291,6 +291,107 @@ void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
     }
 }
 
+/*
+ * Copy @n entries of @size bytes between @buf and the ring at @ring of
+ * @vq's size, from entry @idx on, wrapping
+ */
+static void qviommu_ring_copy(QViommu *v, QVirtQueue *vq, uint64_t ring,
+                              uint16_t idx, void *buf, size_t size,
+                              unsigned n, bool write)
+{
+    unsigned at = idx % vq->size, first = MIN(n, vq->size - at);
+    unsigned part;
+
+    for (part = 0; part < 2; part++) {
+        uint64_t addr = part ? ring : ring + at * size;
+        uint8_t *p = (uint8_t *)buf + (part ? first * size : 0);
+        size_t len = (part ? n - first : first) * size;
+
+        if (!len) {
+            continue;
+        }
+        if (write) {
+            qtest_bufwrite(v->qts, addr, p, len);
+        } else {
+            qtest_bufread(v->qts, addr, p, len);
+        }
+    }
+}
+
+int64_t qviommu_send_many(QViommu *v, const void *in, uint32_t in_len,
+                          unsigned n, uint8_t *status)
+{
+    QVirtQueue *vq = v->reqq;
+    g_autofree struct vring_desc *desc = g_new0(struct vring_desc, 2 * n);
+    g_autofree uint16_t *heads = g_new(uint16_t, n);
+    g_autofree struct vring_used_elem *elems =
+        g_new(struct vring_used_elem, n);
+    g_autofree uint8_t *tails = g_malloc(4 * n);
+    uint64_t reqs, outs, idx_addr = vq->avail + offsetof(struct vring_avail,
+                                                         idx);
+    int64_t kick_ns;
+    uint16_t idx;
+    unsigned i;
+
+    g_assert_cmpuint(n, >, 0);
+    g_assert_cmpuint(2 * n, <=, vq->size);
+    reqs = guest_alloc(v->alloc, (uint64_t)in_len * n);
+    outs = guest_alloc(v->alloc, 4 * n);
+    qtest_bufwrite(v->qts, reqs, in, (size_t)in_len * n);
+    qtest_memset(v->qts, outs, QVIOMMU_FILL, 4 * n);
+    for (i = 0; i < n; i++) {
+        desc[2 * i] = (struct vring_desc) {
+            .addr = cpu_to_le64(reqs + (uint64_t)i * in_len),
+            .len = cpu_to_le32(in_len),
+            .flags = cpu_to_le16(VRING_DESC_F_NEXT),
+            .next = cpu_to_le16(2 * i + 1),
+        };
+        desc[2 * i + 1] = (struct vring_desc) {
+            .addr = cpu_to_le64(outs + 4 * i),
+            .len = cpu_to_le32(4),
+            .flags = cpu_to_le16(VRING_DESC_F_WRITE),
+        };
+        heads[i] = cpu_to_le16(2 * i);
+    }
+    qtest_bufwrite(v->qts, vq->desc, desc, 2 * n * sizeof(*desc));
+
+    qtest_memread(v->qts, idx_addr, &idx, sizeof(idx));
+    idx = le16_to_cpu(idx);
+    qviommu_ring_copy(v, vq, vq->avail + offsetof(struct vring_avail, ring),
+                      idx, heads, sizeof(*heads), n, true);
+    idx = cpu_to_le16(idx + n);
+    qtest_memwrite(v->qts, idx_addr, &idx, sizeof(idx));
+
+    kick_ns = monotonic_ns();
+    v->vdev->bus->virtqueue_kick(v->vdev, vq);
+    kick_ns = monotonic_ns() - kick_ns;
+    v->last_kick_ns = kick_ns;
+
+    /* Done when the write returned; a device that defers gets some time */
+    for (i = 0; qviommu_used_idx(v, vq) != (uint16_t)(vq->last_used_idx + n);
+         i++) {
+        g_assert_cmpuint(i, <, QVIOMMU_TIMEOUT_US / 50);
+        g_usleep(50);
+    }
+    qviommu_ring_copy(v, vq, vq->used + offsetof(struct vring_used, ring),
+                      vq->last_used_idx, elems, sizeof(*elems), n, false);
+    vq->last_used_idx += n;
+    qtest_bufread(v->qts, outs, tails, 4 * n);
+    for (i = 0; i < n; i++) {
+        uint32_t id = le32_to_cpu(elems[i].id);
+        unsigned req = id / 2;
+
+        g_assert_cmpuint(id, <, 2 * n);
+        g_assert_cmpuint(id % 2, ==, 0);
+        status[req] = le32_to_cpu(elems[i].len) == 4 ? tails[4 * req]
+                                                     : QVIOMMU_FILL;
+    }
+    qvirtqueue_reset_pool(vq);
+    guest_free(v->alloc, outs);
+    guest_free(v->alloc, reqs);
+    return kick_ns;
+}
+
 static void qviommu_add_events(QViommu *v, unsigned n, uint32_t len,
                                uint8_t fill, bool notify)
 {
