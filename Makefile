@@ -5,9 +5,12 @@
 #                 BENCH_RUNS (default 3) and BENCH_SECONDS (default 10);
 #                 BENCH_PROFILE=1 adds a perf profile of the host QEMU
 #                 process, BENCH_COST_RUNS the runs of the host-side request
-#                 cost.
+#                 cost.  Then the scale benchmark
+#                 (tests/bench/run-scale-bench.sh, no guest): writes
+#                 docs/benchmarks-scale.md; BENCH_SCALE_MAX caps its size.
 
 .PHONY: bench
 
 bench:
-	bash tests/bench/run-bench.sh
+	bash tests/bench/run-bench.sh; rc=$$?; \
+	bash tests/bench/run-scale-bench.sh && exit $$rc
