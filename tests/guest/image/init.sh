@@ -356,9 +356,10 @@ check_no_kernel_oops() {
 
 # Interface whose device is bound to driver $1.
 netif_by_driver() {
-    for _n in /sys/class/net/*; do
-        _d=$(readlink "$_n/device/driver" 2>/dev/null) || continue
-        [ "${_d##*/}" = "$1" ] && { echo "${_n##*/}"; return 0; }
+    # Not _n: wait_for, which polls this, counts with it (no locals here).
+    for _nif in /sys/class/net/*; do
+        _d=$(readlink "$_nif/device/driver" 2>/dev/null) || continue
+        [ "${_d##*/}" = "$1" ] && { echo "${_nif##*/}"; return 0; }
     done
     return 1
 }
