@@ -16,6 +16,9 @@ build="dpkg-dev ninja-build pkg-config gcc make libglib2.0-dev libfdt-dev
 # Runtime: firmware and tools the demo and tests use.
 runtime="seabios ipxe-qemu cpio gzip qemu-efi-aarch64 busybox-static
          libglib2.0-bin"
+# The vhost-user switch of the vhost-user guest tests and benchmark
+# (dpdk-testpmd with the net_vhost driver).
+runtime="$runtime dpdk"
 # The guest tools (tests/guest/image/*.c, tests/bench/guest/*.c), static
 # binaries for both guests.
 runtime="$runtime libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
