@@ -39,8 +39,14 @@
 #   BENCH_COST_RUNS=5     runs of the qtest request-cost on each device (the
 #                         host time of a MAP and an UNMAP, no guest)
 #   BENCH_OUT=FILE        the report (default docs/benchmarks.md)
+#   BENCH_VHU_TIMEOUT=300 seconds per guest of the vhost-user IOTLB runs
+#                         (tests/guest/run-vhost-user-tests.sh: ours and
+#                         upstream, strict and lazy, 64 MiB each way; a
+#                         transfer gets a third of it)
 # Also runs tests/bench/run-core-bench.sh, if present, and includes its
-# output.  Work files and console logs: build/bench/.  Exits 0 when every
+# output, and the vhost-user IOTLB figure: tests/guest/run-vhost-user-tests.sh
+# on ours and upstream, strict and lazy (IOTLB misses and invalidations per
+# MiB moved through a DPDK switch, and throughput).  Work files and console logs: build/bench/.  Exits 0 when every
 # boot produced its figures; results that miss a target are reported, not
 # failed.
 set -uo pipefail
@@ -75,7 +81,8 @@ logs=$work/logs
 DISK=$work/disk.img
 mkdir -p "$logs"
 rm -f "$work"/results.tsv "$work"/boots.tsv "$work"/problems.txt \
-      "$work"/perf-*.txt "$work"/core.out "$work"/meta.env "$work"/cost.txt
+      "$work"/perf-*.txt "$work"/core.out "$work"/meta.env "$work"/cost.txt \
+      "$work"/vhost-iotlb.tsv "$work"/vhost-user.tap
 touch "$work/results.tsv" "$work/boots.tsv" "$work/problems.txt"
 
 problem() {
@@ -395,6 +402,21 @@ if [ -n "$cost_path" ] && [ "$COST_RUNS" -gt 0 ]; then
 else
     problem "no request-cost qtest in $qos: no request cost figures"
 fi
+
+# ---------------------------------------------------------------- vhost-user
+
+# The IOTLB figure: the vhost-user scenario (a DPDK switch on the host) on
+# ours and upstream, strict and lazy, in this run.
+echo "==> vhost-user IOTLB misses (tests/guest/run-vhost-user-tests.sh)"
+if VHU_RESULTS=$work/vhost-iotlb.tsv VHU_TIMEOUT=${BENCH_VHU_TIMEOUT:-300} \
+        bash "$top/tests/guest/run-vhost-user-tests.sh" \
+        ours-strict upstream-strict ours-lazy upstream-lazy > "$work/vhost-user.tap" 2>&1; then
+    echo "    $(grep -c '^ok' "$work/vhost-user.tap") checks passed"
+else
+    problem "vhost-user runs: $(grep -c '^not ok' "$work/vhost-user.tap") check(s) failed ($work/vhost-user.tap)"
+fi
+[ "$(wc -l < "$work/vhost-iotlb.tsv" 2>/dev/null || echo 0)" -ge 4 ] ||
+    problem "vhost-user: not every configuration gave IOTLB figures"
 
 # ---------------------------------------------------------------- report
 
