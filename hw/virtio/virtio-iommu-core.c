@@ -776,6 +776,11 @@ bool viommu_domain_is_bypass(const VIOMMUDomain *domain)
     return domain->bypass;
 }
 
+uint32_t viommu_domain_nr_mappings(const VIOMMUDomain *domain)
+{
+    return g_tree_nnodes(domain->mappings);
+}
+
 typedef struct ForeachMapping {
     VIOMMUMappingFn fn;
     void *opaque;

@@ -4,10 +4,16 @@
  * The stream has stock QEMU's layout, so that a VM can move between its
  * device and ours: a GTree of domains with direct u32 keys, each holding
  * its ID, a GTree of mappings keyed by interval, a list of endpoint IDs
- * and its bypass flag; then config field bypass.  Saving builds that
- * shadow from the core; loading fills it and replays it through the core's
- * own ATTACH and MAP handlers, so an inconsistent or hostile stream fails
- * the migration instead of corrupting the state.
+ * and its bypass flag; then config field bypass.  Saving builds a shadow
+ * of the domains from the core; loading fills it and replays it through
+ * the core's own ATTACH and MAP handlers, so an inconsistent or hostile
+ * stream fails the migration instead of corrupting the state.
+ *
+ * The mappings, a million of them or more, do not go through a shadow
+ * GTree: they are written straight from the core's domain trees and read
+ * into a flat array per domain (viommu_mig_mappings_info), byte for byte
+ * what stock QEMU's VMSTATE_GTREE_V writes and reads, without a node
+ * allocation and a vmstate walk per mapping.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -17,6 +23,7 @@
 #include "qemu/error-report.h"
 #include "qemu/lockable.h"
 #include "qemu/bswap.h"
+#include "migration/qemu-file-types.h"
 #include "standard-headers/linux/virtio_iommu.h"
 #include "virtio-iommu-internal.h"
 #include "trace.h"
@@ -33,6 +40,12 @@ typedef struct VIOMMUMigMapping {
     uint32_t flags;
 } VIOMMUMigMapping;
 
+/* A loaded mapping: key and value */
+typedef struct VIOMMUMigRecord {
+    VIOMMUMigInterval interval;
+    VIOMMUMigMapping mapping;
+} VIOMMUMigRecord;
+
 typedef struct VIOMMUMigEndpoint {
     uint32_t id;
     QLIST_ENTRY(VIOMMUMigEndpoint) next;
@@ -40,22 +53,11 @@ typedef struct VIOMMUMigEndpoint {
 
 typedef struct VIOMMUMigDomain {
     uint32_t id;
-    GTree *mappings;
+    const VIOMMUDomain *core;   /* saving: the domain whose mappings go */
+    GArray *mappings;           /* loading: VIOMMUMigRecord, stream order */
     QLIST_HEAD(, VIOMMUMigEndpoint) endpoints;
     bool bypass;
 } VIOMMUMigDomain;
-
-/* A strict order: overlapping intervals in a stream stay distinct */
-static gint viommu_mig_interval_cmp(gconstpointer a, gconstpointer b,
-                                    gpointer u)
-{
-    const VIOMMUMigInterval *x = a, *y = b;
-
-    if (x->virt_start != y->virt_start) {
-        return x->virt_start < y->virt_start ? -1 : 1;
-    }
-    return x->virt_end < y->virt_end ? -1 : x->virt_end > y->virt_end;
-}
 
 static gint viommu_mig_domain_cmp(gconstpointer a, gconstpointer b, gpointer u)
 {
@@ -70,7 +72,7 @@ static void viommu_mig_domain_free(gpointer data)
     VIOMMUMigEndpoint *ep, *next;
 
     if (domain->mappings) {
-        g_tree_destroy(domain->mappings);
+        g_array_free(domain->mappings, true);
     }
     QLIST_FOREACH_SAFE(ep, &domain->endpoints, next, next) {
         g_free(ep);
@@ -95,18 +97,6 @@ void viommu_mig_free(VirtIOIOMMU *s)
     s->mig_nr_faults = 0;
 }
 
-static bool viommu_mig_save_mapping(const VIOMMUMapping *mapping, void *opaque)
-{
-    VIOMMUMigDomain *domain = opaque;
-    VIOMMUMigInterval *key = g_new(VIOMMUMigInterval, 1);
-    VIOMMUMigMapping *val = g_new(VIOMMUMigMapping, 1);
-
-    *key = (VIOMMUMigInterval) { mapping->virt_start, mapping->virt_end };
-    *val = (VIOMMUMigMapping) { mapping->phys_start, mapping->flags };
-    g_tree_insert(domain->mappings, key, val);
-    return false;
-}
-
 static void viommu_mig_save_endpoint(uint32_t ep_id, void *opaque)
 {
     VIOMMUMigDomain *domain = opaque;
@@ -116,24 +106,19 @@ static void viommu_mig_save_endpoint(uint32_t ep_id, void *opaque)
     QLIST_INSERT_HEAD(&domain->endpoints, ep, next);
 }
 
-static VIOMMUMigDomain *viommu_mig_domain_new(void)
-{
-    VIOMMUMigDomain *domain = g_new0(VIOMMUMigDomain, 1);
-
-    domain->mappings = g_tree_new_full(viommu_mig_interval_cmp, NULL, g_free,
-                                       g_free);
-    return domain;
-}
-
 static void viommu_mig_save_domain(const VIOMMUDomain *core_domain,
                                    void *opaque)
 {
     GTree *domains = opaque;
-    VIOMMUMigDomain *domain = viommu_mig_domain_new();
+    VIOMMUMigDomain *domain = g_new0(VIOMMUMigDomain, 1);
 
     domain->id = viommu_domain_id(core_domain);
     domain->bypass = viommu_domain_is_bypass(core_domain);
-    viommu_domain_foreach_mapping(core_domain, viommu_mig_save_mapping, domain);
+    /*
+     * Its mappings are written from the core when the field is saved:
+     * under the BQL with the VM stopped, as the rest of the device
+     */
+    domain->core = core_domain;
     viommu_domain_foreach_endpoint(core_domain, viommu_mig_save_endpoint,
                                    domain);
     g_tree_insert(domains, (gpointer)(uintptr_t)domain->id, domain);
@@ -198,29 +183,36 @@ typedef struct VIOMMUMigRestore {
     Error **errp;
 } VIOMMUMigRestore;
 
-static gboolean viommu_mig_restore_mapping(gpointer key, gpointer value,
-                                           gpointer opaque)
+/* MAP the loaded mappings of r->domain, in stream order */
+static bool viommu_mig_restore_mappings(VIOMMUMigRestore *r)
 {
-    VIOMMUMigRestore *r = opaque;
-    VIOMMUMigInterval *interval = key;
-    VIOMMUMigMapping *mapping = value;
-    struct virtio_iommu_req_map req = {
-        .head.type = VIRTIO_IOMMU_T_MAP,
-        .domain = cpu_to_le32(r->domain->id),
-        .virt_start = cpu_to_le64(interval->virt_start),
-        .virt_end = cpu_to_le64(interval->virt_end),
-        .phys_start = cpu_to_le64(mapping->phys_start),
-        .flags = cpu_to_le32(mapping->flags),
-    };
-    uint8_t status = viommu_mig_replay(r->s, &req, sizeof(req));
+    GArray *mappings = r->domain->mappings;
+    const VIOMMUMigRecord *rec;
+    guint i;
 
-    if (status != VIRTIO_IOMMU_S_OK) {
-        error_setg(r->errp, "domain %" PRIu32 ": mapping [0x%" PRIx64
-                   ", 0x%" PRIx64 "] refused (status %u)", r->domain->id,
-                   interval->virt_start, interval->virt_end, status);
-        return true;
+    for (i = 0; mappings && i < mappings->len; i++) {
+        struct virtio_iommu_req_map req;
+        uint8_t status;
+
+        rec = &g_array_index(mappings, VIOMMUMigRecord, i);
+        req = (struct virtio_iommu_req_map) {
+            .head.type = VIRTIO_IOMMU_T_MAP,
+            .domain = cpu_to_le32(r->domain->id),
+            .virt_start = cpu_to_le64(rec->interval.virt_start),
+            .virt_end = cpu_to_le64(rec->interval.virt_end),
+            .phys_start = cpu_to_le64(rec->mapping.phys_start),
+            .flags = cpu_to_le32(rec->mapping.flags),
+        };
+        status = viommu_mig_replay(r->s, &req, sizeof(req));
+        if (status != VIRTIO_IOMMU_S_OK) {
+            error_setg(r->errp, "domain %" PRIu32 ": mapping [0x%" PRIx64
+                       ", 0x%" PRIx64 "] refused (status %u)", r->domain->id,
+                       rec->interval.virt_start, rec->interval.virt_end,
+                       status);
+            return false;
+        }
     }
-    return false;
+    return true;
 }
 
 static bool viommu_mig_restore_endpoint(VIOMMUMigRestore *r, uint32_t ep_id)
@@ -271,8 +263,7 @@ static gboolean viommu_mig_restore_domain(gpointer key, gpointer value,
             return true;
         }
     }
-    g_tree_foreach(r->domain->mappings, viommu_mig_restore_mapping, r);
-    return *r->errp != NULL;
+    return !viommu_mig_restore_mappings(r);
 }
 
 /* Checked before the array is allocated from the stream's count */
@@ -367,6 +358,77 @@ static const VMStateDescription vmstate_viommu_mig_mapping[2] = {
     },
 };
 
+/*
+ * The mappings of a domain as VMSTATE_GTREE_V writes a GTree of
+ * VIOMMUMigInterval keys and VIOMMUMigMapping values: a be32 count, then
+ * per mapping a byte 1, virt_start, virt_end, phys_start (be64) and flags
+ * (be32), then a byte 0.  The keys come in the tree's order; no mapping
+ * of a domain overlaps another, so the core's order is the same.
+ */
+static bool viommu_mig_put_mapping(const VIOMMUMapping *mapping, void *opaque)
+{
+    QEMUFile *f = opaque;
+
+    qemu_put_byte(f, true);
+    qemu_put_be64(f, mapping->virt_start);
+    qemu_put_be64(f, mapping->virt_end);
+    qemu_put_be64(f, mapping->phys_start);
+    qemu_put_be32(f, mapping->flags);
+    return false;
+}
+
+static int viommu_mig_put_mappings(QEMUFile *f, void *pv, size_t size,
+                                   const VMStateField *field,
+                                   JSONWriter *vmdesc)
+{
+    VIOMMUMigDomain *domain = pv;
+
+    qemu_put_be32(f, viommu_domain_nr_mappings(domain->core));
+    viommu_domain_foreach_mapping(domain->core, viommu_mig_put_mapping, f);
+    qemu_put_byte(f, false);
+    return 0;
+}
+
+/*
+ * As get_gtree() reads them, into domain->mappings: the count must match.
+ * Whether they can be mapped is for the MAP handler to say.
+ */
+static int viommu_mig_get_mappings(QEMUFile *f, void *pv, size_t size,
+                                   const VMStateField *field)
+{
+    VIOMMUMigDomain *domain = pv;
+    uint32_t nnodes = qemu_get_be32(f), count = 0;
+    VIOMMUMigRecord rec;
+
+    /* The count is the stream's word: memory grows with what comes */
+    domain->mappings = g_array_sized_new(false, false, sizeof(rec),
+                                         MIN(nnodes, 4096));
+    while (qemu_get_byte(f)) {
+        if (++count > nnodes) {
+            break;
+        }
+        rec.interval.virt_start = qemu_get_be64(f);
+        rec.interval.virt_end = qemu_get_be64(f);
+        rec.mapping.phys_start = qemu_get_be64(f);
+        rec.mapping.flags = qemu_get_be32(f);
+        g_array_append_val(domain->mappings, rec);
+    }
+    if (count != nnodes || qemu_file_get_error(f)) {
+        error_report("virtio-iommu: domain %" PRIu32 ": %" PRIu32
+                     " mappings announced, %s%" PRIu32 " in the stream",
+                     domain->id, nnodes, count > nnodes ? "over " : "",
+                     MIN(count, nnodes));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const VMStateInfo viommu_mig_mappings_info = {
+    .name = "gtree",
+    .get = viommu_mig_get_mappings,
+    .put = viommu_mig_put_mappings,
+};
+
 static const VMStateDescription vmstate_viommu_mig_endpoint = {
     .name = "endpoint",
     .version_id = 1,
@@ -381,8 +443,6 @@ static int viommu_mig_domain_pre_load(void *opaque)
 {
     VIOMMUMigDomain *domain = opaque;
 
-    domain->mappings = g_tree_new_full(viommu_mig_interval_cmp, NULL, g_free,
-                                       g_free);
     QLIST_INIT(&domain->endpoints);
     return 0;
 }
@@ -394,9 +454,20 @@ static const VMStateDescription vmstate_viommu_mig_domain = {
     .pre_load = viommu_mig_domain_pre_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32(id, VIOMMUMigDomain),
-        VMSTATE_GTREE_V(mappings, VIOMMUMigDomain, 1,
-                        vmstate_viommu_mig_mapping,
-                        VIOMMUMigInterval, VIOMMUMigMapping),
+        /*
+         * VMSTATE_GTREE_V(mappings, VIOMMUMigDomain, 1,
+         * vmstate_viommu_mig_mapping, VIOMMUMigInterval, VIOMMUMigMapping)
+         * with viommu_mig_mappings_info; the whole domain to it
+         */
+        {
+            .name = "mappings",
+            .version_id = 1,
+            .vmsd = vmstate_viommu_mig_mapping,
+            .info = &viommu_mig_mappings_info,
+            .start = sizeof(VIOMMUMigInterval),
+            .size = sizeof(VIOMMUMigMapping),
+            .offset = 0,
+        },
         VMSTATE_QLIST_V(endpoints, VIOMMUMigDomain, 1,
                         vmstate_viommu_mig_endpoint, VIOMMUMigEndpoint, next),
         VMSTATE_BOOL_V(bypass, VIOMMUMigDomain, 2),

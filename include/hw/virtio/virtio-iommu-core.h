@@ -163,6 +163,7 @@ const VIOMMUMapping *viommu_core_lookup(const VIOMMUDomain *domain,
                                         uint64_t iova);
 uint32_t viommu_domain_id(const VIOMMUDomain *domain);
 bool viommu_domain_is_bypass(const VIOMMUDomain *domain);
+uint32_t viommu_domain_nr_mappings(const VIOMMUDomain *domain);
 
 /* What one DMA access gets */
 typedef struct VIOMMUTranslation {
