@@ -14,6 +14,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/lockable.h"
+#include "qemu/main-loop.h"
 #include "exec/address-spaces.h"
 #include "hw/pci/pci_bus.h"
 #include "hw/pci/pci_device.h"
@@ -564,8 +565,29 @@ static int viommu_mr_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
 
 typedef struct VIOMMUReplay {
     IOMMUNotifier *notifier;
-    GArray *events;             /* VIOMMUEvent */
+    GArray *events;             /* VIOMMUEvent; NULL: notify at once */
+    IOMMUAccessFlags perm;      /* of the mapping being notified */
+    unsigned count;
 } VIOMMUReplay;
+
+static void viommu_replay_block(uint64_t iova, uint64_t mask, uint64_t pa,
+                                void *opaque)
+{
+    VIOMMUReplay *r = opaque;
+    IOMMUTLBEvent event = {
+        .type = IOMMU_NOTIFIER_MAP,
+        .entry = {
+            .target_as = &address_space_memory,
+            .iova = iova,
+            .translated_addr = pa,
+            .addr_mask = mask,
+            .perm = r->perm,
+        },
+    };
+
+    memory_region_notify_iommu_one(r->notifier, &event);
+    r->count++;
+}
 
 static bool viommu_replay_mapping(const VIOMMUMapping *mapping, void *opaque)
 {
@@ -573,9 +595,16 @@ static bool viommu_replay_mapping(const VIOMMUMapping *mapping, void *opaque)
     uint64_t start = MAX(mapping->virt_start, r->notifier->start);
     uint64_t end = MIN(mapping->virt_end, r->notifier->end);
 
-    if (start <= end && !(mapping->flags & VIRTIO_IOMMU_MAP_F_MMIO)) {
+    if (start > end || (mapping->flags & VIRTIO_IOMMU_MAP_F_MMIO)) {
+        return false;
+    }
+    if (r->events) {
         viommu_event_blocks(r->events, NULL, mapping, start, end,
                             IOMMU_NOTIFIER_MAP);
+    } else {
+        r->perm = viommu_mapping_perm(mapping);
+        viommu_mapping_foreach_block(mapping, start, end, viommu_replay_block,
+                                     r);
     }
     return false;
 }
@@ -586,9 +615,8 @@ static void viommu_mr_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
     VirtIOIOMMUSpace *sp = container_of(iommu_mr, VirtIOIOMMUSpace,
                                         iommu_mr);
     VirtIOIOMMU *s = sp->viommu;
-    g_autoptr(GArray) events = g_array_new(false, false,
-                                           sizeof(VIOMMUEvent));
-    VIOMMUReplay r = { .notifier = n, .events = events };
+    g_autoptr(GArray) events = NULL;
+    VIOMMUReplay r = { .notifier = n };
     const VIOMMUDomain *domain;
     uint32_t ep_id;
     guint i;
@@ -596,6 +624,25 @@ static void viommu_mr_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n)
     if (!(n->notifier_flags & IOMMU_NOTIFIER_MAP)) {
         return;
     }
+    if (bql_locked()) {
+        /*
+         * Domains and mappings change only under the BQL (requests, reset,
+         * migration and unplug run in the main loop); translate in other
+         * threads only reads them.  So the walk needs no s->lock and
+         * notifies as it goes, without a copy of every event of the
+         * domain; a notifier may still call back into translate.
+         */
+        ep_id = viommu_space_endpoint_id(sp);
+        domain = viommu_space_domain(sp);
+        if (viommu_core_domain_mode(s->core, domain) ==
+            VIOMMU_EP_TRANSLATED) {
+            viommu_domain_foreach_mapping(domain, viommu_replay_mapping, &r);
+        }
+        trace_viommu_replay(ep_id, r.count);
+        return;
+    }
+    events = g_array_new(false, false, sizeof(VIOMMUEvent));
+    r.events = events;
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ep_id = viommu_space_endpoint_id(sp);
         domain = viommu_space_domain(sp);
