@@ -18,14 +18,19 @@
 # that the backend was sent translations, and that testpmd forwarded the
 # payload; it prints what the unbound NIC's backend had cached, what was
 # invalidated and what was still cached when QEMU stopped it.  Logs in
-# build/guest-tests/vhost-user/; one line per run whose two transfers
-# passed in results.tsv there (for tests/bench/run-bench.sh):
-#   config updates invalidates update_bytes moved_bytes seconds
+# build/guest-tests/vhost-user/; one line per run in results.tsv there
+# (for tests/bench/run-bench.sh):
+#   config updates invalidates update_bytes moved_bytes seconds complete
+# (moved_bytes: what arrived in the two transfers; complete: 1 when both
+# passed)
 # Environment: VHU_MIB (default 64) MiB each way, VHU_TIMEOUT (default 600)
 # seconds per guest, VHU_RESULTS the results file; for debugging,
 # VHU_TRACE (more QEMU -trace options, e.g. "-trace vhost_iotlb_miss
-# -trace viommu_fault*") and VHU_DPDK_LOG (more EAL options, e.g.
-# "--log-level=lib.vhost.*:debug").
+# -trace viommu_fault*"), VHU_DPDK_LOG (more EAL options, e.g.
+# "--log-level=lib.vhost.*:debug"), VHU_NIC_OPTS (",prop=value..." for both
+# virtio-net devices; default: checksum and segmentation offloads off) and
+# VHU_PORT_OPTS (",key=value..." for both net_vhost ports, e.g.
+# ",tso=1,legacy-ol-flags=1" with VHU_NIC_OPTS= to pass offloads through).
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -59,8 +64,8 @@ start_switch() {
     # shellcheck disable=SC2086  # VHU_DPDK_LOG: extra EAL words
     dpdk-testpmd -l 0-1 --no-huge -m 256 --no-pci ${VHU_DPDK_LOG:-} \
         --file-prefix="vhu$$" \
-        --vdev "net_vhost0,iface=$dir/vhost0.sock,queues=1,iommu-support=1" \
-        --vdev "net_vhost1,iface=$dir/vhost1.sock,queues=1,iommu-support=1" \
+        --vdev "net_vhost0,iface=$dir/vhost0.sock,queues=1,iommu-support=1$VHU_PORT_OPTS" \
+        --vdev "net_vhost1,iface=$dir/vhost1.sock,queues=1,iommu-support=1$VHU_PORT_OPTS" \
         -- --cmdline-file="$dir/testpmd.cmds" --auto-start --nb-cores=1 \
         --total-num-mbufs=16384 --stats-period=30 \
         < /dev/null > "$dir/testpmd.log" 2>&1 &
@@ -92,7 +97,7 @@ vhu_args() {
     # No checksum offload: testpmd's io forwarding passes a packet from one
     # guest NIC to the other as it is, and a partial checksum (offloaded by
     # the sender) would reach the receiver unmarked and be dropped there.
-    local nic=iommu_platform=on,disable-legacy=on,romfile=,$VHU_NO_OFFLOAD
+    local nic=iommu_platform=on,disable-legacy=on,romfile=$VHU_NIC_OPTS
     VHU_ARGS=(-object memory-backend-memfd,id=mem,size=1G,share=on
               -machine memory-backend=mem
               -device virtio-iommu-pci
@@ -104,7 +109,9 @@ vhu_args() {
               -device "virtio-net-pci,netdev=n1,mac=52:54:00:00:10:02,$nic")
 }
 
-VHU_NO_OFFLOAD=csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off
+VHU_NO_OFFLOAD=,csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off
+VHU_NIC_OPTS=${VHU_NIC_OPTS-$VHU_NO_OFFLOAD}
+VHU_PORT_OPTS=${VHU_PORT_OPTS-}
 
 has_vhost_user() {
     grep -q '^#define CONFIG_VHOST_USER$' "$1/config-host.h" 2> /dev/null
@@ -190,13 +197,16 @@ run_config() {
         tap not-ok "$cfg: the backend asked QEMU for translations" "$out"
     fi
     echo "# $cfg: unbound NIC: $cranges ranges cached, $iranges invalidated, $sranges still cached at its stop"
-    # Throughput: the two transfers' seconds from the guest
-    local secs
-    secs=$(tr -d '\r' < "$log" | sed -n 's/.*VIOMMU-INFO vhu-transfer .* seconds \([0-9.]*\).*/\1/p' |
+    # What the two transfers moved (bytes that arrived) and their seconds,
+    # from the guest; complete when both passed
+    local moved secs complete=0
+    moved=$(guest_lines "$log" | sed -n 's/^VIOMMU-INFO vhu-transfer .* bytes \([0-9]*\) .*/\1/p' |
+            awk '{ s += $1 } END { print s + 0 }')
+    secs=$(guest_lines "$log" | sed -n 's/^VIOMMU-INFO vhu-transfer .* seconds \([0-9.]*\).*/\1/p' |
            awk '{ s += $1 } END { printf "%.2f", s }')
-    [ "$(guest_checks "$log" | grep -cE '^vhu-(a-to-b|b-to-a) PASS')" = 2 ] || return 0
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$cfg" "${updates:-0}" "${invalidates:-0}" \
-        "${ubytes:-0}" $((MIB * 2 * 1048576)) "$secs" >> "$RESULTS"
+    [ "$(guest_checks "$log" | grep -cE '^vhu-(a-to-b|b-to-a) PASS')" = 2 ] && complete=1
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cfg" "${updates:-0}" "${invalidates:-0}" \
+        "${ubytes:-0}" "$moved" "$secs" "$complete" >> "$RESULTS"
 }
 
 command -v dpdk-testpmd > /dev/null ||

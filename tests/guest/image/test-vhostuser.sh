@@ -48,14 +48,14 @@ vhu_transfer() {
     rm -f /tmp/vhurx
     # nc -l ends when the sender closes; its stdin must stay open until then.
     # shellcheck disable=SC2086
-    (sleep 400 | $_to nc -l -p "$_port" > /tmp/vhurx) &
+    (sleep "$_vt" | $_to nc -l -p "$_port" > /tmp/vhurx) &
     _lpid=$!
     _ok="" _t0="" _t1=""
     for _try in 1 2 3 4 5 6 7 8 9 10; do
         usleep 300000
         _t0=$(now)
         # shellcheck disable=SC2086
-        if $_from timeout 300 nc "$_ip" "$_port" < /tmp/vhupattern; then
+        if $_from timeout "$_vt" nc "$_ip" "$_port" < /tmp/vhupattern; then
             _ok=1
             break
         fi
@@ -67,7 +67,7 @@ vhu_transfer() {
     _size=$(stat -c %s /tmp/vhurx 2>/dev/null)
     kill "$_lpid" 2>/dev/null
     for _p in /proc/[0-9]*; do
-        [ "$(tr '\0' ' ' 2>/dev/null < "$_p/cmdline")" = "sleep 400 " ] &&
+        [ "$(tr '\0' ' ' 2>/dev/null < "$_p/cmdline")" = "sleep $_vt " ] &&
             kill "${_p##*/}" 2>/dev/null
     done
     rm -f /tmp/vhurx
@@ -106,6 +106,9 @@ test_vhostuser() {
         return
     fi
     _vbytes=$(($(arg net_mib 64) * 1048576))
+    # Each transfer gets a third of the watchdog's time: one that stalls
+    # still reports how much arrived, and the other checks still run.
+    _vt=$(($(arg timeout 240) / 3))
     make_pattern "$(($(arg seed 1) + 11))" "$_vbytes" /tmp/vhupattern
     _vwant=$(sha256sum < /tmp/vhupattern | cut -d' ' -f1)
     vhu_transfer vhu-a-to-b "" "$_ns" 10.98.0.2 5101
