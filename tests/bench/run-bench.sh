@@ -42,7 +42,7 @@
 #   BENCH_VHU_TIMEOUT=300 seconds per guest of the vhost-user IOTLB runs
 #                         (tests/guest/run-vhost-user-tests.sh: ours and
 #                         upstream, strict and lazy, 64 MiB each way; a
-#                         transfer gets a third of it)
+#                         transfer gets a fifth of it)
 # Also runs tests/bench/run-core-bench.sh, if present, and includes its
 # output, and the vhost-user IOTLB figure: tests/guest/run-vhost-user-tests.sh
 # on ours and upstream, strict and lazy (IOTLB misses and invalidations per
