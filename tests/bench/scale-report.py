@@ -47,7 +47,8 @@ class Figures:
         self.raw = raw
 
     def get(self, dev, kind, n, name):
-        """The median of a figure; "a/b" values are a ratio"""
+        """The median of a figure over the runs; "a/b" values are a
+        ratio"""
         vals = []
         for v in self.raw.get((dev, kind, n, name), []):
             try:
@@ -206,7 +207,9 @@ def main():
       " device from the same source and core patches, with our IOMMU test"
       " device added, `scripts/build-qemu.sh --upstream`).  Each test runs"
       " on one and then on the other, alternating which goes first;"
-      " figures are medians over the runs.")
+      " figures are medians over the runs.  Other processes share this"
+      " machine: one figure of one test can move by 30-80 % from run to"
+      " run, which is what the medians are for.")
     w("- 1: growth of QEMU's resident set over the MAPs, after a warm-up,"
       " per mapping (page-granular: meaningful from 100k on).  2: the"
       " device's time for the notifications (the qtest write that kicks"
@@ -220,7 +223,7 @@ def main():
       " timestamps); \"added\": less the same without mappings.  4: the"
       " IOMMU test device registers an IOMMU notifier on the first"
       " endpoint and asks for a replay; time until it returned, every"
-      " mapping of the domain counted.  5: `system_reset` until QEMU's"
+      " mapping of the domain counted, the best of five replays.  5: `system_reset` until QEMU's"
       " RESET event, every mapping live (the notifier hears them go)."
       "  6: 4-byte `pci_dma_read()`s by the first endpoint, in QEMU, through"
       " the real memory API: misses at addresses 7919 pages apart over"

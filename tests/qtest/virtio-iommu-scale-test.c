@@ -13,7 +13,7 @@
  *             mappings (a miss in any cache) and at one address (a hit)
  *   replay    a notifier registered on the first endpoint, then replayed
  *             to: the vIOMMU's time until it has heard of every mapping of
- *             the domain
+ *             the domain (the best of five replays)
  *   migrate   the stream saved to a file, for the size of the device's
  *             part; then a live migration to a new QEMU over a socket: the
  *             device's save and load times (QEMU's vmstate_downtime_*
@@ -72,6 +72,8 @@
 #define SCALE_DMA_MISSES        200000
 #define SCALE_DMA_HITS          1000000
 #define SCALE_DMA_PRIME         7919
+/* Replays of a domain to the same notifier: the best one counts */
+#define SCALE_REPLAYS           5
 /* Generous: upstream's device may take long at a million mappings */
 /* The section type before the stream's own description (migration/) */
 #define QEMU_VM_VMDESCRIPTION   0x06
@@ -336,14 +338,24 @@ static void row_translate(Scale *s)
     row_dma(s, "dma_hit", 0, SCALE_DMA_HITS);
 }
 
+/*
+ * The best of SCALE_REPLAYS replays: one replay takes tens of ms at 1M,
+ * where one preemption on this shared machine shows
+ */
 static void row_replay(Scale *s)
 {
     QTestState *qts = s->v->qts;
+    uint64_t best = UINT64_MAX;
+    unsigned i;
 
     qom_set_str(qts, "record", "e0");
-    qom_set_str(qts, "replay", "e0");
-    g_assert_cmpuint(n0_events(qts, "map"), ==, s->per_domain);
-    scale_put(s, "replay_ns", "%" PRIu64, qom_get_u64(qts, "replay-ns"));
+    for (i = 1; i <= SCALE_REPLAYS; i++) {
+        qom_set_str(qts, "replay", "e0");
+        g_assert_cmpuint(n0_events(qts, "map"), ==,
+                         (uint64_t)s->per_domain * i);
+        best = MIN(best, qom_get_u64(qts, "replay-ns"));
+    }
+    scale_put(s, "replay_ns", "%" PRIu64, best);
 }
 
 /* Wait until the migration of @qts completes; false if it does not */
