@@ -111,6 +111,16 @@ section guest bash tests/guest/run-guest-tests.sh
 # The main guest scenarios again on the newest Linux 7.x of Debian testing /
 # trixie-backports (the 6.12 guests above are bookworm-backports').
 section guest-linux7 env GUEST_KERNEL=7 bash tests/guest/run-guest-tests.sh --main
+# DPDK's testpmd in the guest on two virtio-net NICs bound to vfio-pci
+# (x86_64), on Linux 6.12 and on 7.x.
+guest_dpdk() {
+    local rc=0
+    bash tests/guest/run-dpdk-guest-test.sh || rc=1
+    GUEST_KERNEL=7 DPDK_SCENARIO=x86-dpdk-linux7 \
+        bash tests/guest/run-dpdk-guest-test.sh || rc=1
+    return $rc
+}
+section guest-dpdk guest_dpdk
 # Stock QEMU (the same source with QEMU's own device), never shipped: the
 # other side of the migration and libvirt tests.  Mostly ccache hits.
 section build-upstream tap_step "build stock QEMU for comparison" \
