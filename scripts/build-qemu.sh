@@ -81,16 +81,16 @@ patch_tree() {
         stamp="$src/.applied-$(basename "$p")"
         if [ -s "$stamp" ]; then
             cmp -s "$stamp" "$p" && continue
-            patch -d "$src" -p1 -R -s < "$stamp" ||
+            patch -d "$src" -p1 --no-backup-if-mismatch -R -s < "$stamp" ||
                 die "patch $dir/$(basename "$p") changed and its old version does not come out"
         elif [ -e "$stamp" ]; then
             # An empty stamp: applied by an older build-qemu.sh, the same
             # patch or not; a fresh unpack is the way out if this fails
-            patch -d "$src" -p1 -R --dry-run -s < "$p" > /dev/null 2>&1 &&
+            patch -d "$src" -p1 --no-backup-if-mismatch -R --dry-run -s < "$p" > /dev/null 2>&1 &&
                 { cp "$p" "$stamp"; continue; }
             die "patch $dir/$(basename "$p") changed since it was applied; rm -rf $src"
         fi
-        patch -d "$src" -p1 --forward -s < "$p" ||
+        patch -d "$src" -p1 --no-backup-if-mismatch --forward -s < "$p" ||
             die "patch $dir/$(basename "$p") does not apply to QEMU $(qemu_version)"
         cp "$p" "$stamp"
     done
@@ -99,7 +99,7 @@ patch_tree() {
         [ -s "$stamp" ] || continue
         p=${stamp##*/.applied-}
         [ -e "$top/patches/qemu/$p" ] || [ -e "$top/patches/device/$p" ] ||
-            { patch -d "$src" -p1 -R -s < "$stamp" && rm -f "$stamp"; } ||
+            { patch -d "$src" -p1 --no-backup-if-mismatch -R -s < "$stamp" && rm -f "$stamp"; } ||
             die "patch $p is gone and does not come out of $src"
     done
 }
