@@ -22,9 +22,10 @@
 
 vhu_a="" vhu_b="" vhu_nspid=""
 
+# Its loop variable must not be wait_for's counter (_n): wait_for calls it.
 vhu_if_by_mac() {
-    for _n in /sys/class/net/*; do
-        [ "$(cat "$_n/address" 2>/dev/null)" = "$1" ] && { echo "${_n##*/}"; return 0; }
+    for _vhu_if in /sys/class/net/*; do
+        [ "$(cat "$_vhu_if/address" 2>/dev/null)" = "$1" ] && { echo "${_vhu_if##*/}"; return 0; }
     done
     return 1
 }
