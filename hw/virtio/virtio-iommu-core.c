@@ -502,14 +502,21 @@ static uint8_t handle_unmap(VIOMMUCore *core, const VIOMMURequest *req)
         return VIRTIO_IOMMU_S_RANGE;
     }
 
-    while ((mapping = find_overlap(domain, start, end))) {
+    mapping = find_overlap(domain, start, end);
+    if (!mapping) {
+        return VIRTIO_IOMMU_S_OK;
+    }
+    if (core->ops->domain_unmapping) {
+        core->ops->domain_unmapping(core->opaque, domain);
+    }
+    do {
         g_tree_steal(domain->mappings, mapping);
         core->nr_mappings--;
         if (core->ops->mapping_removed) {
             core->ops->mapping_removed(core->opaque, domain, mapping);
         }
         g_free(mapping);
-    }
+    } while ((mapping = find_overlap(domain, start, end)));
     return VIRTIO_IOMMU_S_OK;
 }
 

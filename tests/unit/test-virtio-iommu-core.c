@@ -342,6 +342,7 @@ static void test_unmap_split_changes_nothing(Fixture *f, gconstpointer data)
     g_assert_cmpint(unmap(f, 1, P(1), PE(7)), ==, VIRTIO_IOMMU_S_RANGE);
     g_assert_cmpuint(nr_mappings(f), ==, 3);
     g_assert_cmpuint(f->removed, ==, 0);
+    g_assert_cmpuint(f->unmapping, ==, 0);
     g_assert_cmpint(submit(f, &req, sizeof(req) - 4, 4), ==,
                     VIRTIO_IOMMU_S_INVAL);
     g_assert_cmpuint(nr_mappings(f), ==, 3);
@@ -350,6 +351,35 @@ static void test_unmap_split_changes_nothing(Fixture *f, gconstpointer data)
     g_assert_cmpint(unmap(f, 2, 0, PE(0)), ==, VIRTIO_IOMMU_S_NOENT);
     g_assert_cmpint(unmap(f, 1, 0, PE(100)), ==, VIRTIO_IOMMU_S_OK);
     g_assert_cmpuint(f->removed, ==, 3);
+    g_assert_cmpuint(f->unmapping, ==, 1);
+    g_assert_cmpuint(f->removed_unannounced, ==, 0);
+}
+
+/*
+ * An UNMAP that removes mappings announces its domain once, before the
+ * first removal (the device flushes caches and picks the notified spaces
+ * there); one that removes nothing announces nothing.
+ */
+static void test_unmap_announced_once(Fixture *f, gconstpointer data)
+{
+    uint64_t i;
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 2, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    for (i = 0; i < 64; i++) {
+        g_assert_cmpint(map(f, 1 + i % 2, P(i), PE(i), 0), ==,
+                        VIRTIO_IOMMU_S_OK);
+    }
+    g_assert_cmpint(unmap(f, 1, P(64), PE(100)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(f->unmapping, ==, 0);
+    g_assert_cmpint(unmap(f, 2, P(10), PE(19)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(f->removed, ==, 5);
+    g_assert_cmpuint(f->unmapping, ==, 1);
+    g_assert_cmpint(unmap(f, 1, 0, PE(100)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(f->removed, ==, 37);
+    g_assert_cmpuint(f->unmapping, ==, 2);
+    g_assert_cmpuint(f->removed_unannounced, ==, 0);
+    g_assert_cmpuint(nr_mappings(f), ==, 27);
 }
 
 /* PROBE */
@@ -516,6 +546,7 @@ int main(int argc, char **argv)
     ADD("map/nomem", test_map_nomem);
     ADD("map/lookup-edges", test_lookup_edges);
     ADD("unmap/split-changes-nothing", test_unmap_split_changes_nothing);
+    ADD("unmap/announced-once", test_unmap_announced_once);
     for (i = 0; i < ARRAY_SIZE(unmap_examples); i++) {
         g_autofree char *path =
             g_strdup_printf("/virtio-iommu-core/unmap/example-%s",

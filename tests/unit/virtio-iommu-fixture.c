@@ -121,7 +121,18 @@ static void fake_added(void *opaque, const VIOMMUDomain *domain,
 static void fake_removed(void *opaque, const VIOMMUDomain *domain,
                          const VIOMMUMapping *mapping)
 {
-    ((Fixture *)opaque)->removed++;
+    Fixture *f = opaque;
+
+    f->removed++;
+    f->removed_unannounced += domain != f->unmapping_domain;
+}
+
+static void fake_unmapping(void *opaque, const VIOMMUDomain *domain)
+{
+    Fixture *f = opaque;
+
+    f->unmapping++;
+    f->unmapping_domain = domain;
 }
 
 const VIOMMUCoreOps fake_ops = {
@@ -131,6 +142,7 @@ const VIOMMUCoreOps fake_ops = {
     .endpoint_attached = fake_attached,
     .mapping_added = fake_added,
     .mapping_removed = fake_removed,
+    .domain_unmapping = fake_unmapping,
 };
 
 void fixture_setup_limits(Fixture *f, uint32_t max_domains,
@@ -171,9 +183,11 @@ void fixture_teardown(Fixture *f, gconstpointer data)
 
 int submit(Fixture *f, const void *req, size_t in_len, size_t out_len)
 {
-    VIOMMUReply reply = viommu_core_handle(f->core, req, in_len, out_len,
-                                           f->props);
+    VIOMMUReply reply;
 
+    /* An announcement holds for its own request only */
+    f->unmapping_domain = NULL;
+    reply = viommu_core_handle(f->core, req, in_len, out_len, f->props);
     return reply.has_status ? reply.status : -1;
 }
 

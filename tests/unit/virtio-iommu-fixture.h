@@ -29,6 +29,11 @@ typedef struct Fixture {
     GHashTable *changed;        /* endpoint IDs reported as changed */
     uint64_t added;
     uint64_t removed;
+    /* UNMAPs announced by domain_unmapping, and the domain of the last */
+    unsigned int unmapping;
+    const VIOMMUDomain *unmapping_domain;
+    /* Removals of a domain its request did not announce first */
+    uint64_t removed_unannounced;
     unsigned int attached;
     unsigned int detaching;
     uint8_t props[PROBE_SIZE];

@@ -80,6 +80,14 @@ typedef struct VIOMMUCoreOps {
                           const VIOMMUMapping *mapping);
     void (*mapping_removed)(void *opaque, const VIOMMUDomain *domain,
                             const VIOMMUMapping *mapping);
+    /*
+     * An UNMAP is about to remove mappings of @domain: called once per
+     * request, before its first mapping_removed, which only ever follows
+     * it.  What concerns the whole domain (the endpoints' caches, which
+     * of them must hear of each removal) is done here once, not per
+     * mapping.
+     */
+    void (*domain_unmapping)(void *opaque, const VIOMMUDomain *domain);
 } VIOMMUCoreOps;
 
 typedef struct VIOMMUCoreLimits {
