@@ -174,7 +174,8 @@ run_config() {
     fi
     # The switch forwarded the payload both ways
     local fwd
-    fwd=$(sed -n 's/.*Accumulated forward statistics.*//p;/Accumulated forward/,/+++/s/.*TX-packets: *\([0-9]*\).*/\1/p' \
+    # (The range starts at the banner and ends at the next "+++" line.)
+    fwd=$(sed -n '/Accumulated forward/,/+++/s/.*TX-packets: *\([0-9]*\).*/\1/p' \
           "$dir/testpmd.log" | tail -n 1)
     if [ "${fwd:-0}" -gt $((MIB * 2 * 1048576 / 1500)) ]; then
         tap ok "$cfg: testpmd forwarded $fwd packets"
