@@ -42,8 +42,8 @@ uint32_t viommu_space_endpoint_id(VirtIOIOMMUSpace *sp)
 
 /*
  * Every space in creation order.  A flat list, not the per-bus tables:
- * UNMAP walks it to flush caches, so it costs the spaces that exist, not
- * 256 slots per bus.
+ * an UNMAP walks it once to flush caches, so it costs the spaces that
+ * exist, not 256 slots per bus.
  */
 void viommu_space_foreach(VirtIOIOMMU *s,
                           void (*fn)(VirtIOIOMMUSpace *sp, void *opaque),
@@ -348,32 +348,25 @@ static void viommu_event_queue_endpoint(VirtIOIOMMU *s, uint32_t ep_id,
 typedef struct VIOMMUEventDomain {
     const VIOMMUDomain *domain;
     const VIOMMUMapping *mapping;
-    bool added;
 } VIOMMUEventDomain;
 
 static void viommu_event_domain_space(VirtIOIOMMUSpace *sp, void *opaque)
 {
     VIOMMUEventDomain *e = opaque;
 
-    if ((!e->added && sp->cache.used) || sp->notifier_flags) {
-        if (viommu_space_domain(sp) == e->domain) {
-            if (!e->added) {
-                viommu_cache_flush(&sp->cache);
-            }
-            viommu_event_queue_mapping(sp, e->mapping, e->added);
-        }
+    if (sp->notifier_flags && viommu_space_domain(sp) == e->domain) {
+        viommu_event_queue_mapping(sp, e->mapping, true);
     }
 }
 
-/* Every endpoint of @domain gains or loses @mapping */
-static void viommu_event_queue_domain(VirtIOIOMMU *s,
-                                      const VIOMMUDomain *domain,
-                                      const VIOMMUMapping *mapping,
-                                      bool added)
+/* Every endpoint of @domain gains @mapping */
+static void viommu_event_queue_added(VirtIOIOMMU *s,
+                                     const VIOMMUDomain *domain,
+                                     const VIOMMUMapping *mapping)
 {
-    VIOMMUEventDomain e = { domain, mapping, added };
+    VIOMMUEventDomain e = { domain, mapping };
 
-    if (!added || s->nr_notified_spaces) {
+    if (s->nr_notified_spaces) {
         viommu_space_foreach(s, viommu_event_domain_space, &e);
     }
 }
@@ -435,14 +428,46 @@ static void viommu_on_mapping_added(void *opaque,
                                     const VIOMMUDomain *domain,
                                     const VIOMMUMapping *mapping)
 {
-    viommu_event_queue_domain(opaque, domain, mapping, true);
+    viommu_event_queue_added(opaque, domain, mapping);
+}
+
+/*
+ * An UNMAP of @domain begins: flush the caches of its endpoints' spaces
+ * now, under the lock the whole request holds (a translation can only be
+ * cached again under it, from the mappings left), and note which of them
+ * have notifiers: each removal goes to those alone, not to every space.
+ */
+static void viommu_on_domain_unmapping(void *opaque,
+                                       const VIOMMUDomain *domain)
+{
+    VirtIOIOMMU *s = opaque;
+    guint i;
+
+    g_ptr_array_set_size(s->unmap_spaces, 0);
+    for (i = 0; i < s->spaces->len; i++) {
+        VirtIOIOMMUSpace *sp = g_ptr_array_index(s->spaces, i);
+
+        if ((sp->cache.used || sp->notifier_flags) &&
+            viommu_space_domain(sp) == domain) {
+            viommu_cache_flush(&sp->cache);
+            if (sp->notifier_flags) {
+                g_ptr_array_add(s->unmap_spaces, sp);
+            }
+        }
+    }
 }
 
 static void viommu_on_mapping_removed(void *opaque,
                                       const VIOMMUDomain *domain,
                                       const VIOMMUMapping *mapping)
 {
-    viommu_event_queue_domain(opaque, domain, mapping, false);
+    VirtIOIOMMU *s = opaque;
+    guint i;
+
+    for (i = 0; i < s->unmap_spaces->len; i++) {
+        viommu_event_queue_mapping(g_ptr_array_index(s->unmap_spaces, i),
+                                   mapping, false);
+    }
 }
 
 const VIOMMUCoreOps viommu_core_ops = {
@@ -452,6 +477,7 @@ const VIOMMUCoreOps viommu_core_ops = {
     .endpoint_attached = viommu_on_endpoint_attached,
     .mapping_added = viommu_on_mapping_added,
     .mapping_removed = viommu_on_mapping_removed,
+    .domain_unmapping = viommu_on_domain_unmapping,
 };
 
 /*
@@ -778,6 +804,7 @@ void viommu_as_init(VirtIOIOMMU *s)
     s->bus_spaces = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     s->spaces = g_ptr_array_new();
     s->events = g_array_new(false, false, sizeof(VIOMMUEvent));
+    s->unmap_spaces = g_ptr_array_new();
     s->device_listener = (DeviceListener) {
         .unrealize = viommu_device_unrealize,
     };
@@ -788,6 +815,7 @@ void viommu_as_free(VirtIOIOMMU *s)
 {
     device_listener_unregister(&s->device_listener);
     g_array_free(s->events, true);
+    g_ptr_array_free(s->unmap_spaces, true);
     g_ptr_array_free(s->spaces, true);
     g_hash_table_destroy(s->bus_spaces);
 }

@@ -74,6 +74,8 @@ struct VirtIOIOMMU {
     VIOMMUCore *core;
     bool spaces_stale;              /* an endpoint's mode may have changed */
     uint32_t nr_notified_spaces;    /* spaces with IOMMU notifiers */
+    /* The UNMAP in progress: its domain's spaces with notifiers */
+    GPtrArray *unmap_spaces;
     GArray *events;                 /* notifier events to send, BQL */
     VirtIOIOMMUFault *faults;       /* ring of max_pending_faults */
     uint32_t fault_head;
