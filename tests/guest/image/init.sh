@@ -419,6 +419,32 @@ find_net_devices() {
     info "nics virtio_net=${vif:-none} $nic2=${eif:-none} pci $net_pcis"
 }
 
+# netns_pair A B NET CHECK SECONDS: interface B into a network namespace
+# of its own (a sleeping `unshare -n`: $nspid; $ns runs a command in it),
+# NET.1/24 on A and NET.2/24 on B, then up to SECONDS for B to answer a
+# ping from A.  On failure: CHECK fails, the namespace goes, returns 1.
+netns_pair() {
+    unshare -n sleep 100000 &
+    nspid=$!
+    usleep 200000
+    ns="nsenter -t $nspid -n"
+    if ! _err=$( {
+        ip link set "$2" netns "$nspid" &&
+        ip addr add "$3.1/24" dev "$1" && ip link set "$1" up &&
+        $ns ip link set lo up &&
+        $ns ip addr add "$3.2/24" dev "$2" && $ns ip link set "$2" up
+    } 2>&1 ); then
+        check "$4" FAIL "$(echo "$_err" | tr '\n' ' ')"
+        kill "$nspid"
+        return 1
+    fi
+    if ! wait_for "$5" ping -c 1 -W 1 "$3.2" > /dev/null 2>&1; then
+        check "$4" FAIL "no ping reply from $3.2 over $1 -> $2"
+        kill "$nspid"
+        return 1
+    fi
+}
+
 test_net() {
     if [ -z "$vif" ] || [ -z "$eif" ]; then
         check net-setup FAIL "need a virtio_net and an $nic2 interface (got '${vif}' '${eif}')"
@@ -426,27 +452,8 @@ test_net() {
     fi
     # The second NIC goes into its own network namespace so that traffic
     # between the two addresses really crosses the wire.
-    unshare -n sleep 100000 &
-    nspid=$!
-    usleep 200000
-    ns="nsenter -t $nspid -n"
-    if ! _err=$( {
-        ip link set "$eif" netns "$nspid" &&
-        ip addr add 10.99.0.1/24 dev "$vif" && ip link set "$vif" up &&
-        $ns ip link set lo up &&
-        $ns ip addr add 10.99.0.2/24 dev "$eif" && $ns ip link set "$eif" up
-    } 2>&1 ); then
-        check net-setup FAIL "$(echo "$_err" | tr '\n' ' ')"
-        kill "$nspid"
-        return
-    fi
-    if wait_for 20 ping -c 1 -W 1 10.99.0.2 > /dev/null 2>&1; then
-        check net-setup PASS "$vif (virtio-net) 10.99.0.1 <-> $eif ($nic2, own netns) 10.99.0.2"
-    else
-        check net-setup FAIL "no ping reply from 10.99.0.2 over $vif -> $eif"
-        kill "$nspid"
-        return
-    fi
+    netns_pair "$vif" "$eif" 10.99.0 net-setup 20 || return
+    check net-setup PASS "$vif (virtio-net) 10.99.0.1 <-> $eif ($nic2, own netns) 10.99.0.2"
     _bytes=$(($(arg net_mib 4) * 1048576))
     make_pattern "$(($(arg seed 1) + 7))" "$_bytes" /tmp/netpattern
     _want=$(sha256sum < /tmp/netpattern | cut -d' ' -f1)

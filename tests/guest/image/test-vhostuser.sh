@@ -2,7 +2,7 @@
 # shellcheck disable=SC2034  # dut is read by init.sh
 # Test module `vhostuser` (viommu.test=vhostuser), sourced by the guest's
 # /init (tests/guest/image/init.sh), which provides check, info, wait_for,
-# pci_of, make_pattern, arg, now and $dut.
+# pci_of, make_pattern, netns_pair, arg, now and $dut.
 #
 # Two virtio-net NICs (MACs 52:54:00:00:10:01 and :02), both behind the
 # IOMMU (iommu_platform=on), whose backends are two net_vhost ports of a
@@ -20,7 +20,7 @@
 # and checks the invalidations; init.sh checks that no IOMMU fault was
 # logged.
 
-vhu_a="" vhu_b="" vhu_nspid=""
+vhu_a="" vhu_b=""
 
 # Its loop variable must not be wait_for's counter (_n): wait_for calls it.
 vhu_if_by_mac() {
@@ -89,27 +89,8 @@ test_vhostuser() {
         check vhu-setup FAIL "need the two virtio-net NICs 52:54:00:00:10:01/02 (got '$vhu_a' '$vhu_b')"
         return
     fi
-    unshare -n sleep 100000 &
-    vhu_nspid=$!
-    usleep 200000
-    _ns="nsenter -t $vhu_nspid -n"
-    if ! _err=$( {
-        ip link set "$vhu_b" netns "$vhu_nspid" &&
-        ip addr add 10.98.0.1/24 dev "$vhu_a" && ip link set "$vhu_a" up &&
-        $_ns ip link set lo up &&
-        $_ns ip addr add 10.98.0.2/24 dev "$vhu_b" && $_ns ip link set "$vhu_b" up
-    } 2>&1 ); then
-        check vhu-setup FAIL "$(echo "$_err" | tr '\n' ' ')"
-        kill "$vhu_nspid"
-        return
-    fi
-    if wait_for 30 ping -c 1 -W 1 10.98.0.2 > /dev/null 2>&1; then
-        check vhu-setup PASS "$vhu_a 10.98.0.1 <-> $vhu_b (own netns) 10.98.0.2 through the host's vhost-user switch"
-    else
-        check vhu-setup FAIL "no ping reply from 10.98.0.2 over $vhu_a -> switch -> $vhu_b"
-        kill "$vhu_nspid"
-        return
-    fi
+    netns_pair "$vhu_a" "$vhu_b" 10.98.0 vhu-setup 30 || return
+    check vhu-setup PASS "$vhu_a 10.98.0.1 <-> $vhu_b (own netns) 10.98.0.2 through the host's vhost-user switch"
     _vbytes=$(($(arg net_mib 64) * 1048576))
     # Each transfer gets a fifth of the watchdog's time (generating the
     # pattern takes some too): one that stalls still reports how much
@@ -117,13 +98,13 @@ test_vhostuser() {
     _vt=$(($(arg timeout 240) / 5))
     make_pattern "$(($(arg seed 1) + 11))" "$_vbytes" /tmp/vhupattern
     _vwant=$(sha256sum < /tmp/vhupattern | cut -d' ' -f1)
-    vhu_transfer vhu-a-to-b "" "$_ns" 10.98.0.2 5101
-    vhu_transfer vhu-b-to-a "$_ns" "" 10.98.0.1 5102
+    vhu_transfer vhu-a-to-b "" "$ns" 10.98.0.2 5101
+    vhu_transfer vhu-b-to-a "$ns" "" 10.98.0.1 5102
     rm -f /tmp/vhupattern
     # Where a lost segment went: checksum errors, drops, retransmissions
     for _w in a b; do
         _pre=""
-        [ "$_w" = b ] && _pre=$_ns
+        [ "$_w" = b ] && _pre=$ns
         # shellcheck disable=SC2086
         $_pre cat /proc/net/snmp | awk -v w="$_w" '
             /^(Ip|Tcp|Udp):/ { if (h[$1]) { n = split(h[$1], k); for (i = 2; i <= n; i++)
@@ -136,7 +117,7 @@ test_vhostuser() {
         "0% packet loss") check vhu-ping PASS "200 pings of 1400 bytes: $_loss" ;;
         *) check vhu-ping FAIL "200 pings of 1400 bytes: ${_loss:-no summary}" ;;
     esac
-    kill "$vhu_nspid" 2>/dev/null
+    kill "$nspid" 2>/dev/null
     # Unbind the first NIC: the driver resets it, then unmaps every buffer
     # and ring it had mapped.  The host checks the invalidations.
     ip link set "$vhu_a" down
