@@ -207,6 +207,18 @@ tap_guest_checks() {
     done
 }
 
+# tap_guest_verdict PREFIX LOG WHY: guest_verdict LOG as one TAP line;
+# WHY (how QEMU ended, say) goes into a failure's reason.
+tap_guest_verdict() {
+    local verdict
+    if verdict=$(guest_verdict "$2"); then
+        tap ok "$1guest finished its checks, none failed ($verdict)"
+    else
+        tap not-ok "$1guest finished its checks, none failed, none lost" \
+            "$verdict; $3"
+    fi
+}
+
 guest_done() {
     guest_lines "$1" | grep -q '^VIOMMU-DONE'
 }

@@ -110,11 +110,7 @@ if ! grep -q VIOMMU "$LOG"; then
 fi
 # shellcheck disable=SC2086
 tap_guest_checks "$sc: " "$LOG" $GUEST_CHECKS
-if verdict=$(guest_verdict "$LOG"); then
-    tap ok "$sc: guest finished its checks, none failed ($verdict)"
-else
-    tap not-ok "$sc: guest finished its checks, none failed, none lost" "$verdict; QEMU exit status $rc"
-fi
+tap_guest_verdict "$sc: " "$LOG" "QEMU exit status $rc"
 if [ "$rc" = 0 ]; then
     tap ok "$sc: guest powered off"
 else

@@ -165,13 +165,7 @@ run_config() {
     echo "# $cfg: guest ran ${BOOT_SECONDS}s, QEMU exit status $rc, log $log"
     # shellcheck disable=SC2086
     tap_guest_checks "$cfg: " "$log" $CHECKS
-    local verdict
-    if verdict=$(guest_verdict "$log"); then
-        tap ok "$cfg: guest finished its checks, none failed ($verdict)"
-    else
-        tap not-ok "$cfg: guest finished its checks, none failed, none lost" \
-            "$verdict; QEMU exit status $rc"
-    fi
+    tap_guest_verdict "$cfg: " "$log" "QEMU exit status $rc"
     # The switch forwarded the payload both ways
     local fwd
     # (The range starts at the banner and ends at the next "+++" line.)
