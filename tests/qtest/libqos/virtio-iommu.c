@@ -230,67 +230,6 @@ static int64_t monotonic_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Put the chain at @head in @vq's available ring, without notifying */
-static void qviommu_make_available(QViommu *v, QVirtQueue *vq, uint32_t head)
-{
-    uint64_t idx_addr = vq->avail + offsetof(struct vring_avail, idx);
-    uint16_t idx, le;
-
-    qtest_memread(v->qts, idx_addr, &le, sizeof(le));
-    idx = le16_to_cpu(le);
-    le = cpu_to_le16(head);
-    qtest_memwrite(v->qts, vq->avail + offsetof(struct vring_avail, ring) +
-                   (idx % vq->size) * sizeof(le), &le, sizeof(le));
-    le = cpu_to_le16(idx + 1);
-    qtest_memwrite(v->qts, idx_addr, &le, sizeof(le));
-}
-
-void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
-                        uint32_t *used)
-{
-    QVirtQueue *vq = v->reqq;
-    g_autofree QViommuSlot *slot = g_new0(QViommuSlot, n);
-    g_autofree bool *done = g_new0(bool, n);
-    int64_t kick_start;
-    unsigned i, j;
-
-    /* Requests are synchronous: every descriptor is free again */
-    qvirtqueue_reset_pool(vq);
-    for (i = 0; i < n; i++) {
-        qviommu_queue_one(v, &x[i], &slot[i]);
-    }
-
-    /* Publish all the chains, then notify once */
-    for (i = 0; i < n; i++) {
-        qviommu_make_available(v, vq, slot[i].head);
-    }
-    /*
-     * The device handles its requestq in the notifying thread: with qtest
-     * the write returns once every request of the batch is done.
-     */
-    kick_start = monotonic_ns();
-    v->vdev->bus->virtqueue_kick(v->vdev, vq);
-    v->last_kick_ns = monotonic_ns() - kick_start;
-
-    for (i = 0; i < n; i++) {
-        uint32_t id, len;
-        bool ok = qviommu_wait_used(v, vq, &id, &len, QVIOMMU_TIMEOUT_US);
-
-        g_assert_true(ok);
-        for (j = 0; j < n; j++) {
-            if (!done[j] && slot[j].head == id) {
-                break;
-            }
-        }
-        g_assert_cmpuint(j, <, n);
-        done[j] = true;
-        used[j] = len;
-    }
-    for (i = 0; i < n; i++) {
-        qviommu_finish_one(v, &x[i], &slot[i]);
-    }
-}
-
 /*
  * Copy @n entries of @size bytes between @buf and the ring at @ring of
  * @vq's size, from entry @idx on, wrapping
@@ -318,6 +257,74 @@ static void qviommu_ring_copy(QViommu *v, QVirtQueue *vq, uint64_t ring,
     }
 }
 
+/* Put the chains at @heads in @vq's available ring, without notifying */
+static void qviommu_make_available(QViommu *v, QVirtQueue *vq,
+                                   const uint16_t *heads, unsigned n)
+{
+    uint64_t idx_addr = vq->avail + offsetof(struct vring_avail, idx);
+    g_autofree uint16_t *le = g_new(uint16_t, n);
+    uint16_t idx;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        le[i] = cpu_to_le16(heads[i]);
+    }
+    qtest_memread(v->qts, idx_addr, &idx, sizeof(idx));
+    idx = le16_to_cpu(idx);
+    qviommu_ring_copy(v, vq, vq->avail + offsetof(struct vring_avail, ring),
+                      idx, le, sizeof(*le), n, true);
+    idx = cpu_to_le16(idx + n);
+    qtest_memwrite(v->qts, idx_addr, &idx, sizeof(idx));
+}
+
+void qviommu_xfer_batch(QViommu *v, const QViommuXfer *x, unsigned n,
+                        uint32_t *used)
+{
+    QVirtQueue *vq = v->reqq;
+    g_autofree QViommuSlot *slot = g_new0(QViommuSlot, n);
+    g_autofree bool *done = g_new0(bool, n);
+    g_autofree uint16_t *heads = g_new(uint16_t, n);
+    int64_t kick_start;
+    unsigned i, j;
+
+    /* Requests are synchronous: every descriptor is free again */
+    qvirtqueue_reset_pool(vq);
+    for (i = 0; i < n; i++) {
+        qviommu_queue_one(v, &x[i], &slot[i]);
+    }
+
+    /* Publish all the chains, then notify once */
+    for (i = 0; i < n; i++) {
+        heads[i] = slot[i].head;
+    }
+    qviommu_make_available(v, vq, heads, n);
+    /*
+     * The device handles its requestq in the notifying thread: with qtest
+     * the write returns once every request of the batch is done.
+     */
+    kick_start = monotonic_ns();
+    v->vdev->bus->virtqueue_kick(v->vdev, vq);
+    v->last_kick_ns = monotonic_ns() - kick_start;
+
+    for (i = 0; i < n; i++) {
+        uint32_t id, len;
+        bool ok = qviommu_wait_used(v, vq, &id, &len, QVIOMMU_TIMEOUT_US);
+
+        g_assert_true(ok);
+        for (j = 0; j < n; j++) {
+            if (!done[j] && slot[j].head == id) {
+                break;
+            }
+        }
+        g_assert_cmpuint(j, <, n);
+        done[j] = true;
+        used[j] = len;
+    }
+    for (i = 0; i < n; i++) {
+        qviommu_finish_one(v, &x[i], &slot[i]);
+    }
+}
+
 int64_t qviommu_send_many(QViommu *v, const void *in, uint32_t in_len,
                           unsigned n, uint8_t *status)
 {
@@ -327,10 +334,8 @@ int64_t qviommu_send_many(QViommu *v, const void *in, uint32_t in_len,
     g_autofree struct vring_used_elem *elems =
         g_new(struct vring_used_elem, n);
     g_autofree uint8_t *tails = g_malloc(4 * n);
-    uint64_t reqs, outs, idx_addr = vq->avail + offsetof(struct vring_avail,
-                                                         idx);
+    uint64_t reqs, outs;
     int64_t kick_ns;
-    uint16_t idx;
     unsigned i;
 
     g_assert_cmpuint(n, >, 0);
@@ -351,16 +356,10 @@ int64_t qviommu_send_many(QViommu *v, const void *in, uint32_t in_len,
             .len = cpu_to_le32(4),
             .flags = cpu_to_le16(VRING_DESC_F_WRITE),
         };
-        heads[i] = cpu_to_le16(2 * i);
+        heads[i] = 2 * i;
     }
     qtest_bufwrite(v->qts, vq->desc, desc, 2 * n * sizeof(*desc));
-
-    qtest_memread(v->qts, idx_addr, &idx, sizeof(idx));
-    idx = le16_to_cpu(idx);
-    qviommu_ring_copy(v, vq, vq->avail + offsetof(struct vring_avail, ring),
-                      idx, heads, sizeof(*heads), n, true);
-    idx = cpu_to_le16(idx + n);
-    qtest_memwrite(v->qts, idx_addr, &idx, sizeof(idx));
+    qviommu_make_available(v, vq, heads, n);
 
     kick_ns = monotonic_ns();
     v->vdev->bus->virtqueue_kick(v->vdev, vq);
@@ -401,7 +400,7 @@ static void qviommu_add_events(QViommu *v, unsigned n, uint32_t len,
     g_assert_cmpuint(vq->free_head + n, <=, vq->size);
     for (i = 0; i < n; i++) {
         uint64_t addr = guest_alloc(v->alloc, len);
-        uint32_t head;
+        uint16_t head;
 
         qtest_memset(v->qts, addr, fill, len);
         head = qvirtqueue_add(v->qts, vq, addr, len, true, false);
@@ -410,7 +409,7 @@ static void qviommu_add_events(QViommu *v, unsigned n, uint32_t len,
         if (notify) {
             qvirtqueue_kick(v->qts, v->vdev, vq, head);
         } else {
-            qviommu_make_available(v, vq, head);
+            qviommu_make_available(v, vq, &head, 1);
         }
     }
 }
