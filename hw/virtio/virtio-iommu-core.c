@@ -11,6 +11,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qapi/error.h"
 #include "qemu/log.h"
 #include "qemu/bswap.h"
 #include "qemu/host-utils.h"
@@ -107,12 +108,24 @@ static gint interval_cmp(gconstpointer a, gconstpointer b, gpointer unused)
     return 0;
 }
 
-static VIOMMUMapping *find_overlap(const VIOMMUDomain *domain,
-                                   uint64_t start, uint64_t end)
+/* A GTree of VIOMMUMapping, each its own key, freed with the tree */
+static GTree *mappings_new(void)
+{
+    return g_tree_new_full(interval_cmp, NULL, g_free, NULL);
+}
+
+static VIOMMUMapping *mappings_find(GTree *mappings, uint64_t start,
+                                    uint64_t end)
 {
     VIOMMUMapping key = { .virt_start = start, .virt_end = end };
 
-    return g_tree_lookup(domain->mappings, &key);
+    return g_tree_lookup(mappings, &key);
+}
+
+static VIOMMUMapping *find_overlap(const VIOMMUDomain *domain,
+                                   uint64_t start, uint64_t end)
+{
+    return mappings_find(domain->mappings, start, end);
 }
 
 /* Domains and endpoints */
@@ -133,7 +146,7 @@ static VIOMMUDomain *domain_create(VIOMMUCore *core, uint32_t id, bool bypass)
 
     domain->id = id;
     domain->bypass = bypass;
-    domain->mappings = g_tree_new_full(interval_cmp, NULL, g_free, NULL);
+    domain->mappings = mappings_new();
     g_hash_table_insert(core->domains, GUINT_TO_POINTER(id), domain);
     return domain;
 }
@@ -179,17 +192,16 @@ static bool overlaps_resv(const VIOMMUCore *core, uint32_t ep_id,
     return false;
 }
 
-/* Would the domain's existing mappings cover a reserved region of ep? */
-static bool domain_conflicts_with_endpoint(const VIOMMUCore *core,
-                                           const VIOMMUDomain *domain,
-                                           uint32_t ep_id)
+/* Would @mappings cover a reserved region of ep? */
+static bool mappings_conflict_with_endpoint(const VIOMMUCore *core,
+                                            GTree *mappings, uint32_t ep_id)
 {
     const VIOMMUResvRegion *regions;
     size_t nr = endpoint_resv(core, ep_id, &regions);
     size_t i;
 
     for (i = 0; i < nr; i++) {
-        if (find_overlap(domain, regions[i].start, regions[i].end)) {
+        if (mappings_find(mappings, regions[i].start, regions[i].end)) {
             return true;
         }
     }
@@ -291,8 +303,8 @@ static uint8_t handle_attach(VIOMMUCore *core, const VIOMMURequest *req)
                     domain_id, domain->bypass ? "" : "not ");
         return VIRTIO_IOMMU_S_INVAL;
     }
-    if (domain_survives && domain_conflicts_with_endpoint(core, domain,
-                                                          ep_id)) {
+    if (domain_survives &&
+        mappings_conflict_with_endpoint(core, domain->mappings, ep_id)) {
         guest_error("ATTACH: domain %" PRIu32 " maps reserved regions of "
                     "endpoint 0x%" PRIx32, domain_id, ep_id);
         return VIRTIO_IOMMU_S_UNSUPP;
@@ -383,61 +395,92 @@ static bool map_overlaps_resv(const VIOMMUCore *core,
     return false;
 }
 
+/*
+ * What makes a mapping invalid whatever its domain holds, as a status and
+ * why; VIRTIO_IOMMU_S_OK when nothing does.  MAP and loading saved state
+ * share it.
+ */
+static uint8_t mapping_invalid(const VIOMMUCore *core,
+                               const VIOMMUMapping *m, const char **why)
+{
+    uint64_t align_mask = core->config.granule - 1;
+
+    if (m->virt_end < m->virt_start) {
+        *why = "virt_end below virt_start";
+        return VIRTIO_IOMMU_S_INVAL;
+    }
+    if ((m->virt_start & align_mask) || (m->phys_start & align_mask) ||
+        ((m->virt_end + 1) & align_mask)) {
+        *why = "not aligned on the granule";
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    if (!input_in_range(core, m->virt_start, m->virt_end)) {
+        *why = "outside input_range";
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    if (m->phys_start + (m->virt_end - m->virt_start) < m->phys_start) {
+        *why = "physical end past 2^64";
+        return VIRTIO_IOMMU_S_RANGE;
+    }
+    return VIRTIO_IOMMU_S_OK;
+}
+
+/* Flags of a mapping: VIRTIO_IOMMU_MAP_F_*, MMIO only with its feature */
+static bool mapping_flags_valid(const VIOMMUCore *core, uint32_t flags)
+{
+    return !(flags & ~VIRTIO_IOMMU_MAP_F_MASK) &&
+           (!(flags & VIRTIO_IOMMU_MAP_F_MMIO) ||
+            has_feature(core, VIRTIO_IOMMU_F_MMIO));
+}
+
+/* A new mapping counts from now on, and whoever watches hears of it */
+static void mapping_added(VIOMMUCore *core, const VIOMMUDomain *domain,
+                          const VIOMMUMapping *mapping)
+{
+    core->nr_mappings++;
+    if (core->ops->mapping_added) {
+        core->ops->mapping_added(core->opaque, domain, mapping);
+    }
+}
+
 static uint8_t handle_map(VIOMMUCore *core, const VIOMMURequest *req)
 {
     uint32_t domain_id = le32_to_cpu(req->map.domain);
-    uint64_t start = le64_to_cpu(req->map.virt_start);
-    uint64_t end = le64_to_cpu(req->map.virt_end);
-    uint64_t phys = le64_to_cpu(req->map.phys_start);
-    uint32_t flags = le32_to_cpu(req->map.flags);
-    uint64_t align_mask = core->config.granule - 1;
+    VIOMMUMapping m = {
+        .virt_start = le64_to_cpu(req->map.virt_start),
+        .virt_end = le64_to_cpu(req->map.virt_end),
+        .phys_start = le64_to_cpu(req->map.phys_start),
+        .flags = le32_to_cpu(req->map.flags),
+    };
     VIOMMUDomain *domain;
     VIOMMUMapping *mapping;
+    const char *why;
     uint8_t status;
 
-    if (flags & ~VIRTIO_IOMMU_MAP_F_MASK) {
-        guest_error("MAP: unknown flags 0x%" PRIx32, flags);
-        return VIRTIO_IOMMU_S_INVAL;
-    }
-    if ((flags & VIRTIO_IOMMU_MAP_F_MMIO) &&
-        !has_feature(core, VIRTIO_IOMMU_F_MMIO)) {
-        guest_error("MAP: flags 0x%" PRIx32 " has MMIO without feature MMIO",
-                    flags);
+    if (!mapping_flags_valid(core, m.flags)) {
+        guest_error("MAP: flags 0x%" PRIx32 " unknown, or MMIO without "
+                    "feature MMIO", m.flags);
         return VIRTIO_IOMMU_S_INVAL;
     }
     domain = mapping_domain(core, "MAP", domain_id, &status);
     if (!domain) {
         return status;
     }
-    if (end < start) {
-        guest_error("MAP: virt_end 0x%" PRIx64 " below virt_start 0x%" PRIx64,
-                    end, start);
-        return VIRTIO_IOMMU_S_INVAL;
-    }
-    if ((start & align_mask) || (phys & align_mask) ||
-        ((end + 1) & align_mask)) {
+    status = mapping_invalid(core, &m, &why);
+    if (status != VIRTIO_IOMMU_S_OK) {
         guest_error("MAP: [0x%" PRIx64 ", 0x%" PRIx64 "] -> 0x%" PRIx64
-                    " not aligned on granule 0x%" PRIx64,
-                    start, end, phys, core->config.granule);
-        return VIRTIO_IOMMU_S_RANGE;
+                    ": %s", m.virt_start, m.virt_end, m.phys_start, why);
+        return status;
     }
-    if (!input_in_range(core, start, end)) {
-        guest_error("MAP: [0x%" PRIx64 ", 0x%" PRIx64 "] outside input_range",
-                    start, end);
-        return VIRTIO_IOMMU_S_RANGE;
-    }
-    if (phys + (end - start) < phys) {
-        guest_error("MAP: phys_start 0x%" PRIx64 " + size wraps", phys);
-        return VIRTIO_IOMMU_S_RANGE;
-    }
-    if (find_overlap(domain, start, end)) {
+    if (find_overlap(domain, m.virt_start, m.virt_end)) {
         guest_error("MAP: [0x%" PRIx64 ", 0x%" PRIx64 "] overlaps a mapping "
-                    "of domain %" PRIu32, start, end, domain_id);
+                    "of domain %" PRIu32, m.virt_start, m.virt_end,
+                    domain_id);
         return VIRTIO_IOMMU_S_INVAL;
     }
-    if (map_overlaps_resv(core, domain, start, end)) {
+    if (map_overlaps_resv(core, domain, m.virt_start, m.virt_end)) {
         guest_error("MAP: [0x%" PRIx64 ", 0x%" PRIx64 "] overlaps a reserved "
-                    "region", start, end);
+                    "region", m.virt_start, m.virt_end);
         return VIRTIO_IOMMU_S_INVAL;
     }
     if (core->nr_mappings >= core->config.limits.max_mappings) {
@@ -446,18 +489,9 @@ static uint8_t handle_map(VIOMMUCore *core, const VIOMMURequest *req)
         return VIRTIO_IOMMU_S_NOMEM;
     }
 
-    mapping = g_new(VIOMMUMapping, 1);
-    *mapping = (VIOMMUMapping) {
-        .virt_start = start,
-        .virt_end = end,
-        .phys_start = phys,
-        .flags = flags,
-    };
+    mapping = g_memdup2(&m, sizeof(m));
     g_tree_insert(domain->mappings, mapping, mapping);
-    core->nr_mappings++;
-    if (core->ops->mapping_added) {
-        core->ops->mapping_added(core->opaque, domain, mapping);
-    }
+    mapping_added(core, domain, mapping);
     return VIRTIO_IOMMU_S_OK;
 }
 
@@ -840,4 +874,163 @@ VIOMMUCoreStats viommu_core_stats(const VIOMMUCore *core)
         .nr_mappings = core->nr_mappings,
         .nr_attached = g_hash_table_size(core->endpoints),
     };
+}
+
+/*
+ * Loading saved state.  A domain's mappings arrive in a migration stream
+ * before its endpoints, a million of them or more: they go into a tree of
+ * their own as they are read, and the domain takes the whole tree once
+ * it exists again, checked as MAP checks a mapping but without a request
+ * and a lookup per mapping.
+ */
+
+struct VIOMMUMappingSet {
+    GTree *mappings;
+    const VIOMMUMapping *last;  /* the highest so far */
+};
+
+VIOMMUMappingSet *viommu_mapping_set_new(void)
+{
+    VIOMMUMappingSet *set = g_new0(VIOMMUMappingSet, 1);
+
+    set->mappings = mappings_new();
+    return set;
+}
+
+void viommu_mapping_set_free(VIOMMUMappingSet *set)
+{
+    if (set) {
+        g_tree_destroy(set->mappings);
+        g_free(set);
+    }
+}
+
+uint64_t viommu_mapping_set_size(const VIOMMUMappingSet *set)
+{
+    return g_tree_nnodes(set->mappings);
+}
+
+/*
+ * Each mapping must lie above the one before, as a domain's tree hands
+ * them out: that alone keeps them from overlapping, with no lookup.
+ */
+bool viommu_mapping_set_add(VIOMMUMappingSet *set,
+                            const VIOMMUMapping *mapping, Error **errp)
+{
+    VIOMMUMapping *copy;
+
+    if (mapping->virt_end < mapping->virt_start ||
+        (set->last && mapping->virt_start <= set->last->virt_end)) {
+        error_setg(errp, "mapping [0x%" PRIx64 ", 0x%" PRIx64 "] is not "
+                   "above the one before it, or ends below its start",
+                   mapping->virt_start, mapping->virt_end);
+        return false;
+    }
+    copy = g_memdup2(mapping, sizeof(*mapping));
+    g_tree_insert(set->mappings, copy, copy);
+    set->last = copy;
+    return true;
+}
+
+typedef struct LoadCheck {
+    const VIOMMUCore *core;
+    const VIOMMUMapping *bad;
+    const char *why;
+} LoadCheck;
+
+static gboolean load_check_mapping(gpointer key, gpointer value,
+                                   gpointer opaque)
+{
+    LoadCheck *check = opaque;
+    const VIOMMUMapping *mapping = value;
+
+    if (!mapping_flags_valid(check->core, mapping->flags)) {
+        check->why = "flags unknown, or MMIO without feature MMIO";
+    } else {
+        mapping_invalid(check->core, mapping, &check->why);
+    }
+    check->bad = check->why ? mapping : NULL;
+    return check->bad != NULL;
+}
+
+typedef struct LoadAdded {
+    VIOMMUCore *core;
+    const VIOMMUDomain *domain;
+} LoadAdded;
+
+static gboolean load_added_mapping(gpointer key, gpointer value,
+                                   gpointer opaque)
+{
+    LoadAdded *added = opaque;
+
+    mapping_added(added->core, added->domain, value);
+    return false;
+}
+
+/* Is the set fit for @domain, as MAP would judge each of its mappings? */
+static bool load_check(const VIOMMUCore *core, const VIOMMUDomain *domain,
+                       const VIOMMUMappingSet *set, Error **errp)
+{
+    LoadCheck check = { .core = core };
+    uint64_t n = viommu_mapping_set_size(set);
+    GList *l;
+
+    if (domain->bypass) {
+        error_setg(errp, "a bypass domain has no mappings");
+        return false;
+    }
+    if (g_tree_nnodes(domain->mappings)) {
+        error_setg(errp, "the domain has mappings already");
+        return false;
+    }
+    if (n > core->config.limits.max_mappings - core->nr_mappings) {
+        error_setg(errp, "%" PRIu64 " mappings exceed max-mappings %" PRIu64,
+                   core->nr_mappings + n, core->config.limits.max_mappings);
+        return false;
+    }
+    g_tree_foreach(set->mappings, load_check_mapping, &check);
+    if (check.bad) {
+        error_setg(errp, "mapping [0x%" PRIx64 ", 0x%" PRIx64 "] -> 0x%"
+                   PRIx64 " flags 0x%" PRIx32 ": %s", check.bad->virt_start,
+                   check.bad->virt_end, check.bad->phys_start,
+                   check.bad->flags, check.why);
+        return false;
+    }
+    /* A lookup per reserved region, not one per mapping */
+    for (l = domain->endpoints; l; l = l->next) {
+        const VIOMMUEndpoint *ep = l->data;
+
+        if (mappings_conflict_with_endpoint(core, set->mappings, ep->id)) {
+            error_setg(errp, "a mapping covers a reserved region of "
+                       "endpoint 0x%" PRIx32, ep->id);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool viommu_core_load_mappings(VIOMMUCore *core, uint32_t domain_id,
+                               VIOMMUMappingSet *set, Error **errp)
+{
+    VIOMMUDomain *domain = domain_lookup(core, domain_id);
+    LoadAdded added = { .core = core, .domain = domain };
+    GTree *empty;
+
+    if (!viommu_mapping_set_size(set)) {
+        return true;
+    }
+    if (!domain) {
+        error_setg(errp, "domain %" PRIu32 " does not exist", domain_id);
+        return false;
+    }
+    if (!load_check(core, domain, set, errp)) {
+        error_prepend(errp, "domain %" PRIu32 ": ", domain_id);
+        return false;
+    }
+    empty = domain->mappings;
+    domain->mappings = set->mappings;
+    set->mappings = empty;
+    set->last = NULL;
+    g_tree_foreach(domain->mappings, load_added_mapping, &added);
+    return true;
 }

@@ -8,6 +8,7 @@
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/bswap.h"
+#include "qapi/error.h"
 #include "standard-headers/linux/virtio_iommu.h"
 #include "hw/virtio/virtio-iommu-core.h"
 
@@ -524,6 +525,176 @@ static void test_iteration(Fixture *f, gconstpointer data)
     g_assert_cmpint(mappings, ==, 1);
 }
 
+/* Loading saved state */
+
+static VIOMMUMappingSet *set_of(const VIOMMUMapping *mappings, size_t n)
+{
+    VIOMMUMappingSet *set = viommu_mapping_set_new();
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        g_assert_true(viommu_mapping_set_add(set, &mappings[i], NULL));
+    }
+    return set;
+}
+
+/* n one-page mappings from page @first on, every other page */
+static VIOMMUMappingSet *set_of_pages(uint64_t first, unsigned n)
+{
+    VIOMMUMappingSet *set = viommu_mapping_set_new();
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        VIOMMUMapping m = { P(first + 2 * i), PE(first + 2 * i), P(i),
+                            VIRTIO_IOMMU_MAP_F_READ };
+
+        g_assert_true(viommu_mapping_set_add(set, &m, NULL));
+    }
+    return set;
+}
+
+static void test_load_order(Fixture *f, gconstpointer data)
+{
+    static const VIOMMUMapping refused[] = {
+        { P(4), PE(4), 0, VIRTIO_IOMMU_MAP_F_READ },    /* the same */
+        { P(3), PE(5), 0, VIRTIO_IOMMU_MAP_F_READ },    /* over it */
+        { P(2), PE(2), 0, VIRTIO_IOMMU_MAP_F_READ },    /* below it */
+        { P(6), PE(5), 0, VIRTIO_IOMMU_MAP_F_READ },    /* end < start */
+    };
+    VIOMMUMapping first = { P(4), PE(4), 0, VIRTIO_IOMMU_MAP_F_READ };
+    VIOMMUMapping next = { P(5), PE(9), P(1), VIRTIO_IOMMU_MAP_F_WRITE };
+    VIOMMUMappingSet *set = set_of(&first, 1);
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(refused); i++) {
+        Error *err = NULL;
+
+        g_assert_false(viommu_mapping_set_add(set, &refused[i], &err));
+        g_assert_nonnull(err);
+        error_free(err);
+        g_assert_cmpuint(viommu_mapping_set_size(set), ==, 1);
+    }
+    g_assert_true(viommu_mapping_set_add(set, &next, NULL));
+    g_assert_cmpuint(viommu_mapping_set_size(set), ==, 2);
+    viommu_mapping_set_free(set);
+}
+
+static void test_load_mappings(Fixture *f, gconstpointer data)
+{
+    static const VIOMMUMapping mappings[] = {
+        { P(1), PE(1), P(7), VIRTIO_IOMMU_MAP_F_READ },
+        { P(2), PE(3), P(20), VIRTIO_IOMMU_MAP_F_READ |
+                              VIRTIO_IOMMU_MAP_F_WRITE },
+        { P(10), PE(10), MSI_START, VIRTIO_IOMMU_MAP_F_MMIO },
+    };
+    VIOMMUMappingSet *set = set_of(mappings, ARRAY_SIZE(mappings));
+    VIOMMUMappingSet *again = set_of(mappings, 1);
+    const VIOMMUMapping *m;
+    Error *err = NULL;
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpint(attach(f, 1, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_true(viommu_core_load_mappings(f->core, 1, set, NULL));
+    g_assert_cmpuint(viommu_mapping_set_size(set), ==, 0);
+    g_assert_cmpuint(nr_mappings(f), ==, 3);
+    g_assert_cmpuint(f->added, ==, 3);
+    m = lookup(f, EP_B, P(3) + 8);
+    g_assert_nonnull(m);
+    g_assert_cmphex(m->phys_start, ==, P(20));
+    g_assert_null(lookup(f, EP_A, P(4)));
+    g_assert_nonnull(lookup(f, EP_A, P(10)));
+    /* The loaded mappings are the domain's own: UNMAP takes them */
+    g_assert_cmpint(unmap(f, 1, P(2), PE(3)), ==, VIRTIO_IOMMU_S_OK);
+    g_assert_cmpuint(nr_mappings(f), ==, 2);
+
+    /* Only into a domain without mappings */
+    g_assert_false(viommu_core_load_mappings(f->core, 1, again, &err));
+    g_assert_nonnull(err);
+    error_free(err);
+    g_assert_cmpuint(viommu_mapping_set_size(again), ==, 1);
+    g_assert_cmpuint(nr_mappings(f), ==, 2);
+    g_assert_cmpint(log_lines(), ==, 0);
+    viommu_mapping_set_free(set);
+    viommu_mapping_set_free(again);
+}
+
+/* Every mapping MAP would refuse fails the whole set, and changes nothing */
+static void test_load_refused(Fixture *f, gconstpointer data)
+{
+    static const VIOMMUMapping bad[] = {
+        { P(1), PE(1), 0, VIRTIO_IOMMU_MAP_F_READ | 0x80 },
+        { P(1) + 0x800, PE(1), 0, VIRTIO_IOMMU_MAP_F_READ },
+        { P(1), PE(1) - 0x800, 0, VIRTIO_IOMMU_MAP_F_READ },
+        { P(1), PE(1), 0x800, VIRTIO_IOMMU_MAP_F_READ },
+        { 1ULL << 48, (1ULL << 48) + GRANULE - 1, 0,
+          VIRTIO_IOMMU_MAP_F_READ },
+        { P(1), PE(2), UINT64_MAX - GRANULE + 1, VIRTIO_IOMMU_MAP_F_READ },
+        { MSI_START, MSI_START + GRANULE - 1, 0, VIRTIO_IOMMU_MAP_F_WRITE },
+    };
+    VIOMMUMapping good = { P(0), PE(0), 0, VIRTIO_IOMMU_MAP_F_READ };
+    size_t i;
+
+    g_assert_cmpint(attach(f, 1, EP_A), ==, VIRTIO_IOMMU_S_OK);
+    for (i = 0; i < ARRAY_SIZE(bad); i++) {
+        VIOMMUMappingSet *set = set_of(&good, 1);
+        Error *err = NULL;
+
+        g_assert_true(viommu_mapping_set_add(set, &bad[i], NULL));
+        g_assert_false(viommu_core_load_mappings(f->core, 1, set, &err));
+        g_assert_nonnull(err);
+        g_test_message("bad[%zu]: %s", i, error_get_pretty(err));
+        error_free(err);
+        g_assert_cmpuint(viommu_mapping_set_size(set), ==, 2);
+        g_assert_cmpuint(nr_mappings(f), ==, 0);
+        g_assert_null(lookup(f, EP_A, P(0)));
+        viommu_mapping_set_free(set);
+    }
+    g_assert_cmpuint(f->added, ==, 0);
+}
+
+static void test_load_domain_checks(Fixture *f, gconstpointer data)
+{
+    VIOMMUMapping mmio = { P(0), PE(0), MSI_START, VIRTIO_IOMMU_MAP_F_MMIO };
+    VIOMMUMappingSet *set = set_of_pages(0, 4);
+    VIOMMUMappingSet *mmio_set = set_of(&mmio, 1);
+    VIOMMUMappingSet *empty = viommu_mapping_set_new();
+    unsigned i;
+
+    /* No domain, a bypass domain */
+    g_assert_false(viommu_core_load_mappings(f->core, 1, set, NULL));
+    g_assert_cmpint(attach_flags(f, 1, EP_A, VIRTIO_IOMMU_ATTACH_F_BYPASS),
+                    ==, VIRTIO_IOMMU_S_OK);
+    g_assert_false(viommu_core_load_mappings(f->core, 1, set, NULL));
+    /* Nothing to load is always fine */
+    g_assert_true(viommu_core_load_mappings(f->core, 7, empty, NULL));
+
+    /* MMIO only with its feature */
+    g_assert_cmpint(attach(f, 2, EP_B), ==, VIRTIO_IOMMU_S_OK);
+    viommu_core_set_features(f->core, ALL_FEATURES &
+                             ~(1ULL << VIRTIO_IOMMU_F_MMIO));
+    g_assert_false(viommu_core_load_mappings(f->core, 2, mmio_set, NULL));
+    viommu_core_set_features(f->core, ALL_FEATURES);
+
+    /* max-mappings (64) over all domains */
+    for (i = 0; i < 10; i++) {
+        g_assert_cmpint(map(f, 2, P(2 * i), PE(2 * i), 0), ==,
+                        VIRTIO_IOMMU_S_OK);
+    }
+    g_assert_cmpint(attach(f, 3, EP_C), ==, VIRTIO_IOMMU_S_OK);
+    viommu_mapping_set_free(set);
+    set = set_of_pages(0, 55);
+    g_assert_false(viommu_core_load_mappings(f->core, 3, set, NULL));
+    g_assert_cmpuint(nr_mappings(f), ==, 10);
+    viommu_mapping_set_free(set);
+    set = set_of_pages(0, 54);
+    g_assert_true(viommu_core_load_mappings(f->core, 3, set, NULL));
+    g_assert_cmpuint(nr_mappings(f), ==, 64);
+    g_assert_cmpint(map(f, 3, P(200), PE(200), 0), ==, VIRTIO_IOMMU_S_NOMEM);
+    viommu_mapping_set_free(set);
+    viommu_mapping_set_free(mmio_set);
+    viommu_mapping_set_free(empty);
+}
+
 #define ADD(path, fn) \
     g_test_add("/virtio-iommu-core/" path, Fixture, NULL, fixture_setup, \
                fn, fixture_teardown)
@@ -561,6 +732,10 @@ int main(int argc, char **argv)
     ADD("iteration", test_iteration);
     ADD("probe", test_probe);
     ADD("reset", test_reset);
+    ADD("load/order", test_load_order);
+    ADD("load/mappings", test_load_mappings);
+    ADD("load/refused", test_load_refused);
+    ADD("load/domain-checks", test_load_domain_checks);
     g_test_add_func("/virtio-iommu-core/block-mask", test_block_mask);
     return g_test_run();
 }

@@ -53,8 +53,9 @@ static void log_restart(void)
 {
     if (!log_path) {
         int fd = g_file_open_tmp("test-virtio-iommu-XXXXXX", &log_path,
-                                 &error_abort);
+                                 NULL);
 
+        g_assert_cmpint(fd, >=, 0);
         close(fd);
     }
     qemu_set_log_filename_flags(NULL, 0, &error_abort);

@@ -263,4 +263,22 @@ void viommu_domain_foreach_endpoint(const VIOMMUDomain *domain,
 
 VIOMMUCoreStats viommu_core_stats(const VIOMMUCore *core);
 
+/*
+ * Loading saved state: a domain's mappings, in increasing IOVA order as a
+ * domain hands them out, gathered before the domain exists again (a
+ * migration stream holds them before the endpoints).  Adding refuses a
+ * mapping that is not above the one before; viommu_core_load_mappings()
+ * then checks the whole set as MAP would check each mapping, against the
+ * domain @domain_id, which must exist and have none, and gives it the
+ * set's mappings (the set is left empty), or changes nothing.
+ */
+typedef struct VIOMMUMappingSet VIOMMUMappingSet;
+VIOMMUMappingSet *viommu_mapping_set_new(void);
+void viommu_mapping_set_free(VIOMMUMappingSet *set);
+bool viommu_mapping_set_add(VIOMMUMappingSet *set,
+                            const VIOMMUMapping *mapping, Error **errp);
+uint64_t viommu_mapping_set_size(const VIOMMUMappingSet *set);
+bool viommu_core_load_mappings(VIOMMUCore *core, uint32_t domain_id,
+                               VIOMMUMappingSet *set, Error **errp);
+
 #endif

@@ -17,6 +17,9 @@
 #include <string.h>
 #include <glib.h>
 
+/* As QEMU's qemu/typedefs.h declares it; qapi/error.h defines it */
+typedef struct Error Error;
+
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
 #endif
