@@ -5,15 +5,17 @@
  * device and ours: a GTree of domains with direct u32 keys, each holding
  * its ID, a GTree of mappings keyed by interval, a list of endpoint IDs
  * and its bypass flag; then config field bypass.  Saving builds a shadow
- * of the domains from the core; loading fills it and replays it through
- * the core's own ATTACH and MAP handlers, so an inconsistent or hostile
- * stream fails the migration instead of corrupting the state.
+ * of the domains from the core; loading fills it, replays the endpoints
+ * through the core's own ATTACH handler and hands each domain its
+ * mappings, which the core checks as MAP would: an inconsistent or
+ * hostile stream fails the migration instead of corrupting the state.
  *
  * The mappings, a million of them or more, do not go through a shadow
- * GTree: they are written straight from the core's domain trees and read
- * into a flat array per domain (viommu_mig_mappings_info), byte for byte
- * what stock QEMU's VMSTATE_GTREE_V writes and reads, without a node
- * allocation and a vmstate walk per mapping.
+ * GTree of the stream's layout: they are written straight from the core's
+ * domain trees and read straight into a tree the core adopts
+ * (viommu_mig_mappings_info), byte for byte what stock QEMU's
+ * VMSTATE_GTREE_V writes and reads, without a vmstate walk per mapping,
+ * and read while the source is still writing.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -40,12 +42,6 @@ typedef struct VIOMMUMigMapping {
     uint32_t flags;
 } VIOMMUMigMapping;
 
-/* A loaded mapping: key and value */
-typedef struct VIOMMUMigRecord {
-    VIOMMUMigInterval interval;
-    VIOMMUMigMapping mapping;
-} VIOMMUMigRecord;
-
 typedef struct VIOMMUMigEndpoint {
     uint32_t id;
     QLIST_ENTRY(VIOMMUMigEndpoint) next;
@@ -54,7 +50,7 @@ typedef struct VIOMMUMigEndpoint {
 typedef struct VIOMMUMigDomain {
     uint32_t id;
     const VIOMMUDomain *core;   /* saving: the domain whose mappings go */
-    GArray *mappings;           /* loading: VIOMMUMigRecord, stream order */
+    VIOMMUMappingSet *mappings; /* loading: what the stream holds */
     QLIST_HEAD(, VIOMMUMigEndpoint) endpoints;
     bool bypass;
 } VIOMMUMigDomain;
@@ -71,9 +67,7 @@ static void viommu_mig_domain_free(gpointer data)
     VIOMMUMigDomain *domain = data;
     VIOMMUMigEndpoint *ep, *next;
 
-    if (domain->mappings) {
-        g_array_free(domain->mappings, true);
-    }
+    viommu_mapping_set_free(domain->mappings);
     QLIST_FOREACH_SAFE(ep, &domain->endpoints, next, next) {
         g_free(ep);
     }
@@ -183,38 +177,6 @@ typedef struct VIOMMUMigRestore {
     Error **errp;
 } VIOMMUMigRestore;
 
-/* MAP the loaded mappings of r->domain, in stream order */
-static bool viommu_mig_restore_mappings(VIOMMUMigRestore *r)
-{
-    GArray *mappings = r->domain->mappings;
-    const VIOMMUMigRecord *rec;
-    guint i;
-
-    for (i = 0; mappings && i < mappings->len; i++) {
-        struct virtio_iommu_req_map req;
-        uint8_t status;
-
-        rec = &g_array_index(mappings, VIOMMUMigRecord, i);
-        req = (struct virtio_iommu_req_map) {
-            .head.type = VIRTIO_IOMMU_T_MAP,
-            .domain = cpu_to_le32(r->domain->id),
-            .virt_start = cpu_to_le64(rec->interval.virt_start),
-            .virt_end = cpu_to_le64(rec->interval.virt_end),
-            .phys_start = cpu_to_le64(rec->mapping.phys_start),
-            .flags = cpu_to_le32(rec->mapping.flags),
-        };
-        status = viommu_mig_replay(r->s, &req, sizeof(req));
-        if (status != VIRTIO_IOMMU_S_OK) {
-            error_setg(r->errp, "domain %" PRIu32 ": mapping [0x%" PRIx64
-                       ", 0x%" PRIx64 "] refused (status %u)", r->domain->id,
-                       rec->interval.virt_start, rec->interval.virt_end,
-                       status);
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool viommu_mig_restore_endpoint(VIOMMUMigRestore *r, uint32_t ep_id)
 {
     struct virtio_iommu_req_attach req = {
@@ -263,7 +225,9 @@ static gboolean viommu_mig_restore_domain(gpointer key, gpointer value,
             return true;
         }
     }
-    return !viommu_mig_restore_mappings(r);
+    return r->domain->mappings &&
+           !viommu_core_load_mappings(r->s->core, r->domain->id,
+                                      r->domain->mappings, r->errp);
 }
 
 /* Checked before the array is allocated from the stream's count */
@@ -358,6 +322,9 @@ static const VMStateDescription vmstate_viommu_mig_mapping[2] = {
     },
 };
 
+/* A mapping in the stream after its byte 1: three be64 and a be32 */
+#define VIOMMU_MIG_MAPPING_SIZE (3 * 8 + 4)
+
 /*
  * The mappings of a domain as VMSTATE_GTREE_V writes a GTree of
  * VIOMMUMigInterval keys and VIOMMUMigMapping values: a be32 count, then
@@ -368,12 +335,14 @@ static const VMStateDescription vmstate_viommu_mig_mapping[2] = {
 static bool viommu_mig_put_mapping(const VIOMMUMapping *mapping, void *opaque)
 {
     QEMUFile *f = opaque;
+    uint8_t rec[1 + VIOMMU_MIG_MAPPING_SIZE] = { true };
 
-    qemu_put_byte(f, true);
-    qemu_put_be64(f, mapping->virt_start);
-    qemu_put_be64(f, mapping->virt_end);
-    qemu_put_be64(f, mapping->phys_start);
-    qemu_put_be32(f, mapping->flags);
+    /* One copy into the stream's buffer rather than five */
+    stq_be_p(rec + 1, mapping->virt_start);
+    stq_be_p(rec + 9, mapping->virt_end);
+    stq_be_p(rec + 17, mapping->phys_start);
+    stl_be_p(rec + 25, mapping->flags);
+    qemu_put_buffer(f, rec, sizeof(rec));
     return false;
 }
 
@@ -390,34 +359,46 @@ static int viommu_mig_put_mappings(QEMUFile *f, void *pv, size_t size,
 }
 
 /*
- * As get_gtree() reads them, into domain->mappings: the count must match.
- * Whether they can be mapped is for the MAP handler to say.
+ * As get_gtree() reads them, into domain->mappings: the count must match,
+ * and each mapping lie above the one before, as the source's tree wrote
+ * them.  Whether the domain can have them is for the core to say.
  */
 static int viommu_mig_get_mappings(QEMUFile *f, void *pv, size_t size,
                                    const VMStateField *field)
 {
     VIOMMUMigDomain *domain = pv;
     uint32_t nnodes = qemu_get_be32(f), count = 0;
-    VIOMMUMigRecord rec;
+    uint8_t rec[VIOMMU_MIG_MAPPING_SIZE];
+    VIOMMUMapping mapping;
+    Error *err = NULL;
 
-    /* The count is the stream's word: memory grows with what comes */
-    domain->mappings = g_array_sized_new(false, false, sizeof(rec),
-                                         MIN(nnodes, 4096));
-    while (qemu_get_byte(f)) {
-        if (++count > nnodes) {
+    /* Memory grows with what comes, not with what the count says */
+    domain->mappings = viommu_mapping_set_new();
+    while (qemu_get_byte(f) && ++count <= nnodes) {
+        if (qemu_get_buffer(f, rec, sizeof(rec)) != sizeof(rec)) {
+            error_setg(&err, "the stream ends inside mapping %" PRIu32,
+                       count);
             break;
         }
-        rec.interval.virt_start = qemu_get_be64(f);
-        rec.interval.virt_end = qemu_get_be64(f);
-        rec.mapping.phys_start = qemu_get_be64(f);
-        rec.mapping.flags = qemu_get_be32(f);
-        g_array_append_val(domain->mappings, rec);
+        mapping.virt_start = ldq_be_p(rec);
+        mapping.virt_end = ldq_be_p(rec + 8);
+        mapping.phys_start = ldq_be_p(rec + 16);
+        mapping.flags = ldl_be_p(rec + 24);
+        if (!viommu_mapping_set_add(domain->mappings, &mapping, &err)) {
+            break;
+        }
     }
-    if (count != nnodes || qemu_file_get_error(f)) {
-        error_report("virtio-iommu: domain %" PRIu32 ": %" PRIu32
-                     " mappings announced, %s%" PRIu32 " in the stream",
-                     domain->id, nnodes, count > nnodes ? "over " : "",
-                     MIN(count, nnodes));
+    if (!err && (count != nnodes || qemu_file_get_error(f))) {
+        error_setg(&err, "%" PRIu32 " mappings announced, %s%" PRIu32
+                   " in the stream", nnodes, count > nnodes ? "over " : "",
+                   MIN(count, nnodes));
+    }
+    if (err) {
+        /* get_gtree() frees the domain, not what it holds */
+        viommu_mapping_set_free(domain->mappings);
+        domain->mappings = NULL;
+        error_reportf_err(err, "virtio-iommu: domain %" PRIu32 ": ",
+                          domain->id);
         return -EINVAL;
     }
     return 0;

@@ -413,6 +413,7 @@ static void test_migrate_bridge(void *obj, void *data, QGuestAllocator *a)
 #define SD3                     0x5a5a03u
 #define MAX_STREAM_DOMAINS      3
 #define MAX_STREAM_MAPPINGS     4
+#define STREAM_MAPPING_SIZE     28  /* after its byte 01 */
 #define FAULTS_SUBSECTION       "virtio-iommu-device/pending-faults"
 #define QEMU_VM_SECTION_FULL    0x04
 #define QEMU_VM_SUBSECTION      0x05
@@ -530,7 +531,7 @@ static void parse_stream(const GByteArray *b, StreamMap *m)
         while (rd_be(b, off++, 1)) {
             g_assert_cmpuint(d->n_mappings, <, MAX_STREAM_MAPPINGS);
             d->mapping[d->n_mappings++] = off;
-            off += 28;
+            off += STREAM_MAPPING_SIZE;
         }
         d->endpoints = off;
         while (rd_be(b, off++, 1)) {
@@ -630,6 +631,7 @@ static const StreamCase stream_cases[] = {
     { "stream cut in the domain tree", STREAM_FAILS },
     { "domain without endpoints (dropped)", STREAM_LOADS },
     { "mapping overlaps another, exit-on-error", STREAM_EXITS },
+    { "mappings out of IOVA order", STREAM_FAILS },
 };
 
 /* A destination configured so that it cannot take the source's state */
@@ -694,8 +696,12 @@ static bool corrupt_stream(GByteArray *b, const StreamMap *m, unsigned i,
         wr_be(b, ma + 16, 8, UINT64_MAX - PAGE + 1);
         break;
     case 6:
-        wr_be(b, ma, 8, mach->msi.start);
-        wr_be(b, ma + 8, 8, mach->msi.start + PAGE - 1);
+        /* The lowest mapping, so that the stream stays in IOVA order */
+        if (rd_be(b, d1->mapping[1], 8) <= mach->msi.start + PAGE - 1) {
+            return false;
+        }
+        wr_be(b, d1->mapping[0], 8, mach->msi.start);
+        wr_be(b, d1->mapping[0] + 8, 8, mach->msi.start + PAGE - 1);
         break;
     case 7:
         if (in_end == UINT64_MAX) {
@@ -753,6 +759,15 @@ static bool corrupt_stream(GByteArray *b, const StreamMap *m, unsigned i,
     case 23:
         stream_splice(b, d2->endpoints, 5, NULL, 0);
         break;
+    case 25: {
+        /* Neither overlaps: only their order is wrong */
+        uint8_t rec[STREAM_MAPPING_SIZE];
+
+        memcpy(rec, b->data + ma, sizeof(rec));
+        memmove(b->data + ma, b->data + mb, sizeof(rec));
+        memcpy(b->data + mb, rec, sizeof(rec));
+        break;
+    }
     default:
         g_assert_not_reached();
     }
