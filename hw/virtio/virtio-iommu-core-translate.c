@@ -60,7 +60,14 @@ void viommu_mapping_foreach_block(const VIOMMUMapping *mapping,
                                   VIOMMUBlockFn fn, void *opaque)
 {
     uint64_t iova = start;
+    uint64_t span = end - start;
 
+    /* Most mappings are one naturally aligned page or huge page */
+    if (!(span & (span + 1)) && !(start & span)) {
+        fn(start, span, mapping->phys_start + (start - mapping->virt_start),
+           opaque);
+        return;
+    }
     for (;;) {
         /* The block that starts at @iova: one inside [iova, end] */
         uint64_t mask = viommu_block_mask(iova, iova, end, 64);

@@ -223,7 +223,7 @@ def main():
       " timestamps); \"added\": less the same without mappings.  4: the"
       " IOMMU test device registers an IOMMU notifier on the first"
       " endpoint and asks for a replay; time until it returned, every"
-      " mapping of the domain counted, the best of five replays.  5: `system_reset` until QEMU's"
+      " mapping of the domain counted, the best of fifteen replays.  5: `system_reset` until QEMU's"
       " RESET event, every mapping live (the notifier hears them go)."
       "  6: 4-byte `pci_dma_read()`s by the first endpoint, in QEMU, through"
       " the real memory API: misses at addresses 7919 pages apart over"

@@ -13,7 +13,7 @@
  *             mappings (a miss in any cache) and at one address (a hit)
  *   replay    a notifier registered on the first endpoint, then replayed
  *             to: the vIOMMU's time until it has heard of every mapping of
- *             the domain (the best of five replays)
+ *             the domain (the best of fifteen replays)
  *   migrate   the stream saved to a file, for the size of the device's
  *             part; then a live migration to a new QEMU over a socket: the
  *             device's save and load times (QEMU's vmstate_downtime_*
@@ -73,7 +73,7 @@
 #define SCALE_DMA_HITS          1000000
 #define SCALE_DMA_PRIME         7919
 /* Replays of a domain to the same notifier: the best one counts */
-#define SCALE_REPLAYS           5
+#define SCALE_REPLAYS           15
 /* Generous: upstream's device may take long at a million mappings */
 /* The section type before the stream's own description (migration/) */
 #define QEMU_VM_VMDESCRIPTION   0x06
