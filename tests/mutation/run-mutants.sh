@@ -234,6 +234,19 @@ else
     exit 1
 fi
 
+# Every mutant, run or not, must still apply: a refactoring that moves
+# the code a mutant breaks leaves it stale even when CI runs only a few
+stale=
+for name in "${all[@]}"; do
+    patch -d "$tree" -p1 --dry-run -s -f < "${patch_of[$name]}" \
+        > /dev/null 2>&1 || stale+="$(basename "${patch_of[$name]}") "
+done
+if [ -z "$stale" ]; then
+    tap ok "all ${#all[@]} mutants apply to the copy"
+else
+    tap not-ok "mutants that no longer apply: update $stale"
+fi
+
 survived=0
 broken=0
 for name in "${selected[@]}"; do
