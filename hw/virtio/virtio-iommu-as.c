@@ -820,25 +820,23 @@ void viommu_as_free(VirtIOIOMMU *s)
     g_hash_table_destroy(s->bus_spaces);
 }
 
+/* The region every endpoint's DMA goes through when translated */
 static void viommu_mr_class_init(ObjectClass *klass, void *data)
 {
     IOMMUMemoryRegionClass *imrc = IOMMU_MEMORY_REGION_CLASS(klass);
 
-    imrc->translate = viommu_mr_translate;
     imrc->get_min_page_size = viommu_mr_get_min_page_size;
     imrc->notify_flag_changed = viommu_mr_notify_flag_changed;
     imrc->replay = viommu_mr_replay;
+    imrc->translate = viommu_mr_translate;
 }
 
-static const TypeInfo viommu_mr_info = {
-    .name = TYPE_VIRTIO_IOMMU_MEMORY_REGION,
-    .parent = TYPE_IOMMU_MEMORY_REGION,
-    .class_init = viommu_mr_class_init,
+static const TypeInfo viommu_mr_types[] = {
+    {
+        .name = TYPE_VIRTIO_IOMMU_MEMORY_REGION,
+        .parent = TYPE_IOMMU_MEMORY_REGION,
+        .class_init = viommu_mr_class_init,
+    },
 };
 
-static void viommu_mr_register_types(void)
-{
-    type_register_static(&viommu_mr_info);
-}
-
-type_init(viommu_mr_register_types)
+DEFINE_TYPES(viommu_mr_types)

@@ -144,24 +144,28 @@ static void viommu_pci_realize(VirtIOPCIProxy *vpci_dev, Error **errp)
     qdev_realize(DEVICE(&dev->vdev), BUS(&vpci_dev->bus), errp);
 }
 
+/* What the guest sees of the function: QEMU 10.0's device, unchanged */
+static void viommu_pci_class_set_identity(PCIDeviceClass *pdc)
+{
+    pdc->class_id = PCI_CLASS_OTHERS;
+    pdc->revision = VIRTIO_PCI_ABI_VERSION;
+}
+
 static void viommu_pci_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
-    VirtioPCIClass *k = VIRTIO_PCI_CLASS(klass);
-    PCIDeviceClass *pcidev_k = PCI_DEVICE_CLASS(klass);
 
-    k->realize = viommu_pci_realize;
-    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
-    device_class_set_props(dc, viommu_pci_properties);
+    viommu_pci_class_set_identity(PCI_DEVICE_CLASS(klass));
+    VIRTIO_PCI_CLASS(klass)->realize = viommu_pci_realize;
     /* The firmware tables describe the IOMMU at machine init */
     dc->hotpluggable = false;
-    pcidev_k->revision = VIRTIO_PCI_ABI_VERSION;
-    pcidev_k->class_id = PCI_CLASS_OTHERS;
+    device_class_set_props(dc, viommu_pci_properties);
     object_class_property_set_description(klass, "vectors",
         "MSI-X vectors: 0 (default) for INTx as QEMU 10.0's device, "
         "3 for one per virtqueue and one for config changes");
     object_class_property_set_description(klass, "class",
         "PCI class code (default 0x00ff, other)");
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
 }
 
 static void viommu_pci_instance_init(Object *obj)

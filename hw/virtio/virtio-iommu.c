@@ -347,6 +347,12 @@ static void viommu_fill_config(VirtIOIOMMU *s,
     };
 }
 
+/* The spec's layout: every field where the guest reads it */
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_iommu_config) != 40 ||
+                  offsetof(struct virtio_iommu_config, domain_range) != 24 ||
+                  offsetof(struct virtio_iommu_config, probe_size) != 32 ||
+                  offsetof(struct virtio_iommu_config, bypass) != 36);
+
 static void viommu_get_config(VirtIODevice *vdev, uint8_t *config)
 {
     struct virtio_iommu_config cfg;
@@ -686,63 +692,70 @@ static const Property viommu_properties[] = {
                      TYPE_PCI_BUS, PCIBus *),
 };
 
+/* What `-device virtio-iommu-pci,help` says of each property */
+static const struct {
+    const char *name;
+    const char *text;
+} viommu_prop_help[] = {
+    { "boot-bypass", "DMA of endpoints not attached to a domain bypasses "
+      "the IOMMU until the guest driver writes config field bypass" },
+    { "granule", "smallest page size of mappings: 4k, 8k, 16k, 64k or "
+      "host" },
+    { "aw-bits", "input address width in bits, 32 to 64 (input_range)" },
+    { "primary-bus", "the PCI bus whose functions are translated (set by "
+      "virtio-iommu-pci)" },
+    { "max-domains", "most domains alive at once; ATTACH past it fails "
+      "with NOMEM" },
+    { "max-domain-id", "highest domain ID (domain_range.end)" },
+    { "max-mappings", "most mappings over all domains; MAP past it fails "
+      "with NOMEM" },
+    { "stats", "live counters: requests by type and status, faults, "
+      "domains, mappings, attached endpoints" },
+    { "max-pending-faults", "fault reports kept while the guest has no "
+      "eventq buffer posted" },
+    { "migrate-pending-faults", "migrate the fault reports still waiting "
+      "for an eventq buffer; such a stream cannot be loaded by QEMU 10.0's "
+      "device" },
+};
+
 static void viommu_class_init(ObjectClass *klass, void *data)
 {
-    DeviceClass *dc = DEVICE_CLASS(klass);
     VirtioDeviceClass *vdc = VIRTIO_DEVICE_CLASS(klass);
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    size_t i;
 
-    device_class_set_props(dc, viommu_properties);
-    dc->vmsd = &vmstate_viommu;
-    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    /* The virtio device: lifecycle, config space, features, its state */
     vdc->realize = viommu_realize;
     vdc->unrealize = viommu_unrealize;
     vdc->reset = viommu_reset;
+    vdc->set_status = viommu_set_status;
     vdc->get_config = viommu_get_config;
     vdc->set_config = viommu_set_config;
     vdc->get_features = viommu_get_features;
     vdc->set_features = viommu_set_features;
-    vdc->set_status = viommu_set_status;
     vdc->vmsd = &vmstate_viommu_device;
     vdc->post_load = viommu_mig_post_load;
 
-    object_class_property_set_description(klass, "boot-bypass",
-        "DMA of endpoints not attached to a domain bypasses the IOMMU "
-        "until the guest driver writes config field bypass");
-    object_class_property_set_description(klass, "granule",
-        "smallest page size of mappings: 4k, 8k, 16k, 64k or host");
-    object_class_property_set_description(klass, "aw-bits",
-        "input address width in bits, 32 to 64 (input_range)");
-    object_class_property_set_description(klass, "primary-bus",
-        "the PCI bus whose functions are translated (set by "
-        "virtio-iommu-pci)");
-    object_class_property_set_description(klass, "max-domains",
-        "most domains alive at once; ATTACH past it fails with NOMEM");
-    object_class_property_set_description(klass, "max-domain-id",
-        "highest domain ID (domain_range.end)");
-    object_class_property_set_description(klass, "max-mappings",
-        "most mappings over all domains; MAP past it fails with NOMEM");
+    /* The qdev: its section of the stream, its properties and their help */
+    dc->vmsd = &vmstate_viommu;
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    device_class_set_props(dc, viommu_properties);
     object_class_property_add(klass, "stats", "VirtIOIOMMUStats",
                               viommu_get_stats, NULL, NULL, NULL);
-    object_class_property_set_description(klass, "stats",
-        "live counters: requests by type and status, faults, domains, "
-        "mappings, attached endpoints");
-    object_class_property_set_description(klass, "max-pending-faults",
-        "fault reports kept while the guest has no eventq buffer posted");
-    object_class_property_set_description(klass, "migrate-pending-faults",
-        "migrate the fault reports still waiting for an eventq buffer; "
-        "such a stream cannot be loaded by QEMU 10.0's device");
+    for (i = 0; i < ARRAY_SIZE(viommu_prop_help); i++) {
+        object_class_property_set_description(klass,
+                                              viommu_prop_help[i].name,
+                                              viommu_prop_help[i].text);
+    }
 }
 
-static const TypeInfo viommu_info = {
-    .name = TYPE_VIRTIO_IOMMU,
-    .parent = TYPE_VIRTIO_DEVICE,
-    .instance_size = sizeof(VirtIOIOMMU),
-    .class_init = viommu_class_init,
+static const TypeInfo viommu_types[] = {
+    {
+        .name = TYPE_VIRTIO_IOMMU,
+        .parent = TYPE_VIRTIO_DEVICE,
+        .instance_size = sizeof(VirtIOIOMMU),
+        .class_init = viommu_class_init,
+    },
 };
 
-static void viommu_register_types(void)
-{
-    type_register_static(&viommu_info);
-}
-
-type_init(viommu_register_types)
+DEFINE_TYPES(viommu_types)

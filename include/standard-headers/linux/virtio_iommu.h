@@ -73,23 +73,18 @@
 #define VIRTIO_IOMMU_FAULT_F_EXEC       (1 << 2)
 #define VIRTIO_IOMMU_FAULT_F_ADDRESS    (1 << 8)
 
-/* An inclusive range of 64-bit addresses */
-struct virtio_iommu_range_64 {
-    uint64_t start;
-    uint64_t end;
-};
-
-/* An inclusive range of domain IDs */
-struct virtio_iommu_range_32 {
-    uint32_t start;
-    uint32_t end;
-};
-
-/* Configuration space (40 bytes) */
+/*
+ * Configuration space, 40 bytes.  Both ranges are inclusive: the input
+ * addresses a mapping may use, the domain IDs a request may name.
+ */
 struct virtio_iommu_config {
     uint64_t page_size_mask;                    /* mappable page sizes */
-    struct virtio_iommu_range_64 input_range;   /* F_INPUT_RANGE */
-    struct virtio_iommu_range_32 domain_range;  /* F_DOMAIN_RANGE */
+    struct {
+        uint64_t start, end;
+    } input_range;                              /* F_INPUT_RANGE */
+    struct {
+        uint32_t start, end;
+    } domain_range;                             /* F_DOMAIN_RANGE */
     uint32_t probe_size;                        /* F_PROBE */
     uint8_t bypass;                             /* F_BYPASS_CONFIG, 0/1 */
     uint8_t reserved[3];
