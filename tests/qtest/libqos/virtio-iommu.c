@@ -694,33 +694,38 @@ static void *qviommu_pci_create(void *pci_bus, QGuestAllocator *alloc,
 
     virtio_pci_init(&d->pci_vdev, pci_bus, addr);
     g_assert_cmpuint(d->pci_vdev.vdev.device_type, ==, VIRTIO_ID_IOMMU);
-
-    d->viommu.vdev = &d->pci_vdev.vdev;
-    d->viommu.transport = &d->pci_vdev;
-    d->viommu.qts = d->pci_vdev.pdev->bus->qts;
-    d->viommu.alloc = alloc;
-
-    obj->get_driver = qviommu_pci_get_driver;
-    obj->start_hw = qviommu_pci_start_hw;
+    d->viommu = (QViommu) {
+        .vdev = &d->pci_vdev.vdev,
+        .transport = &d->pci_vdev,
+        .qts = d->pci_vdev.pdev->bus->qts,
+        .alloc = alloc,
+    };
+    /* virtio_pci_init() set the rest (free) */
     obj->destructor = qviommu_pci_destructor;
+    obj->start_hw = qviommu_pci_start_hw;
+    obj->get_driver = qviommu_pci_get_driver;
     return obj;
 }
 
+/* The interfaces a test can ask the graph for, as qviommu_pci_get_driver */
+static const char *const qviommu_pci_interfaces[] = {
+    "pci-device", "virtio", "virtio-iommu",
+};
+
 static void qviommu_register_nodes(void)
 {
-    QPCIAddress addr = {
-        .devfn = QPCI_DEVFN(QVIOMMU_PCI_SLOT, 0),
-    };
-    QOSGraphEdgeOptions opts = {
+    QOSGraphEdgeOptions on_bus = {
         .extra_device_opts = "addr=" QVIOMMU_PCI_ADDR_STR,
     };
+    QPCIAddress at = { .devfn = QPCI_DEVFN(QVIOMMU_PCI_SLOT, 0) };
+    size_t i;
 
-    add_qpci_address(&opts, &addr);
     qos_node_create_driver("virtio-iommu-pci", qviommu_pci_create);
-    qos_node_consumes("virtio-iommu-pci", "pci-bus", &opts);
-    qos_node_produces("virtio-iommu-pci", "pci-device");
-    qos_node_produces("virtio-iommu-pci", "virtio");
-    qos_node_produces("virtio-iommu-pci", "virtio-iommu");
+    add_qpci_address(&on_bus, &at);
+    qos_node_consumes("virtio-iommu-pci", "pci-bus", &on_bus);
+    for (i = 0; i < ARRAY_SIZE(qviommu_pci_interfaces); i++) {
+        qos_node_produces("virtio-iommu-pci", qviommu_pci_interfaces[i]);
+    }
 }
 
 libqos_init(qviommu_register_nodes);
