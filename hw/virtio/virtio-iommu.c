@@ -459,12 +459,22 @@ static void viommu_set_features(VirtIODevice *vdev, uint64_t features)
     viommu_core_set_features(s->core, features);
 }
 
-/* Faults queued before the driver was ready go out as soon as it is */
+/*
+ * Faults queued before the driver was ready go out at DRIVER_OK only into
+ * eventq buffers the driver posted before it (virtio's initialization
+ * order allows that).  Buffers posted later wait for the driver's next
+ * request or eventq notification: Linux up to 6.16 posts its buffers right
+ * after DRIVER_OK, without a notification, and its event handler crashes
+ * (NULL vdev->priv) if an event arrives before its probe has finished.
+ */
 static void viommu_set_status(VirtIODevice *vdev, uint8_t status)
 {
     VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
+    bool ready = !(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+                 (status & VIRTIO_CONFIG_S_DRIVER_OK);
 
-    if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && qatomic_read(&s->nr_faults)) {
+    if (ready && qatomic_read(&s->nr_faults) &&
+        !virtio_queue_empty(s->event_vq)) {
         qemu_bh_schedule(s->fault_bh);
     }
 }

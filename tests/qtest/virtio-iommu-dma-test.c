@@ -337,6 +337,68 @@ static void test_fault_queued_quiet(void *obj, void *data,
                BUF_IOVA, BUF_IOVA);
 }
 
+/*
+ * DMA while no driver owns the device (boot-bypass=off): the endpoint's
+ * first access faults with reason DOMAIN and the report waits for an
+ * eventq buffer.  Returns the endpoint's ring address.
+ */
+static uint64_t fault_without_driver(QViommu *v, Ep *ep, QGuestAllocator *a)
+{
+    uint64_t ring;
+
+    qviommu_stop(v);
+    ring = vit_ep_start_std(ep, IDENTITY, a, RW);
+    vit_ep_submit(ep, 0, ring + 0x800, 64);
+    g_usleep(QUIET_WAIT_US);
+    return ring;
+}
+
+/* Buffers posted before DRIVER_OK receive the waiting reports at once */
+static void test_fault_queued_ready(void *obj, void *data,
+                                    QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t ring = fault_without_driver(v, ep, a);
+    Faults fs;
+
+    qviommu_setup(v, qviommu_known_features(v));
+    qviommu_post_events_quietly(v, 16, 32, QVIOMMU_FILL);
+    qvirtio_set_driver_ok(v->vdev);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+}
+
+/*
+ * Buffers posted after DRIVER_OK without a notification stay untouched
+ * until the driver's next request: Linux 6.12 posts its buffers that way
+ * during its probe, and an event before the probe ends crashes it.
+ */
+static void test_fault_queued_late(void *obj, void *data, QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    uint64_t ring = fault_without_driver(v, ep, a);
+    g_autofree uint8_t *props = NULL;
+    uint8_t evt[32];
+    uint32_t size, len;
+    Faults fs;
+
+    qviommu_setup(v, qviommu_known_features(v));
+    qvirtio_set_driver_ok(v->vdev);
+    size = vit_probe_size(v);
+    props = g_malloc(size + 4);
+    qviommu_post_events_quietly(v, 16, 32, QVIOMMU_FILL);
+    CHECK(!qviommu_next_event(v, evt, sizeof(evt), &len, QUIET_WAIT_US));
+
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP2, size, props),
+                          VIRTIO_IOMMU_S_OK);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+}
+
 static void test_fault_small_buffer(void *obj, void *data,
                                     QGuestAllocator *a)
 {
@@ -1331,6 +1393,10 @@ static void register_virtio_iommu_dma_test(void)
     vit_add_test("fault-detached", test_fault_detached, NULL, NULL);
     vit_add_test("fault-queued", test_fault_queued, NULL, NULL);
     vit_add_test("fault-queued-quiet", test_fault_queued_quiet, NULL, NULL);
+    vit_add_test("fault-queued-ready", test_fault_queued_ready,
+                 "boot-bypass=off", NULL);
+    vit_add_test("fault-queued-late", test_fault_queued_late,
+                 "boot-bypass=off", NULL);
     vit_add_test("fault-small-buffer", test_fault_small_buffer, NULL, NULL);
     vit_add_test("fault-overflow", test_fault_overflow,
                  "max-pending-faults=2,boot-bypass=off", NULL);

@@ -23,10 +23,11 @@
 # ID; the addresses: the exact physical addresses of the two copies):
 #   earlydma-fault-read-logged   domain fault from EP <ep> at <addr> [R]
 #   earlydma-fault-write-logged  domain fault from EP <ep> at <addr> [W]
-# The device delivers queued faults as soon as the driver is ready: when
-# it sets DRIVER_OK, and again with its first requests (Linux posts its
-# eventq buffers without a notification).  Exactly these two lines go
-# into $expected_faults.
+# Linux posts its eventq buffers right after DRIVER_OK, without a
+# notification, so the device delivers the queued faults with the
+# driver's first requests, once its probe has finished (6.12's event
+# handler crashes on an event that comes earlier).  Exactly these two
+# lines go into $expected_faults.
 #
 # The RAM pages are anywhere in guest RAM: give the edu
 # dma_mask=0xffffffffffffffff (its default mask is 28 bits).

@@ -60,9 +60,9 @@ void qviommu_stop(QViommu *v)
     v->features = 0;
 }
 
-void qviommu_start(QViommu *v, uint64_t features)
+void qviommu_setup(QViommu *v, uint64_t features)
 {
-    qviommu_stop(v);
+    g_assert(!v->reqq && !v->evtq);
     qvirtio_set_acknowledge(v->vdev);
     qvirtio_set_driver(v->vdev);
 
@@ -76,7 +76,12 @@ void qviommu_start(QViommu *v, uint64_t features)
     v->evtq = qvirtqueue_setup(v->vdev, v->alloc, QVIOMMU_EVENTQ);
     v->evt_addr = g_new0(uint64_t, v->evtq->size);
     v->evt_len = g_new0(uint32_t, v->evtq->size);
+}
 
+void qviommu_start(QViommu *v, uint64_t features)
+{
+    qviommu_stop(v);
+    qviommu_setup(v, features);
     qvirtio_set_driver_ok(v->vdev);
 }
 

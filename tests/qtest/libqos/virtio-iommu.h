@@ -80,6 +80,13 @@ uint64_t qviommu_known_features(QViommu *v);
  */
 void qviommu_start(QViommu *v, uint64_t features);
 
+/*
+ * Bring a stopped device (qviommu_stop) up as qviommu_start does, without
+ * resetting it again and without DRIVER_OK: the caller may post eventq
+ * buffers before it sets DRIVER_OK (qvirtio_set_driver_ok(v->vdev)).
+ */
+void qviommu_setup(QViommu *v, uint64_t features);
+
 /* Reset the device and free the virtqueues */
 void qviommu_stop(QViommu *v);
 
