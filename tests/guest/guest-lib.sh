@@ -62,7 +62,8 @@ qemu_build_dir() {
 # panic settings are added) and the extra QEMU arguments (devices), under a
 # hard timeout of TIMEOUT seconds.  The console goes to LOG (and to stdout if
 # GUEST_CONSOLE=1).  Returns QEMU's exit status (124 on timeout, 125 when
-# the guest finished but did not power off).  Sets BOOT_SECONDS.
+# the guest finished but did not power off, 126 when its kernel panicked).
+# Sets BOOT_SECONDS.
 # GUEST_REBOOT=1 lets a guest reset restart the machine (no -no-reboot);
 # GUEST_DONES=N: the guest prints VIOMMU-DONE N times (once per boot) before
 # it powers off.
@@ -170,7 +171,23 @@ guest_boot() {
         rc=125
     fi
     [ "$rc" = 124 ] && echo "# killed after ${limit}s timeout" >> "$log"
+    # panic=-1 reboots a crashed kernel at once and -no-reboot then ends
+    # QEMU with status 0, as if the guest had powered off.
+    if [ "$rc" = 0 ] && guest_panic "$log" > /dev/null; then
+        echo "# the guest kernel panicked: $(guest_panic "$log")" >> "$log"
+        rc=126
+    fi
     return "$rc"
+}
+
+# guest_panic LOG: the kernel's panic line and the faulting instruction
+# (RIP / pc), if the guest kernel panicked; non-zero if it did not.
+guest_panic() {
+    local why
+    why=$(tr -d '\r' < "$1" | grep -m1 -oE 'Kernel panic - not syncing:.*') ||
+        return 1
+    echo "$why$(tr -d '\r' < "$1" |
+                grep -m1 -oE '(RIP: [0-9a-f]+:|pc : )[^ ]+' | sed 's/^/; /')"
 }
 
 # The result lines of a console log, without carriage returns.  Kernel

@@ -88,6 +88,7 @@ rc_meaning() {
     case "$1" in
         124) echo " (killed at the hard timeout)" ;;
         125) echo " (guest hung after its tests: no power-off)" ;;
+        126) echo " (the guest kernel panicked: $(guest_panic "$LOG"))" ;;
     esac
 }
 
