@@ -293,6 +293,8 @@ int viommu_mig_post_load(VirtIODevice *vdev)
         error_reportf_err(err, "virtio-iommu: cannot load state: ");
         return -EINVAL;
     }
+    /* A running driver has long finished its probe */
+    s->events_ready = vdev->status & VIRTIO_CONFIG_S_DRIVER_OK;
     if (s->nr_faults) {
         qemu_bh_schedule(s->fault_bh);
     }

@@ -98,6 +98,7 @@ static void viommu_handle_requestq(VirtIODevice *vdev, VirtQueue *vq)
      * at probe): its requests are the next sign of life, so faults that
      * wait for a buffer are tried again now.
      */
+    s->events_ready = true;
     if (qatomic_read(&s->nr_faults)) {
         qemu_bh_schedule(s->fault_bh);
     }
@@ -170,7 +171,7 @@ static void viommu_fault_deliver(void *opaque)
     VirtQueueElement *elem;
     bool pushed = false;
 
-    if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+    if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) || !s->events_ready) {
         return;
     }
     while (viommu_fault_peek(s, &rec)) {
@@ -201,7 +202,10 @@ static void viommu_fault_deliver(void *opaque)
 
 static void viommu_handle_eventq(VirtIODevice *vdev, VirtQueue *vq)
 {
-    viommu_fault_deliver(VIRTIO_IOMMU(vdev));
+    VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
+
+    s->events_ready = true;
+    viommu_fault_deliver(s);
 }
 
 /* Statistics: qom-get <device> stats */
@@ -460,22 +464,24 @@ static void viommu_set_features(VirtIODevice *vdev, uint64_t features)
 }
 
 /*
- * Faults queued before the driver was ready go out at DRIVER_OK only into
- * eventq buffers the driver posted before it (virtio's initialization
- * order allows that).  Buffers posted later wait for the driver's next
- * request or eventq notification: Linux up to 6.16 posts its buffers right
- * after DRIVER_OK, without a notification, and its event handler crashes
- * (NULL vdev->priv) if an event arrives before its probe has finished.
+ * When may fault reports go out?  At DRIVER_OK, if the driver posted
+ * eventq buffers before it (virtio's initialization order allows that).
+ * Otherwise from the driver's first request or eventq notification on:
+ * Linux up to 6.16 posts its buffers right after DRIVER_OK, without a
+ * notification, and its event handler crashes (NULL vdev->priv) on an
+ * event that arrives before its probe has finished.  Until then faults
+ * are queued, as while there is no buffer.
  */
 static void viommu_set_status(VirtIODevice *vdev, uint8_t status)
 {
     VirtIOIOMMU *s = VIRTIO_IOMMU(vdev);
-    bool ready = !(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-                 (status & VIRTIO_CONFIG_S_DRIVER_OK);
 
-    if (ready && qatomic_read(&s->nr_faults) &&
-        !virtio_queue_empty(s->event_vq)) {
-        qemu_bh_schedule(s->fault_bh);
+    if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+        (status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        s->events_ready = !virtio_queue_empty(s->event_vq);
+        if (s->events_ready && qatomic_read(&s->nr_faults)) {
+            qemu_bh_schedule(s->fault_bh);
+        }
     }
 }
 
@@ -493,6 +499,7 @@ static void viommu_reset(VirtIODevice *vdev)
         s->nr_faults = 0;
         s->spaces_stale = true;
     }
+    s->events_ready = false;
     viommu_update_spaces(s);
 }
 

@@ -399,6 +399,36 @@ static void test_fault_queued_late(void *obj, void *data, QGuestAllocator *a)
                ring, ring + PAGE - 1);
 }
 
+/*
+ * A fault that happens once such buffers are there waits for the first
+ * request too: the driver may still be in the middle of its probe.
+ */
+static void test_fault_before_request(void *obj, void *data,
+                                      QGuestAllocator *a)
+{
+    QViommu *v = obj;
+    g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
+    g_autofree uint8_t *props = NULL;
+    uint8_t evt[32];
+    uint32_t size, len;
+    uint64_t ring;
+    Faults fs;
+
+    qviommu_start(v, qviommu_known_features(v));
+    size = vit_probe_size(v);
+    props = g_malloc(size + 4);
+    qviommu_post_events_quietly(v, 16, 32, QVIOMMU_FILL);
+    ring = vit_ep_start_std(ep, IDENTITY, a, RW);
+    vit_ep_submit(ep, 0, ring + 0x800, 64);
+    CHECK(!qviommu_next_event(v, evt, sizeof(evt), &len, QUIET_WAIT_US));
+
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP2, size, props),
+                          VIRTIO_IOMMU_S_OK);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+}
+
 static void test_fault_small_buffer(void *obj, void *data,
                                     QGuestAllocator *a)
 {
@@ -1396,6 +1426,8 @@ static void register_virtio_iommu_dma_test(void)
     vit_add_test("fault-queued-ready", test_fault_queued_ready,
                  "boot-bypass=off", NULL);
     vit_add_test("fault-queued-late", test_fault_queued_late,
+                 "boot-bypass=off", NULL);
+    vit_add_test("fault-before-request", test_fault_before_request,
                  "boot-bypass=off", NULL);
     vit_add_test("fault-small-buffer", test_fault_small_buffer, NULL, NULL);
     vit_add_test("fault-overflow", test_fault_overflow,

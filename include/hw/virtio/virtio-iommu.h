@@ -80,6 +80,8 @@ struct VirtIOIOMMU {
     VirtIOIOMMUFault *faults;       /* ring of max_pending_faults */
     uint32_t fault_head;
     uint32_t nr_faults;
+    /* The driver is ready for fault reports (BQL): see viommu_set_status */
+    bool events_ready;
     VirtIOIOMMUStats stats;
     uint8_t *probe_buf;             /* probe_size bytes */
 
