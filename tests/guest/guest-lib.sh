@@ -246,7 +246,19 @@ guest_done() {
 # failures on its VIOMMU-DONE lines (one per boot; several LOGs are read
 # as one console, for a guest that moved between QEMUs): their sums must
 # be the well-formed VIOMMU-CHECK lines the host read, and the failures 0.
+# A kernel panic on any of the consoles is named in what it prints.
 guest_verdict() {
+    local out log why
+    out=$(guest_count_checks "$@") && { echo "$out"; return 0; }
+    for log in "$@"; do
+        why=$(guest_panic "$log" 2> /dev/null) &&
+            { out="$out; the guest kernel panicked: $why"; break; }
+    done
+    echo "$out"
+    return 1
+}
+
+guest_count_checks() {
     local lines dones checks=0 fails=0 seen seen_fail n m
     lines=$(cat "$@" 2>/dev/null | tr -d '\r' |
             grep -oE 'VIOMMU-(CHECK|DONE)( .*)?$' || true)
