@@ -371,6 +371,26 @@ static void test_fault_queued_ready(void *obj, void *data,
 }
 
 /*
+ * The DOMAIN fault of the endpoint's ring at @ring is not reported into
+ * the buffers just posted until the driver sends a request.
+ */
+static void fault_held_until_request(QViommu *v, uint64_t ring)
+{
+    uint32_t size = vit_probe_size(v);
+    g_autofree uint8_t *props = g_malloc(size + 4);
+    uint8_t evt[32];
+    uint32_t len;
+    Faults fs;
+
+    CHECK(!qviommu_next_event(v, evt, sizeof(evt), &len, QUIET_WAIT_US));
+    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP2, size, props),
+                          VIRTIO_IOMMU_S_OK);
+    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
+    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
+               ring, ring + PAGE - 1);
+}
+
+/*
  * Buffers posted after DRIVER_OK without a notification stay untouched
  * until the driver's next request: Linux 6.12 posts its buffers that way
  * during its probe, and an event before the probe ends crashes it.
@@ -380,23 +400,11 @@ static void test_fault_queued_late(void *obj, void *data, QGuestAllocator *a)
     QViommu *v = obj;
     g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
     uint64_t ring = fault_without_driver(v, ep, a);
-    g_autofree uint8_t *props = NULL;
-    uint8_t evt[32];
-    uint32_t size, len;
-    Faults fs;
 
     qviommu_setup(v, qviommu_known_features(v));
     qvirtio_set_driver_ok(v->vdev);
-    size = vit_probe_size(v);
-    props = g_malloc(size + 4);
     qviommu_post_events_quietly(v, 16, 32, QVIOMMU_FILL);
-    CHECK(!qviommu_next_event(v, evt, sizeof(evt), &len, QUIET_WAIT_US));
-
-    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP2, size, props),
-                          VIRTIO_IOMMU_S_OK);
-    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
-    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
-               ring, ring + PAGE - 1);
+    fault_held_until_request(v, ring);
 }
 
 /*
@@ -408,25 +416,13 @@ static void test_fault_before_request(void *obj, void *data,
 {
     QViommu *v = obj;
     g_autoptr(Ep) ep = vit_ep_open(v, EP1_SLOT);
-    g_autofree uint8_t *props = NULL;
-    uint8_t evt[32];
-    uint32_t size, len;
     uint64_t ring;
-    Faults fs;
 
     qviommu_start(v, qviommu_known_features(v));
-    size = vit_probe_size(v);
-    props = g_malloc(size + 4);
     qviommu_post_events_quietly(v, 16, 32, QVIOMMU_FILL);
     ring = vit_ep_start_std(ep, IDENTITY, a, RW);
     vit_ep_submit(ep, 0, ring + 0x800, 64);
-    CHECK(!qviommu_next_event(v, evt, sizeof(evt), &len, QUIET_WAIT_US));
-
-    QVIOMMU_EXPECT_STATUS(qviommu_probe_req(v, EP2, size, props),
-                          VIRTIO_IOMMU_S_OK);
-    vit_collect_faults(v, &fs, FAULT_WAIT_US, QUIET_WAIT_US);
-    FIND_FAULT(&fs, VIRTIO_IOMMU_FAULT_R_DOMAIN, F_READ_ADDR, EP1,
-               ring, ring + PAGE - 1);
+    fault_held_until_request(v, ring);
 }
 
 static void test_fault_small_buffer(void *obj, void *data,
