@@ -493,6 +493,12 @@ typedef struct Model {
     /* fault reports queued in the device, oldest first */
     MFault fault[MAX_PENDING_FAULTS];
     unsigned fault_head, nr_faults;
+    /*
+     * The device sends reports: the driver notified a queue since
+     * DRIVER_OK (START posts no eventq buffer before it).  Until then a
+     * driver may still be in its probe (Linux 6.12 crashes on an event).
+     */
+    bool events_ready;
     uint64_t faults_reported, faults_dropped;
     uint64_t stats_reported, stats_dropped;     /* at the last reset */
     /* the edus' DMA buffers */
@@ -1225,6 +1231,7 @@ static void model_device_reset(void)
     memset(m.map, 0, sizeof(m.map));
     m.nr_eps = m.nr_doms = m.nr_maps = 0;
     m.fault_head = m.nr_faults = 0;
+    m.events_ready = false;
 }
 
 /* Out of step with the device until the next reset */
@@ -1840,6 +1847,7 @@ static void do_req(Input *in)
 static void notify(int q)
 {
     qpci_io_writew(iommu_pdev(), fz.vpci->bar, fz.vq[q].notify, q);
+    m.events_ready = true;
 }
 
 static bool valid_status(uint8_t s)
@@ -1957,6 +1965,10 @@ static void check_event(uint32_t id, uint32_t len)
     uint32_t want = fz.evt_len[id] < sizeof(f) ? 0 : sizeof(f);
     uint32_t flags, ep;
 
+    if (fz.live && !m.events_ready) {
+        broken("eventq buffer used before the driver notified a queue "
+               "since DRIVER_OK");
+    }
     if (len != want) {
         broken("eventq buffer of %u bytes: used length %u, want %u",
                fz.evt_len[id], len, want);
@@ -2049,10 +2061,13 @@ static void check_live(void)
     }
 }
 
-/* Fault reports the model expects never wait while buffers are posted */
+/*
+ * Fault reports the model expects never wait while buffers are posted,
+ * once the device may send them
+ */
 static void check_faults_delivered(void)
 {
-    if (fz.live && m.nr_faults && fz.vq[1].in_flight) {
+    if (fz.live && m.events_ready && m.nr_faults && fz.vq[1].in_flight) {
         broken("%u fault reports pending, %u eventq buffers posted",
                m.nr_faults, fz.vq[1].in_flight);
     }
