@@ -351,11 +351,25 @@ static void viommu_fill_config(VirtIOIOMMU *s,
     };
 }
 
-/* The spec's layout: every field where the guest reads it */
+/* The spec's layouts: every field where the guest reads or writes it */
 QEMU_BUILD_BUG_ON(sizeof(struct virtio_iommu_config) != 40 ||
                   offsetof(struct virtio_iommu_config, domain_range) != 24 ||
                   offsetof(struct virtio_iommu_config, probe_size) != 32 ||
                   offsetof(struct virtio_iommu_config, bypass) != 36);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_iommu_req_attach) != 24 ||
+                  sizeof(struct virtio_iommu_req_detach) != 24 ||
+                  offsetof(struct virtio_iommu_req_map, virt_start) != 8 ||
+                  offsetof(struct virtio_iommu_req_map, flags) != 32 ||
+                  sizeof(struct virtio_iommu_req_map) != 40 ||
+                  sizeof(struct virtio_iommu_req_unmap) != 32 ||
+                  sizeof(struct virtio_iommu_probe_resv_mem) != 24 ||
+                  offsetof(struct virtio_iommu_fault, address) != 16);
+/* ... and the values of the enumerations the header counts up */
+QEMU_BUILD_BUG_ON(VIRTIO_IOMMU_T_PROBE != 5 || VIRTIO_IOMMU_S_NOMEM != 8 ||
+                  VIRTIO_IOMMU_PROBE_T_RESV_MEM != 1 ||
+                  VIRTIO_IOMMU_RESV_MEM_T_MSI != 1 ||
+                  VIRTIO_IOMMU_FAULT_R_MAPPING != 2 ||
+                  VIRTIO_IOMMU_MAP_F_MASK != 7);
 
 static void viommu_get_config(VirtIODevice *vdev, uint8_t *config)
 {

@@ -24,23 +24,32 @@
 #define VIRTIO_IOMMU_F_MMIO             5   /* VIRTIO_IOMMU_MAP_F_MMIO */
 #define VIRTIO_IOMMU_F_BYPASS_CONFIG    6   /* config bypass, ATTACH_F_BYPASS */
 
+/*
+ * Fields that hold one of a list of values are enumerations; bit numbers
+ * and bit masks are macros.
+ */
+
 /* Request head, field type */
-#define VIRTIO_IOMMU_T_ATTACH           0x01
-#define VIRTIO_IOMMU_T_DETACH           0x02
-#define VIRTIO_IOMMU_T_MAP              0x03
-#define VIRTIO_IOMMU_T_UNMAP            0x04
-#define VIRTIO_IOMMU_T_PROBE            0x05
+enum {
+    VIRTIO_IOMMU_T_ATTACH = 1,
+    VIRTIO_IOMMU_T_DETACH,
+    VIRTIO_IOMMU_T_MAP,
+    VIRTIO_IOMMU_T_UNMAP,
+    VIRTIO_IOMMU_T_PROBE,
+};
 
 /* Request tail, field status */
-#define VIRTIO_IOMMU_S_OK               0x00    /* success */
-#define VIRTIO_IOMMU_S_IOERR            0x01    /* virtio communication */
-#define VIRTIO_IOMMU_S_UNSUPP           0x02    /* unsupported request */
-#define VIRTIO_IOMMU_S_DEVERR           0x03    /* internal device error */
-#define VIRTIO_IOMMU_S_INVAL            0x04    /* invalid parameters */
-#define VIRTIO_IOMMU_S_RANGE            0x05    /* out-of-range parameters */
-#define VIRTIO_IOMMU_S_NOENT            0x06    /* entry not found */
-#define VIRTIO_IOMMU_S_FAULT            0x07    /* bad address */
-#define VIRTIO_IOMMU_S_NOMEM            0x08    /* insufficient resources */
+enum {
+    VIRTIO_IOMMU_S_OK,              /* success */
+    VIRTIO_IOMMU_S_IOERR,           /* virtio communication */
+    VIRTIO_IOMMU_S_UNSUPP,          /* unsupported request */
+    VIRTIO_IOMMU_S_DEVERR,          /* internal device error */
+    VIRTIO_IOMMU_S_INVAL,           /* invalid parameters */
+    VIRTIO_IOMMU_S_RANGE,           /* out-of-range parameters */
+    VIRTIO_IOMMU_S_NOENT,           /* entry not found */
+    VIRTIO_IOMMU_S_FAULT,           /* bad address */
+    VIRTIO_IOMMU_S_NOMEM,           /* insufficient resources */
+};
 
 /* ATTACH, field flags */
 #define VIRTIO_IOMMU_ATTACH_F_BYPASS    (1 << 0)
@@ -49,23 +58,28 @@
 #define VIRTIO_IOMMU_MAP_F_READ         (1 << 0)
 #define VIRTIO_IOMMU_MAP_F_WRITE        (1 << 1)
 #define VIRTIO_IOMMU_MAP_F_MMIO         (1 << 2)
-#define VIRTIO_IOMMU_MAP_F_MASK         (VIRTIO_IOMMU_MAP_F_READ |     \
-                                         VIRTIO_IOMMU_MAP_F_WRITE |    \
-                                         VIRTIO_IOMMU_MAP_F_MMIO)
+/* Every flag the spec defines: bits 0 to 2 */
+#define VIRTIO_IOMMU_MAP_F_MASK         ((VIRTIO_IOMMU_MAP_F_MMIO << 1) - 1)
 
 /* PROBE property header, field type (bits 0-11) */
-#define VIRTIO_IOMMU_PROBE_T_NONE       0
-#define VIRTIO_IOMMU_PROBE_T_RESV_MEM   1
+enum {
+    VIRTIO_IOMMU_PROBE_T_NONE,
+    VIRTIO_IOMMU_PROBE_T_RESV_MEM,
+};
 #define VIRTIO_IOMMU_PROBE_T_MASK       0xfff
 
 /* RESV_MEM property, field subtype */
-#define VIRTIO_IOMMU_RESV_MEM_T_RESERVED 0
-#define VIRTIO_IOMMU_RESV_MEM_T_MSI      1
+enum {
+    VIRTIO_IOMMU_RESV_MEM_T_RESERVED,
+    VIRTIO_IOMMU_RESV_MEM_T_MSI,
+};
 
 /* Fault report, field reason */
-#define VIRTIO_IOMMU_FAULT_R_UNKNOWN    0
-#define VIRTIO_IOMMU_FAULT_R_DOMAIN     1
-#define VIRTIO_IOMMU_FAULT_R_MAPPING    2
+enum {
+    VIRTIO_IOMMU_FAULT_R_UNKNOWN,
+    VIRTIO_IOMMU_FAULT_R_DOMAIN,
+    VIRTIO_IOMMU_FAULT_R_MAPPING,
+};
 
 /* Fault report, field flags */
 #define VIRTIO_IOMMU_FAULT_F_READ       (1 << 0)
@@ -90,35 +104,30 @@ struct virtio_iommu_config {
     uint8_t reserved[3];
 };
 
-/* First 4 device-readable bytes of every request */
-struct virtio_iommu_req_head {
-    uint8_t type;                               /* VIRTIO_IOMMU_T_* */
-    uint8_t reserved[3];
-};
-
-/* Last 4 device-writable bytes of every request */
-struct virtio_iommu_req_tail {
-    uint8_t status;                             /* VIRTIO_IOMMU_S_* */
-    uint8_t reserved[3];
-};
-
 /*
- * The request layouts: head, device-readable body, tail.  The readable
- * part of a request is its structure without the tail.
+ * Requests.  Each is a head (4 device-readable bytes), a body, and a tail
+ * (4 device-writable bytes); the readable part of a request is its
+ * structure without the tail.  Domain and endpoint are IDs; every address
+ * range is inclusive.  Sizes: ATTACH and DETACH 24, MAP 40, UNMAP 32.
  */
+struct virtio_iommu_req_head {
+    uint8_t type, reserved[3];                  /* type: VIRTIO_IOMMU_T_* */
+};
+
+struct virtio_iommu_req_tail {
+    uint8_t status, reserved[3];                /* status: VIRTIO_IOMMU_S_* */
+};
+
 struct virtio_iommu_req_attach {
     struct virtio_iommu_req_head head;
-    uint32_t domain;
-    uint32_t endpoint;
-    uint32_t flags;                             /* ATTACH_F_* */
+    uint32_t domain, endpoint, flags;           /* flags: ATTACH_F_* */
     uint8_t reserved[4];
     struct virtio_iommu_req_tail tail;
 };
 
 struct virtio_iommu_req_detach {
     struct virtio_iommu_req_head head;
-    uint32_t domain;
-    uint32_t endpoint;
+    uint32_t domain, endpoint;
     uint8_t reserved[8];
     struct virtio_iommu_req_tail tail;
 };
@@ -126,9 +135,7 @@ struct virtio_iommu_req_detach {
 struct virtio_iommu_req_map {
     struct virtio_iommu_req_head head;
     uint32_t domain;
-    uint64_t virt_start;
-    uint64_t virt_end;                          /* inclusive */
-    uint64_t phys_start;
+    uint64_t virt_start, virt_end, phys_start;
     uint32_t flags;                             /* MAP_F_* */
     struct virtio_iommu_req_tail tail;
 };
@@ -136,8 +143,7 @@ struct virtio_iommu_req_map {
 struct virtio_iommu_req_unmap {
     struct virtio_iommu_req_head head;
     uint32_t domain;
-    uint64_t virt_start;
-    uint64_t virt_end;                          /* inclusive */
+    uint64_t virt_start, virt_end;
     uint8_t reserved[4];
     struct virtio_iommu_req_tail tail;
 };
@@ -161,10 +167,8 @@ struct virtio_iommu_probe_property {
 
 struct virtio_iommu_probe_resv_mem {
     struct virtio_iommu_probe_property head;    /* PROBE_T_RESV_MEM */
-    uint8_t subtype;                            /* RESV_MEM_T_* */
-    uint8_t reserved[3];
-    uint64_t start;
-    uint64_t end;                               /* inclusive */
+    uint8_t subtype, reserved[3];               /* subtype: RESV_MEM_T_* */
+    uint64_t start, end;                        /* inclusive */
 };
 
 /* Written by the device into an eventq buffer */
